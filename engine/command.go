@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Verb names a command: the last token of its subject wxflow.cmd.<verb>.
+type Verb string
+
+// The commands the engine accepts.
+const (
+	VerbCreate    Verb = "create"    // shop: a new order
+	VerbAuthorize Verb = "authorize" // authorize worker: the payer's openid is known
+	VerbPrepaid   Verb = "prepaid"   // prepay worker: WeChat returned a prepay_id
+	VerbSigned    Verb = "signed"    // sign worker: front-end pay parameters built
+	VerbNotify    Verb = "notify"    // notification handler or reconciler: WeChat says paid
+	VerbRefund    Verb = "refund"    // shop or admin: refund part or all of what was paid
+	VerbRefunded  Verb = "refunded"  // refund notification or query: a refund settled
+	VerbClose     Verb = "close"     // shop, admin, expiry, close worker
+	VerbFail      Verb = "fail"      // a worker met a final error
+	VerbFlag      Verb = "flag"      // a worker or handler asks for a person's attention
+)
+
+// CommandSubjectPrefix prefixes every command subject.
+const CommandSubjectPrefix = "wxflow.cmd."
+
+// Command is a request into the engine, published on wxflow.cmd.<verb> with
+// Nats-Msg-Id = ID. ID is the idempotency key: the engine applies a command
+// id at most once, and JetStream drops a re-published id inside its
+// duplicate window. Exactly one of the payload fields matches Verb.
+type Command struct {
+	ID      string    `json:"id"`
+	Verb    Verb      `json:"verb"`
+	OrderID OrderID   `json:"order_id"`
+	At      time.Time `json:"at"`
+	// Actor says who asks: "shop", "worker:prepay", "wechat:notify",
+	// "reconciler", "admin:<name>" … It is written to the order's history.
+	Actor string `json:"actor,omitempty"`
+	// Reason is a free text kept in the history (admin actions must give one).
+	Reason string `json:"reason,omitempty"`
+	// TraceID follows a shop's request through every process.
+	TraceID string `json:"trace_id,omitempty"`
+
+	Create    *CreateOrder `json:"create,omitempty"`
+	Authorize *Authorize   `json:"authorize,omitempty"`
+	Prepaid   *PrepaidInfo `json:"prepaid,omitempty"`
+	Signed    *SignedInfo  `json:"signed,omitempty"`
+	Notify    *Payment     `json:"notify,omitempty"`
+	Refund    *RefundAsk   `json:"refund,omitempty"`
+	Refunded  *RefundDone  `json:"refunded,omitempty"`
+	Close     *CloseAsk    `json:"close,omitempty"`
+	Fail      *Failure     `json:"fail,omitempty"`
+	Flag      *FlagInfo    `json:"flag,omitempty"`
+}
+
+// Subject is where the command is published.
+func (c Command) Subject() string { return CommandSubjectPrefix + string(c.Verb) }
+
+// CreateOrder is the payload of VerbCreate. Exactly one of OpenID, OAuthCode
+// and LoginCode is set. RequestHash fingerprints the shop's request so that a
+// reused idempotency key or out_trade_no with other content is refused.
+type CreateOrder struct {
+	Merchant    string    `json:"merchant"`
+	OutTradeNo  string    `json:"out_trade_no"`
+	Description string    `json:"description"`
+	AmountFen   int64     `json:"amount_fen"`
+	PayAPI      PayAPI    `json:"pay_api"`
+	Client      Client    `json:"client"`
+	OpenID      string    `json:"openid,omitempty"`
+	OAuthCode   string    `json:"oauth_code,omitempty"`
+	LoginCode   string    `json:"login_code,omitempty"`
+	ClientIP    string    `json:"client_ip,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	RequestHash string    `json:"request_hash,omitempty"`
+}
+
+// Authorize is the payload of VerbAuthorize.
+type Authorize struct {
+	OpenID string `json:"openid"`
+}
+
+// PrepaidInfo is the payload of VerbPrepaid.
+type PrepaidInfo struct {
+	PrepayID string `json:"prepay_id"`
+}
+
+// SignedInfo is the payload of VerbSigned: the front-end parameter object.
+type SignedInfo struct {
+	PayParams json.RawMessage `json:"pay_params"`
+}
+
+// Payment sources: how wxflow learnt that WeChat took the money.
+const (
+	SourceNotification = "notification" // a verified WeChat notification
+	SourceQuery        = "query"        // an order query answered SUCCESS
+)
+
+// Payment is the payload of VerbNotify: what WeChat said about the payment.
+// The engine checks AmountFen against the order before marking it paid.
+type Payment struct {
+	TransactionID string    `json:"transaction_id"`
+	AmountFen     int64     `json:"amount_fen"`
+	OpenID        string    `json:"openid,omitempty"`
+	PaidAt        time.Time `json:"paid_at"`
+	// Source is SourceNotification or SourceQuery; nothing else may mark an
+	// order paid (the front end's "ok" never does).
+	Source string `json:"source"`
+}
+
+// RefundAsk is the payload of VerbRefund. OutRefundNo is the refund's
+// idempotency key at WeChat; the API derives it from the shop's request.
+type RefundAsk struct {
+	OutRefundNo string `json:"out_refund_no"`
+	AmountFen   int64  `json:"amount_fen"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// RefundDone is the payload of VerbRefunded: WeChat's final word on a refund.
+type RefundDone struct {
+	OutRefundNo string `json:"out_refund_no"`
+	RefundID    string `json:"refund_id,omitempty"`
+	// Succeeded is false when WeChat closed the refund (REFUNDCLOSE / CLOSED).
+	Succeeded bool   `json:"succeeded"`
+	Source    string `json:"source"`
+}
+
+// CloseAsk is the payload of VerbClose. An order that may already have been
+// offered to the payer (it has a prepay_id) is closed only once WeChat has
+// confirmed: the first close emits EventCloseRequested for the close worker,
+// which calls closeorder and sends Confirmed=true.
+type CloseAsk struct {
+	Confirmed bool `json:"confirmed"`
+}
+
+// Failure is the payload of VerbFail: a final error, with WeChat's code.
+type Failure struct {
+	Step    string `json:"step"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// FlagInfo is the payload of VerbFlag.
+type FlagInfo struct {
+	Reason string `json:"reason"`
+}

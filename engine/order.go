@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// OrderID is wxflow's own id of an order. It is safe as a NATS subject token
+// (letters, digits, '_' and '-' only), since events are published on
+// wxflow.evt.<type>.<order_id>.
+type OrderID string
+
+// State is where an order is in its lifecycle (see fsm.go for the moves).
+type State string
+
+// The order states of DESIGN.md.
+const (
+	Created    State = "created"
+	Authorized State = "authorized"
+	Prepaid    State = "prepaid"
+	Signed     State = "signed"
+	Notified   State = "notified" // paid: a verified notification or an order query said so
+	Refunding  State = "refunding"
+	Refunded   State = "refunded" // at least one refund settled; more may follow while money remains
+	Closed     State = "closed"
+	Failed     State = "failed"
+)
+
+// AllStates lists every state in lifecycle order, for tables and metrics.
+var AllStates = []State{Created, Authorized, Prepaid, Signed, Notified, Refunding, Refunded, Closed, Failed}
+
+// Waiting reports whether the order waits for something to happen (a worker,
+// WeChat or the payer). Orders in other states rest: nothing is pending.
+func (s State) Waiting() bool {
+	switch s {
+	case Created, Authorized, Prepaid, Signed, Refunding:
+		return true
+	}
+	return false
+}
+
+// PayAPI selects the WeChat Pay API generation used for one order.
+type PayAPI string
+
+// The two WeChat Pay API generations.
+const (
+	PayV2 PayAPI = "v2" // XML, MD5 / HMAC-SHA256
+	PayV3 PayAPI = "v3" // JSON, RSA
+)
+
+// Client is the front end that will ask the payer to pay; it decides the
+// shape of the pay parameters (REFERENCE 4.4).
+type Client string
+
+// The front ends wxflow signs for.
+const (
+	ClientJSAPI       Client = "jsapi"       // Official Account page: WeixinJSBridge or wx.chooseWXPay
+	ClientMiniProgram Client = "miniprogram" // wx.requestPayment
+)
+
+// Order is one payment order as the store keeps it and as events carry it.
+// It holds no secret: it is published on NATS with every event.
+type Order struct {
+	ID          OrderID `json:"id" db:"id"`
+	Merchant    string  `json:"merchant" db:"merchant"`
+	OutTradeNo  string  `json:"out_trade_no" db:"out_trade_no"`
+	Description string  `json:"description" db:"description"`
+	// AmountFen is the amount to pay, in fen (1/100 CNY).
+	AmountFen int64  `json:"amount_fen" db:"amount_fen"`
+	PayAPI    PayAPI `json:"pay_api" db:"pay_api"`
+	Client    Client `json:"client" db:"client"`
+	// OpenID is the payer under the merchant's AppID, once known.
+	OpenID string `json:"openid,omitempty" db:"openid"`
+	// OAuthCode or LoginCode is what the shop gave instead of an openid: a
+	// single-use code the authorize worker exchanges once.
+	OAuthCode string `json:"oauth_code,omitempty" db:"oauth_code"`
+	LoginCode string `json:"login_code,omitempty" db:"login_code"`
+	// ClientIP is the payer's IP (spbill_create_ip / payer_client_ip).
+	ClientIP string `json:"client_ip,omitempty" db:"client_ip"`
+	State    State  `json:"state" db:"state"`
+	PrepayID string `json:"prepay_id,omitempty" db:"prepay_id"`
+	// PayParams is the signed front-end parameter object (JSON), once signed.
+	PayParams     json.RawMessage `json:"pay_params,omitempty" db:"pay_params"`
+	TransactionID string          `json:"transaction_id,omitempty" db:"transaction_id"`
+	PaidFen       int64           `json:"paid_fen" db:"paid_fen"`
+	RefundedFen   int64           `json:"refunded_fen" db:"refunded_fen"`
+	// ExpiresAt is when an unpaid order is closed.
+	ExpiresAt time.Time `json:"expires_at" db:"expires_at"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
+	// Version counts applied transitions; it is the per-order event sequence.
+	Version int64 `json:"version" db:"version"`
+	// Flag is set when the order needs a person: dead-lettered message,
+	// amount mismatch, payment after close… Empty when all is well.
+	Flag       string `json:"flag,omitempty" db:"flag"`
+	FailCode   string `json:"fail_code,omitempty" db:"fail_code"`
+	FailReason string `json:"fail_reason,omitempty" db:"fail_reason"`
+}
+
+// RefundState is where one refund is.
+type RefundState string
+
+// The refund states.
+const (
+	RefundPending   RefundState = "pending"   // asked; WeChat accepted or will be asked
+	RefundSucceeded RefundState = "succeeded" // WeChat says SUCCESS
+	RefundFailed    RefundState = "failed"    // WeChat says CLOSED / refused for good
+)
+
+// Refund is one refund of an order, identified by its out_refund_no, which is
+// reused on every retry so WeChat never refunds twice.
+type Refund struct {
+	OutRefundNo string      `json:"out_refund_no" db:"out_refund_no"`
+	OrderID     OrderID     `json:"order_id" db:"order_id"`
+	AmountFen   int64       `json:"amount_fen" db:"amount_fen"`
+	Reason      string      `json:"reason,omitempty" db:"reason"`
+	State       RefundState `json:"state" db:"state"`
+	RefundID    string      `json:"refund_id,omitempty" db:"refund_id"`
+	CreatedAt   time.Time   `json:"created_at" db:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at" db:"updated_at"`
+}
