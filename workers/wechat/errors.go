@@ -19,6 +19,8 @@ var (
 	ErrStale = errors.New("wechat: timestamp outside the allowed window")
 	// ErrDecrypt: an encrypted resource (v3 resource, v2 req_info) did not decrypt.
 	ErrDecrypt = errors.New("wechat: decryption failed")
+	// ErrForeign: a genuine-looking message names another appid or mch_id.
+	ErrForeign = errors.New("wechat: message for another appid or merchant")
 
 	// ErrOrderPaid: WeChat says the order is already paid (ORDERPAID).
 	ErrOrderPaid = errors.New("wechat: order already paid")

@@ -1,0 +1,149 @@
+package v2
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat"
+)
+
+// Config configures a v2 [Client].
+type Config struct {
+	// BaseURL stands for https://api.mch.weixin.qq.com (or the simulator).
+	BaseURL string
+	// Merchant holds the API key and, for refunds, the client certificate.
+	Merchant *wechat.Merchant
+	// HTTPClient makes every call but refunds; a client with a 10 s timeout when nil.
+	HTTPClient *http.Client
+	// SignType signs requests; MD5 when empty.
+	SignType SignType
+	// RootCAs are the roots the mutual-TLS refund client trusts; the system's when nil.
+	RootCAs *x509.CertPool
+}
+
+// Client calls WeChat Pay API v2 for one merchant. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	http    *http.Client
+	tlsHTTP *http.Client // with the merchant client certificate, for /secapi/
+}
+
+// NewClient checks cfg and builds the two HTTP clients v2 needs.
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" || cfg.Merchant == nil {
+		return nil, errors.New("v2: BaseURL and Merchant are required")
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.SignType == "" {
+		cfg.SignType = SignMD5
+	}
+	c := &Client{cfg: cfg, http: cfg.HTTPClient}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Merchant.Certificate != nil {
+		c.tlsHTTP = &http.Client{
+			Timeout: c.http.Timeout,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{
+				RootCAs:      cfg.RootCAs,
+				Certificates: []tls.Certificate{*cfg.Merchant.Certificate},
+				MinVersion:   tls.VersionTLS12,
+			}},
+		}
+	}
+	return c, nil
+}
+
+// call signs params, posts them to path and returns the verified response
+// fields. return_code=FAIL and result_code=FAIL become *wechat.Error.
+func (c *Client) call(ctx context.Context, path string, params map[string]string, mutualTLS bool) (map[string]string, error) {
+	m := c.cfg.Merchant
+	params["appid"] = m.AppID
+	params["mch_id"] = m.MchID
+	params["nonce_str"] = NonceStr()
+	if c.cfg.SignType != SignMD5 {
+		params["sign_type"] = string(c.cfg.SignType)
+	}
+	params["sign"] = Sign(params, string(m.APIKey), c.cfg.SignType)
+	api := strings.TrimPrefix(path, "/")
+	hc := c.http
+	if mutualTLS {
+		if c.tlsHTTP == nil {
+			return nil, &wechat.Error{API: api, Message: "merchant client certificate not configured"}
+		}
+		hc = c.tlsHTTP
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+path, bytes.NewReader(EncodeXML(params)))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, &wechat.Error{API: api, Retryable: ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded), Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxXMLBytes+1))
+	if err != nil {
+		return nil, &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true, Err: err}
+	}
+	if resp.StatusCode >= 500 {
+		return nil, &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Message: string(bytes.TrimSpace(body))}
+	}
+	out, err := ParseXML(body)
+	if err != nil {
+		return nil, &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Err: err}
+	}
+	if out["return_code"] != "SUCCESS" {
+		return nil, &wechat.Error{API: api, Code: "FAIL", Message: out["return_msg"]}
+	}
+	if err := Verify(out, string(m.APIKey)); err != nil {
+		return nil, &wechat.Error{API: api, Code: "SIGNERROR", Message: "response signature", Err: err}
+	}
+	if out["appid"] != "" && out["appid"] != m.AppID || out["mch_id"] != "" && out["mch_id"] != m.MchID {
+		return nil, &wechat.Error{API: api, Code: "FOREIGN", Message: "response for another appid or mch_id", Err: wechat.ErrSignature}
+	}
+	if out["result_code"] == "FAIL" {
+		code := out["err_code"]
+		return nil, &wechat.Error{API: api, Code: code, Message: out["err_code_des"], Retryable: retryableCode(code)}
+	}
+	return out, nil
+}
+
+// retryableCode says which v2 err_code values are worth the same call again (REFERENCE 4.11).
+func retryableCode(code string) bool {
+	switch code {
+	case "SYSTEMERROR", "BIZERR_NEED_RETRY", "INVALID_REQ_TOO_MUCH", "FREQUENCY_LIMITED", "USERPAYING":
+		return true
+	}
+	return false
+}
+
+// beijing is WeChat's clock for yyyyMMddHHmmss times.
+var beijing = time.FixedZone("CST", 8*3600)
+
+// FormatTime writes t as WeChat v2 does: yyyyMMddHHmmss, Beijing time.
+func FormatTime(t time.Time) string { return t.In(beijing).Format("20060102150405") }
+
+// ParseTime reads a v2 yyyyMMddHHmmss time (Beijing time).
+func ParseTime(s string) (time.Time, error) { return time.ParseInLocation("20060102150405", s, beijing) }
+
+// parseFen reads an amount in fen; errors wrap wechat.ErrMalformed.
+func parseFen(field, s string) (int64, error) {
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: %s=%q is not an amount in fen", wechat.ErrMalformed, field, s)
+	}
+	return n, nil
+}
