@@ -1,0 +1,269 @@
+package v3
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat"
+)
+
+// Config configures a v3 [Client].
+type Config struct {
+	// BaseURL stands for https://api.mch.weixin.qq.com (or the simulator).
+	BaseURL string
+	// Merchant holds the private key, its serial, the APIv3 key and the WeChat Pay public key.
+	Merchant *wechat.Merchant
+	// HTTPClient makes the calls; one with a 10 s timeout when nil.
+	HTTPClient *http.Client
+	// Now is the clock for signatures and freshness checks; time.Now when nil.
+	Now func() time.Time
+}
+
+// Client calls WeChat Pay API v3 for one merchant. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	http *http.Client
+}
+
+// NewClient checks cfg.
+func NewClient(cfg Config) (*Client, error) {
+	m := cfg.Merchant
+	if cfg.BaseURL == "" || m == nil || m.PrivateKey == nil || m.WechatPayPublicKey == nil || m.SerialNo == "" {
+		return nil, errors.New("v3: BaseURL and a Merchant with private key, serial and WeChat Pay public key are required")
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Client{cfg: cfg, http: hc}, nil
+}
+
+// errorBody is WeChat's v3 error answer.
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// do signs and sends a request, verifies the response's signature, and
+// decodes a 2xx body into out (when not nil).
+func (c *Client) do(ctx context.Context, method, pathAndQuery string, in, out any) error {
+	api := strings.TrimPrefix(strings.SplitN(pathAndQuery, "?", 2)[0], "/")
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	m := c.cfg.Merchant
+	nonce := NonceStr()
+	ts := c.cfg.Now().Unix()
+	sig, err := SignMessage(m.PrivateKey, RequestMessage(method, pathAndQuery, ts, nonce, body))
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.BaseURL+pathAndQuery, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", AuthorizationHeader(m.MchID, m.SerialNo, nonce, ts, sig))
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "wxflow")
+	req.Header.Set("Wechatpay-Serial", m.WechatPayPublicKeyID)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return &wechat.Error{API: api, Retryable: ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded), Err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true, Err: err}
+	}
+	if resp.StatusCode >= 300 {
+		var eb errorBody
+		_ = json.Unmarshal(raw, &eb)
+		retry := resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests ||
+			eb.Code == "SYSTEM_ERROR" || eb.Code == "FREQUENCY_LIMITED" || eb.Code == "BANK_ERROR"
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Code: eb.Code, Message: eb.Message, Retryable: retry}
+	}
+	if err := c.verify(resp.Header, raw); err != nil {
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Code: "SIGN_ERROR", Message: "response signature", Err: err}
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("%w: %w", wechat.ErrMalformed, err)}
+		}
+	}
+	return nil
+}
+
+// verify checks WeChat's signature headers with the WeChat Pay public key;
+// an unknown serial is refused.
+func (c *Client) verify(h http.Header, body []byte) error {
+	if serial := h.Get("Wechatpay-Serial"); serial != c.cfg.Merchant.WechatPayPublicKeyID {
+		return fmt.Errorf("%w: unknown Wechatpay-Serial %q", wechat.ErrSignature, serial)
+	}
+	return VerifyResponse(c.cfg.Merchant.WechatPayPublicKey, h, body, c.cfg.Now())
+}
+
+// Amount is a v3 amount in fen.
+type Amount struct {
+	Total       int64  `json:"total"`
+	PayerTotal  int64  `json:"payer_total,omitempty"`
+	Currency    string `json:"currency,omitempty"`
+	Refund      int64  `json:"refund,omitempty"`
+	PayerRefund int64  `json:"payer_refund,omitempty"`
+}
+
+// Payer identifies who pays.
+type Payer struct {
+	OpenID string `json:"openid"`
+}
+
+// PrepayRequest is a JSAPI / mini-program prepay (REFERENCE 5.4).
+type PrepayRequest struct {
+	Description string
+	OutTradeNo  string
+	TotalFen    int64
+	OpenID      string
+	NotifyURL   string
+	ClientIP    string
+	Attach      string
+	TimeExpire  time.Time
+}
+
+type prepayBody struct {
+	AppID       string `json:"appid"`
+	MchID       string `json:"mchid"`
+	Description string `json:"description"`
+	OutTradeNo  string `json:"out_trade_no"`
+	TimeExpire  string `json:"time_expire,omitempty"`
+	Attach      string `json:"attach,omitempty"`
+	NotifyURL   string `json:"notify_url"`
+	Amount      Amount `json:"amount"`
+	Payer       *Payer `json:"payer,omitempty"`
+	SceneInfo   *struct {
+		PayerClientIP string `json:"payer_client_ip"`
+	} `json:"scene_info,omitempty"`
+}
+
+func (c *Client) prepayBody(r PrepayRequest, withPayer bool) prepayBody {
+	b := prepayBody{AppID: c.cfg.Merchant.AppID, MchID: c.cfg.Merchant.MchID, Description: r.Description,
+		OutTradeNo: r.OutTradeNo, Attach: r.Attach, NotifyURL: r.NotifyURL, Amount: Amount{Total: r.TotalFen, Currency: "CNY"}}
+	if !r.TimeExpire.IsZero() {
+		b.TimeExpire = r.TimeExpire.Format(time.RFC3339)
+	}
+	if withPayer {
+		b.Payer = &Payer{OpenID: r.OpenID}
+	}
+	if r.ClientIP != "" {
+		b.SceneInfo = &struct {
+			PayerClientIP string `json:"payer_client_ip"`
+		}{r.ClientIP}
+	}
+	return b
+}
+
+// PrepayJSAPI asks for a prepay_id for JSAPI and mini-program payments;
+// repeating it with the same parameters returns the same prepay_id.
+func (c *Client) PrepayJSAPI(ctx context.Context, r PrepayRequest) (string, error) {
+	var out struct {
+		PrepayID string `json:"prepay_id"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v3/pay/transactions/jsapi", c.prepayBody(r, true), &out); err != nil {
+		return "", err
+	}
+	return out.PrepayID, nil
+}
+
+// PrepayNative asks for a code_url to show as a QR code.
+func (c *Client) PrepayNative(ctx context.Context, r PrepayRequest) (string, error) {
+	var out struct {
+		CodeURL string `json:"code_url"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v3/pay/transactions/native", c.prepayBody(r, false), &out); err != nil {
+		return "", err
+	}
+	return out.CodeURL, nil
+}
+
+// Transaction is a payment as WeChat reports it (query and notification).
+type Transaction struct {
+	AppID          string `json:"appid"`
+	MchID          string `json:"mchid"`
+	OutTradeNo     string `json:"out_trade_no"`
+	TransactionID  string `json:"transaction_id"`
+	TradeType      string `json:"trade_type"`
+	TradeState     string `json:"trade_state"`
+	TradeStateDesc string `json:"trade_state_desc"`
+	SuccessTime    string `json:"success_time"`
+	Attach         string `json:"attach"`
+	Payer          Payer  `json:"payer"`
+	Amount         Amount `json:"amount"`
+}
+
+// QueryByOutTradeNo asks for a payment's state.
+func (c *Client) QueryByOutTradeNo(ctx context.Context, outTradeNo string) (Transaction, error) {
+	var t Transaction
+	err := c.do(ctx, http.MethodGet, "/v3/pay/transactions/out-trade-no/"+url.PathEscape(outTradeNo)+"?mchid="+url.QueryEscape(c.cfg.Merchant.MchID), nil, &t)
+	return t, err
+}
+
+// Close closes an unpaid order (204).
+func (c *Client) Close(ctx context.Context, outTradeNo string) error {
+	return c.do(ctx, http.MethodPost, "/v3/pay/transactions/out-trade-no/"+url.PathEscape(outTradeNo)+"/close",
+		map[string]string{"mchid": c.cfg.Merchant.MchID}, nil)
+}
+
+// RefundRequest is a domestic refund (REFERENCE 5.6); OutRefundNo is reused on every retry.
+type RefundRequest struct {
+	OutTradeNo  string
+	OutRefundNo string
+	TotalFen    int64
+	RefundFen   int64
+	Reason      string
+	NotifyURL   string
+}
+
+// Refund is a refund as WeChat reports it.
+type Refund struct {
+	RefundID      string `json:"refund_id"`
+	OutRefundNo   string `json:"out_refund_no"`
+	TransactionID string `json:"transaction_id"`
+	OutTradeNo    string `json:"out_trade_no"`
+	Status        string `json:"status"` // SUCCESS, CLOSED, PROCESSING, ABNORMAL
+	Amount        Amount `json:"amount"`
+}
+
+// Refund asks for a refund; the answer is usually PROCESSING.
+func (c *Client) Refund(ctx context.Context, r RefundRequest) (Refund, error) {
+	body := map[string]any{
+		"out_trade_no": r.OutTradeNo, "out_refund_no": r.OutRefundNo, "reason": r.Reason, "notify_url": r.NotifyURL,
+		"amount": Amount{Refund: r.RefundFen, Total: r.TotalFen, Currency: "CNY"},
+	}
+	var out Refund
+	err := c.do(ctx, http.MethodPost, "/v3/refund/domestic/refunds", body, &out)
+	return out, err
+}
+
+// QueryRefund asks for a refund's state by out_refund_no.
+func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (Refund, error) {
+	var out Refund
+	err := c.do(ctx, http.MethodGet, "/v3/refund/domestic/refunds/"+url.PathEscape(outRefundNo), nil, &out)
+	return out, err
+}

@@ -1,0 +1,93 @@
+package v3
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/wxflow/wxflow/workers/wechat"
+)
+
+// Notification is the envelope of a v3 notification (REFERENCE 5.7).
+type Notification struct {
+	ID           string   `json:"id"`
+	CreateTime   string   `json:"create_time"`
+	EventType    string   `json:"event_type"`
+	ResourceType string   `json:"resource_type"`
+	Summary      string   `json:"summary"`
+	Resource     Resource `json:"resource"`
+}
+
+// ParseNotify verifies a notification over its raw body (serial, timestamp,
+// signature), then decrypts its resource.
+func (c *Client) ParseNotify(header http.Header, body []byte) (Notification, []byte, error) {
+	if err := c.verify(header, body); err != nil {
+		return Notification{}, nil, err
+	}
+	var n Notification
+	if err := json.Unmarshal(body, &n); err != nil {
+		return Notification{}, nil, fmt.Errorf("%w: %w", wechat.ErrMalformed, err)
+	}
+	plain, err := DecryptResource(string(c.cfg.Merchant.APIv3Key), n.Resource)
+	if err != nil {
+		return Notification{}, nil, err
+	}
+	return n, plain, nil
+}
+
+// ParsePaymentNotify parses a TRANSACTION.SUCCESS notification and checks
+// that it is for this merchant and app. The caller checks the amount.
+func (c *Client) ParsePaymentNotify(header http.Header, body []byte) (Transaction, error) {
+	n, plain, err := c.ParseNotify(header, body)
+	if err != nil {
+		return Transaction{}, err
+	}
+	if n.Resource.OriginalType != "transaction" {
+		return Transaction{}, fmt.Errorf("%w: original_type %q", wechat.ErrMalformed, n.Resource.OriginalType)
+	}
+	var t Transaction
+	if err := json.Unmarshal(plain, &t); err != nil {
+		return Transaction{}, fmt.Errorf("%w: %w", wechat.ErrMalformed, err)
+	}
+	if t.MchID != c.cfg.Merchant.MchID || t.AppID != c.cfg.Merchant.AppID {
+		return Transaction{}, fmt.Errorf("%w: transaction for appid %q mchid %q", wechat.ErrForeign, t.AppID, t.MchID)
+	}
+	if t.OutTradeNo == "" || t.TransactionID == "" {
+		return Transaction{}, fmt.Errorf("%w: out_trade_no or transaction_id missing", wechat.ErrMalformed)
+	}
+	return t, nil
+}
+
+// RefundNotification is the decrypted resource of a REFUND.* notification.
+type RefundNotification struct {
+	MchID         string `json:"mchid"`
+	OutTradeNo    string `json:"out_trade_no"`
+	TransactionID string `json:"transaction_id"`
+	OutRefundNo   string `json:"out_refund_no"`
+	RefundID      string `json:"refund_id"`
+	RefundStatus  string `json:"refund_status"` // SUCCESS, CLOSED, ABNORMAL
+	SuccessTime   string `json:"success_time"`
+	Amount        Amount `json:"amount"`
+}
+
+// ParseRefundNotify parses a REFUND.* notification for this merchant.
+func (c *Client) ParseRefundNotify(header http.Header, body []byte) (RefundNotification, error) {
+	n, plain, err := c.ParseNotify(header, body)
+	if err != nil {
+		return RefundNotification{}, err
+	}
+	if n.Resource.OriginalType != "refund" {
+		return RefundNotification{}, fmt.Errorf("%w: original_type %q", wechat.ErrMalformed, n.Resource.OriginalType)
+	}
+	var r RefundNotification
+	if err := json.Unmarshal(plain, &r); err != nil {
+		return RefundNotification{}, fmt.Errorf("%w: %w", wechat.ErrMalformed, err)
+	}
+	if r.MchID != c.cfg.Merchant.MchID {
+		return RefundNotification{}, fmt.Errorf("%w: refund for mchid %q", wechat.ErrForeign, r.MchID)
+	}
+	if r.OutRefundNo == "" || r.RefundStatus == "" {
+		return RefundNotification{}, fmt.Errorf("%w: out_refund_no or refund_status missing", wechat.ErrMalformed)
+	}
+	return r, nil
+}
