@@ -1,0 +1,117 @@
+package mp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat"
+)
+
+// Config configures a [Client].
+type Config struct {
+	// BaseURL stands for https://api.weixin.qq.com (or the simulator).
+	BaseURL   string
+	AppID     string
+	AppSecret wechat.Secret
+	// HTTPClient makes the calls; one with a 10 s timeout when nil.
+	HTTPClient *http.Client
+}
+
+// Client calls the platform APIs of one app. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	http *http.Client
+}
+
+// NewClient checks cfg.
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" || cfg.AppID == "" || cfg.AppSecret == "" {
+		return nil, errors.New("mp: BaseURL, AppID and AppSecret are required")
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Client{cfg: cfg, http: hc}, nil
+}
+
+// apiError is the platform's error shape.
+type apiError struct {
+	ErrCode int    `json:"errcode"`
+	ErrMsg  string `json:"errmsg"`
+}
+
+// get calls path with query and decodes the answer into out after checking errcode.
+func (c *Client) get(ctx context.Context, path string, query url.Values, out any) error {
+	api := strings.TrimPrefix(path, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+path+"?"+query.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return &wechat.Error{API: api, Retryable: ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded), Err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode >= 500 {
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true, Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode}
+	}
+	var e apiError
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("%w: %w", wechat.ErrMalformed, err)}
+	}
+	if e.ErrCode != 0 {
+		return &wechat.Error{API: api, Code: strconv.Itoa(e.ErrCode), Message: e.ErrMsg,
+			Retryable: e.ErrCode == -1 || e.ErrCode == 45011}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &wechat.Error{API: api, Err: fmt.Errorf("%w: %w", wechat.ErrMalformed, err)}
+	}
+	return nil
+}
+
+// Token is an access_token or jsapi_ticket with its lifetime.
+type Token struct {
+	Value     string
+	ExpiresIn time.Duration
+}
+
+// AccessToken fetches a new global access_token. Every fetch invalidates the
+// previous token after a short grace, so only the deployment's one refresher
+// may call it (money rule 6).
+func (c *Client) AccessToken(ctx context.Context) (Token, error) {
+	var out struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	q := url.Values{"grant_type": {"client_credential"}, "appid": {c.cfg.AppID}, "secret": {string(c.cfg.AppSecret)}}
+	if err := c.get(ctx, "/cgi-bin/token", q, &out); err != nil {
+		return Token{}, err
+	}
+	return Token{Value: out.AccessToken, ExpiresIn: time.Duration(out.ExpiresIn) * time.Second}, nil
+}
+
+// JSAPITicket fetches the JS-SDK ticket with a global access_token.
+func (c *Client) JSAPITicket(ctx context.Context, accessToken string) (Token, error) {
+	var out struct {
+		Ticket    string `json:"ticket"`
+		ExpiresIn int    `json:"expires_in"`
+	}
+	if err := c.get(ctx, "/cgi-bin/ticket/getticket", url.Values{"access_token": {accessToken}, "type": {"jsapi"}}, &out); err != nil {
+		return Token{}, err
+	}
+	return Token{Value: out.Ticket, ExpiresIn: time.Duration(out.ExpiresIn) * time.Second}, nil
+}
