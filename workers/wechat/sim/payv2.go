@@ -1,0 +1,288 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+)
+
+// v2Answer is what a v2 handler decides: fields to return, or a business error.
+type v2Answer struct {
+	fields  map[string]string
+	errCode string
+	errDes  string
+}
+
+func v2Fail(code, des string) v2Answer { return v2Answer{errCode: code, errDes: des} }
+
+// v2 wraps a pay API v2 handler with WeChat's transport rules: XML in,
+// appid/mch_id and sign checked (SIGNERROR answered unsigned, as WeChat
+// does), injected SYSTEMERROR, and a signed XML answer.
+func (s *Sim) v2(h func(r *http.Request, p map[string]string) v2Answer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m := s.keys.Merchant
+		fail := func(msg string) {
+			s.log.Info("v2 refused", "path", r.URL.Path, "reason", msg)
+			w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+			_, _ = w.Write(v2.EncodeXML(map[string]string{"return_code": "FAIL", "return_msg": msg}))
+		}
+		body, err := readBody(r)
+		if err != nil || len(body) == 0 {
+			fail("POST_DATA_EMPTY")
+			return
+		}
+		p, err := v2.ParseXML(body)
+		switch {
+		case err != nil:
+			fail("XML_FORMAT_ERROR")
+			return
+		case p["appid"] != m.AppID || p["mch_id"] != m.MchID:
+			fail("appid和mch_id不匹配")
+			return
+		case v2.Verify(p, string(m.APIKey)) != nil:
+			fail("签名错误")
+			return
+		}
+		signType := v2.SignMD5
+		if p["sign_type"] == string(v2.SignHMACSHA256) {
+			signType = v2.SignHMACSHA256
+		}
+		var a v2Answer
+		if strings.HasPrefix(r.URL.Path, "/secapi/") && !s.merchantCertificate(r) {
+			fail("证书验证失败 (no valid merchant client certificate)")
+			return
+		}
+		if s.systemError() {
+			a = v2Fail("SYSTEMERROR", "系统错误 (injected)")
+		} else {
+			a = h(r, p)
+		}
+		out := map[string]string{"return_code": "SUCCESS", "return_msg": "OK", "appid": m.AppID, "mch_id": m.MchID,
+			"nonce_str": v2.NonceStr(), "result_code": "SUCCESS"}
+		if signType != v2.SignMD5 {
+			out["sign_type"] = string(signType)
+		}
+		if a.errCode != "" {
+			out["result_code"], out["err_code"], out["err_code_des"] = "FAIL", a.errCode, a.errDes
+		}
+		for k, v := range a.fields {
+			out[k] = v
+		}
+		out["sign"] = v2.Sign(out, string(m.APIKey), signType)
+		s.log.Info("v2 call", "path", r.URL.Path, "out_trade_no", p["out_trade_no"], "result", out["result_code"], "err_code", a.errCode)
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		_, _ = w.Write(v2.EncodeXML(out))
+	}
+}
+
+// merchantCertificate reports whether the TLS peer showed the merchant's
+// client certificate, verified against the simulator's CA.
+func (s *Sim) merchantCertificate(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+		return false
+	}
+	return strings.EqualFold(fmt.Sprintf("%X", r.TLS.PeerCertificates[0].SerialNumber), s.keys.Merchant.SerialNo)
+}
+
+// checkNotifyURL applies WeChat's rule (absolute, no query) and the
+// simulator's mode: https only when Strict, else also http on loopback.
+func (s *Sim) checkNotifyURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("notify_url %q is not an absolute URL", raw)
+	}
+	if u.RawQuery != "" {
+		return fmt.Errorf("notify_url must not carry a query string")
+	}
+	if u.Scheme == "https" {
+		return nil
+	}
+	if u.Scheme == "http" && !s.cfg.Strict {
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+			return nil
+		}
+	}
+	return fmt.Errorf("notify_url must be https (http only on loopback outside strict mode)")
+}
+
+// checkOpenID refuses, in Strict mode, openids this simulator never issued.
+func (s *Sim) checkOpenID(openid string) error {
+	if openid == "" {
+		return fmt.Errorf("openid is required for JSAPI")
+	}
+	if s.cfg.Strict && !s.openids[openid] {
+		return fmt.Errorf("appid和openid不匹配")
+	}
+	return nil
+}
+
+// newOrder registers a prepay or answers the same prepay_id for the same
+// parameters; the caller holds s.mu. It returns a WeChat error code or "".
+func (s *Sim) newOrder(o *order) (*order, string, string) {
+	if prev, ok := s.orders[o.OutTradeNo]; ok {
+		switch {
+		case prev.Fingerprint != o.Fingerprint:
+			return nil, "OUT_TRADE_NO_USED", "商户订单号重复"
+		case prev.State == stateClosed:
+			return nil, "ORDERCLOSED", "订单已关闭"
+		case prev.State == stateSuccess || prev.State == stateRefund:
+			return nil, "ORDERPAID", "该订单已支付"
+		}
+		return prev, "", ""
+	}
+	if o.TotalFen <= 0 {
+		return nil, "PARAM_ERROR", "total_fee must be a positive integer"
+	}
+	if err := s.checkNotifyURL(o.NotifyURL); err != nil {
+		return nil, "PARAM_ERROR", err.Error()
+	}
+	if o.TradeType == "JSAPI" {
+		if err := s.checkOpenID(o.OpenID); err != nil {
+			return nil, "PARAM_ERROR", err.Error()
+		}
+	}
+	o.State, o.CreatedAt = stateNotPay, s.now()
+	o.PrepayID = fmt.Sprintf("wx%s%010d", o.CreatedAt.Format("20060102150405"), s.nextID())
+	s.orders[o.OutTradeNo] = o
+	s.byPrepay[o.PrepayID] = o
+	return o, "", ""
+}
+
+func (s *Sim) v2UnifiedOrder(_ *http.Request, p map[string]string) v2Answer {
+	fen, err := strconv.ParseInt(p["total_fee"], 10, 64)
+	if err != nil || p["body"] == "" || p["out_trade_no"] == "" || p["spbill_create_ip"] == "" || p["trade_type"] == "" {
+		return v2Fail("PARAM_ERROR", "body, out_trade_no, total_fee, spbill_create_ip and trade_type are required")
+	}
+	o := &order{API: "v2", AppID: p["appid"], MchID: p["mch_id"], OutTradeNo: p["out_trade_no"], TotalFen: fen,
+		OpenID: p["openid"], NotifyURL: p["notify_url"], SignType: p["sign_type"], TradeType: p["trade_type"],
+		Fingerprint: strings.Join([]string{"v2", p["body"], p["total_fee"], p["openid"], p["trade_type"]}, "|")}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, code, des := s.newOrder(o)
+	if code != "" {
+		return v2Fail(code, des)
+	}
+	f := map[string]string{"trade_type": o.TradeType, "prepay_id": o.PrepayID}
+	if o.TradeType == "NATIVE" {
+		f["code_url"] = "weixin://wxpay/bizpayurl?pr=" + o.PrepayID[2:12]
+	}
+	return v2Answer{fields: f}
+}
+
+func (s *Sim) v2OrderQuery(_ *http.Request, p map[string]string) v2Answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.orders[p["out_trade_no"]]
+	if !ok {
+		return v2Fail("ORDERNOTEXIST", "此交易订单号不存在")
+	}
+	f := map[string]string{"out_trade_no": o.OutTradeNo, "trade_state": o.State, "trade_state_desc": o.State,
+		"total_fee": strconv.FormatInt(o.TotalFen, 10), "trade_type": o.TradeType}
+	if o.TransactionID != "" {
+		f["transaction_id"], f["openid"], f["time_end"] = o.TransactionID, o.OpenID, v2.FormatTime(o.PaidAt)
+		f["cash_fee"], f["bank_type"], f["fee_type"] = f["total_fee"], "OTHERS", "CNY"
+	}
+	return v2Answer{fields: f}
+}
+
+func (s *Sim) v2CloseOrder(_ *http.Request, p map[string]string) v2Answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	code, des := s.closeOrder(p["out_trade_no"])
+	if code != "" {
+		return v2Fail(code, des)
+	}
+	return v2Answer{}
+}
+
+// closeOrder closes an unpaid order; the caller holds s.mu.
+func (s *Sim) closeOrder(outTradeNo string) (string, string) {
+	o, ok := s.orders[outTradeNo]
+	switch {
+	case !ok:
+		return "ORDERNOTEXIST", "订单不存在"
+	case o.State == stateSuccess || o.State == stateRefund:
+		return "ORDERPAID", "订单已支付"
+	case o.State == stateClosed:
+		return "ORDERCLOSED", "订单已关闭"
+	}
+	o.State = stateClosed
+	return "", ""
+}
+
+// newRefund accepts a refund, idempotent by out_refund_no; the caller holds s.mu.
+func (s *Sim) newRefund(rf *refund, totalFen int64) (*refund, string, string) {
+	if prev, ok := s.refunds[rf.OutRefundNo]; ok {
+		if prev.RefundFen != rf.RefundFen || prev.OutTradeNo != rf.OutTradeNo {
+			return nil, "INVALID_REQUEST", "out_refund_no already used for another refund"
+		}
+		return prev, "", ""
+	}
+	o, ok := s.orders[rf.OutTradeNo]
+	switch {
+	case !ok || o.State != stateSuccess && o.State != stateRefund:
+		return nil, "ORDERNOTEXIST", "订单不存在或未支付"
+	case totalFen != o.TotalFen:
+		return nil, "PARAM_ERROR", "total_fee does not match the order"
+	case rf.RefundFen <= 0:
+		return nil, "PARAM_ERROR", "refund_fee must be positive"
+	case o.RefundedFen+rf.RefundFen > o.TotalFen:
+		return nil, "NOTENOUGH", "refund exceeds what remains of the payment"
+	}
+	if rf.NotifyURL != "" {
+		if err := s.checkNotifyURL(rf.NotifyURL); err != nil {
+			return nil, "PARAM_ERROR", err.Error()
+		}
+	}
+	o.RefundedFen += rf.RefundFen
+	o.State = stateRefund
+	rf.Status, rf.CreatedAt = "PROCESSING", s.now()
+	rf.RefundID = fmt.Sprintf("5030%016d", s.nextID())
+	s.refunds[rf.OutRefundNo] = rf
+	s.later(s.cfg.RefundDelay, func(context.Context) { s.settleRefund(rf.OutRefundNo) })
+	return rf, "", ""
+}
+
+func (s *Sim) v2Refund(_ *http.Request, p map[string]string) v2Answer {
+	total, err1 := strconv.ParseInt(p["total_fee"], 10, 64)
+	fee, err2 := strconv.ParseInt(p["refund_fee"], 10, 64)
+	if err1 != nil || err2 != nil || p["out_refund_no"] == "" || p["out_trade_no"] == "" {
+		return v2Fail("PARAM_ERROR", "out_trade_no, out_refund_no, total_fee and refund_fee are required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rf, code, des := s.newRefund(&refund{API: "v2", OutRefundNo: p["out_refund_no"], OutTradeNo: p["out_trade_no"],
+		RefundFen: fee, NotifyURL: p["notify_url"], SignType: p["sign_type"]}, total)
+	if code != "" {
+		return v2Fail(code, des)
+	}
+	o := s.orders[rf.OutTradeNo]
+	return v2Answer{fields: map[string]string{"out_trade_no": o.OutTradeNo, "transaction_id": o.TransactionID,
+		"out_refund_no": rf.OutRefundNo, "refund_id": rf.RefundID, "refund_fee": strconv.FormatInt(rf.RefundFen, 10),
+		"total_fee": strconv.FormatInt(o.TotalFen, 10), "cash_fee": strconv.FormatInt(o.TotalFen, 10)}}
+}
+
+func (s *Sim) v2RefundQuery(_ *http.Request, p map[string]string) v2Answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rf, ok := s.refunds[p["out_refund_no"]]
+	if !ok {
+		return v2Fail("REFUNDNOTEXIST", "退款订单查询失败")
+	}
+	return v2Answer{fields: map[string]string{"out_trade_no": rf.OutTradeNo, "refund_count": "1", "total_refund_count": "1",
+		"out_refund_no_0": rf.OutRefundNo, "refund_id_0": rf.RefundID, "refund_fee_0": strconv.FormatInt(rf.RefundFen, 10),
+		"refund_status_0": rf.Status}}
+}
+
+// beijingTime formats success_time of v2 refund notifications.
+func beijingTime(t time.Time) string {
+	return t.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02 15:04:05")
+}

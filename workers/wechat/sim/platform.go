@@ -1,0 +1,202 @@
+package sim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// errcode answers a platform API error as WeChat does: HTTP 200, {errcode, errmsg}.
+func errcode(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, http.StatusOK, map[string]any{"errcode": code, "errmsg": msg})
+}
+
+// checkApp verifies appid and secret of a platform call.
+func (s *Sim) checkApp(w http.ResponseWriter, q url.Values) bool {
+	m := s.keys.Merchant
+	switch {
+	case q.Get("appid") != m.AppID:
+		errcode(w, 40013, "invalid appid")
+		return false
+	case q.Get("secret") != string(m.AppSecret):
+		errcode(w, 40125, "invalid appsecret")
+		return false
+	}
+	return true
+}
+
+// handleToken issues a global access_token. The previous one stays valid for
+// a grace of 5 minutes (scaled), then answers 40001, as on WeChat.
+func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("grant_type") != "client_credential" {
+		errcode(w, 40002, "invalid grant_type")
+		return
+	}
+	if !s.checkApp(w, q) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.countCall("cgi-bin/token", s.cfg.TokenQuota) {
+		errcode(w, 45009, "reach max api daily quota limit")
+		return
+	}
+	now := s.now()
+	if prev, ok := s.tokens[s.latestToken]; ok {
+		if grace := now.Add(s.scaled(5 * time.Minute)); prev.Expires.After(grace) {
+			s.tokens[s.latestToken] = token{Expires: grace}
+		}
+	}
+	tok := "SIMTOKEN_" + randomAlnum(64)
+	s.tokens[tok] = token{Expires: now.Add(s.scaled(s.cfg.TokenTTL))}
+	s.latestToken = tok
+	s.log.Info("access_token issued", "token", tok[:13]+"…")
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": int(s.cfg.TokenTTL.Seconds())})
+}
+
+// validToken checks a global access_token; the caller holds s.mu.
+func (s *Sim) validToken(w http.ResponseWriter, tok string) bool {
+	t, ok := s.tokens[tok]
+	switch {
+	case tok == "":
+		errcode(w, 41001, "access_token missing")
+	case !ok:
+		errcode(w, 40001, "invalid credential, access_token is invalid or not latest")
+	case s.now().After(t.Expires):
+		errcode(w, 42001, "access_token expired")
+	default:
+		return true
+	}
+	return false
+}
+
+// handleTicket issues a jsapi_ticket for a valid access_token.
+func (s *Sim) handleTicket(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.validToken(w, q.Get("access_token")) {
+		return
+	}
+	if q.Get("type") != "jsapi" {
+		errcode(w, 40097, "invalid args")
+		return
+	}
+	t := "SIMTICKET_" + randomAlnum(64)
+	s.tickets[t] = token{Expires: s.now().Add(s.scaled(s.cfg.TokenTTL))}
+	writeJSON(w, http.StatusOK, map[string]any{"errcode": 0, "errmsg": "ok", "ticket": t, "expires_in": int(s.cfg.TokenTTL.Seconds())})
+}
+
+// issueCode makes a single-use code (5 minutes, scaled) for openid.
+func (s *Sim) issueCode(openid string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if openid == "" {
+		openid = "oSIM" + randomAlnum(24)
+	}
+	c := "SIMCODE" + randomAlnum(25)
+	s.codes[c] = &code{OpenID: openid, Expires: s.now().Add(s.scaled(5 * time.Minute))}
+	s.openids[openid] = true
+	return c
+}
+
+// handleIssueCode plays the user: POST /sim/oauth/code (consent) or /sim/login
+// (wx.login), body {"openid": "…"} optional; answers {"code": "…", "openid": "…"}.
+func (s *Sim) handleIssueCode(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		OpenID string `json:"openid"`
+	}
+	if body, _ := io.ReadAll(io.LimitReader(r.Body, 4096)); len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+	}
+	c := s.issueCode(in.OpenID)
+	s.mu.Lock()
+	openid := s.codes[c].OpenID
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{"code": c, "openid": openid})
+}
+
+// handleAuthorize is the consent page: it redirects at once to
+// redirect_uri?code=…&state=…, as after a user's consent.
+func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	target, err := url.Parse(q.Get("redirect_uri"))
+	if q.Get("appid") != s.keys.Merchant.AppID || err != nil || !target.IsAbs() || q.Get("response_type") != "code" {
+		http.Error(w, "该链接无法访问 (bad appid, redirect_uri or response_type)", http.StatusBadRequest)
+		return
+	}
+	tq := target.Query()
+	tq.Set("code", s.issueCode(q.Get("openid")))
+	tq.Set("state", q.Get("state"))
+	target.RawQuery = tq.Encode()
+	http.Redirect(w, r, target.String(), http.StatusFound)
+}
+
+// takeCode consumes a single-use code: 40029 unknown or expired, 40163 used.
+func (s *Sim) takeCode(w http.ResponseWriter, c string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cd, ok := s.codes[c]
+	switch {
+	case !ok || s.now().After(cd.Expires):
+		errcode(w, 40029, "invalid code")
+	case cd.Used:
+		errcode(w, 40163, "code been used")
+	default:
+		cd.Used = true
+		return cd.OpenID, true
+	}
+	return "", false
+}
+
+func (s *Sim) handleOAuthToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !s.checkApp(w, q) {
+		return
+	}
+	openid, ok := s.takeCode(w, q.Get("code"))
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": "SIMUSER_" + randomAlnum(40), "expires_in": 7200,
+		"refresh_token": "SIMREFRESH_" + openid, "openid": openid, "scope": "snsapi_base"})
+}
+
+func (s *Sim) handleOAuthRefresh(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	openid, ok := strings.CutPrefix(q.Get("refresh_token"), "SIMREFRESH_")
+	if q.Get("appid") != s.keys.Merchant.AppID || !ok {
+		errcode(w, 40030, "invalid refresh_token")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": "SIMUSER_" + randomAlnum(40), "expires_in": 7200,
+		"refresh_token": q.Get("refresh_token"), "openid": openid, "scope": "snsapi_base"})
+}
+
+func (s *Sim) handleUserInfo(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !strings.HasPrefix(q.Get("access_token"), "SIMUSER_") {
+		errcode(w, 40001, "invalid credential")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"openid": q.Get("openid"), "nickname": "微信用户", "sex": 0, "headimgurl": "", "privilege": []string{}})
+}
+
+func (s *Sim) handleJSCode2Session(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !s.checkApp(w, q) {
+		return
+	}
+	openid, ok := s.takeCode(w, q.Get("js_code"))
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"openid": openid, "session_key": randomAlnum(24)})
+}

@@ -1,0 +1,341 @@
+// Package sim is a local WeChat: it serves the platform (api.weixin.qq.com),
+// OAuth (open.weixin.qq.com) and pay (api.mch.weixin.qq.com) paths on one
+// HTTPS base URL, keeps its state in memory, and signs, verifies, encrypts
+// and retries as WeChat does, so code that passes against it passes against
+// WeChat. It plays the payer too (POST /sim/pay), and injects faults.
+//
+// It knows nothing of wxflow's orders: it is WeChat.
+package sim
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a [Sim].
+type Config struct {
+	// KeysDir holds the key material (EnsureKeys creates it on first start).
+	KeysDir string
+	// Strict checks as WeChat does that openids came from this simulator's
+	// OAuth / jscode2session and that notify URLs are https. Off by default,
+	// so local shops may use any openid and http:// notify URLs on loopback.
+	Strict bool
+	// TimeScale multiplies every WeChat delay (token lifetime, notification
+	// retry gaps, refund settlement): 1 is real time, 0.001 makes 15 s 15 ms.
+	TimeScale float64
+	// TokenTTL is the access_token / jsapi_ticket lifetime before scaling (7200 s).
+	TokenTTL time.Duration
+	// TokenQuota is the daily number of cgi-bin/token calls (2000); past it, 45009.
+	TokenQuota int
+	// RefundDelay is how long a refund stays PROCESSING before scaling (5 s).
+	RefundDelay time.Duration
+	// Faults are injected from the start; POST /sim/faults changes them.
+	Faults Faults
+	// Logger receives one line per call and delivery; never a secret.
+	Logger *slog.Logger
+	// NotifyClient delivers notifications; a 5 s-timeout client when nil.
+	NotifyClient *http.Client
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Sim is a running simulated WeChat; it is an http.Handler.
+type Sim struct {
+	cfg  Config
+	keys *Keys
+	log  *slog.Logger
+	mux  *http.ServeMux
+	now  func() time.Time
+
+	mu          sync.Mutex
+	faults      Faults
+	dice        *dice
+	orders      map[string]*order // by out_trade_no
+	byPrepay    map[string]*order
+	refunds     map[string]*refund
+	deliveries  []*delivery
+	codes       map[string]*code // OAuth and wx.login codes
+	openids     map[string]bool  // issued, for Strict
+	tokens      map[string]token // access tokens
+	tickets     map[string]token
+	latestToken string
+	calls       map[string]int // per API, per day
+	callsDay    string
+	seq         int
+
+	work   chan func(ctx context.Context)
+	wg     sync.WaitGroup
+	closed chan struct{}
+	once   sync.Once
+}
+
+// New loads (or creates) the key material and returns a simulator. Call Run
+// for notifications and refunds to progress.
+func New(cfg Config) (*Sim, error) {
+	if cfg.KeysDir == "" {
+		return nil, errors.New("sim: KeysDir is required")
+	}
+	keys, err := EnsureKeys(cfg.KeysDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TimeScale <= 0 {
+		cfg.TimeScale = 1
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = 7200 * time.Second
+	}
+	if cfg.TokenQuota == 0 {
+		cfg.TokenQuota = 2000
+	}
+	if cfg.RefundDelay == 0 {
+		cfg.RefundDelay = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NotifyClient == nil {
+		cfg.NotifyClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Sim{
+		cfg: cfg, keys: keys, log: cfg.Logger.With("component", "sim"), now: cfg.Now,
+		faults: cfg.Faults, dice: newDice(cfg.Faults.Seed),
+		orders: map[string]*order{}, byPrepay: map[string]*order{}, refunds: map[string]*refund{},
+		codes: map[string]*code{}, openids: map[string]bool{}, tokens: map[string]token{}, tickets: map[string]token{},
+		calls: map[string]int{}, work: make(chan func(context.Context), 1024), closed: make(chan struct{}),
+	}
+	s.routes()
+	return s, nil
+}
+
+// Keys returns the simulator's key material (the merchant's and WeChat's).
+func (s *Sim) Keys() *Keys { return s.keys }
+
+// scaled applies the time scale to a WeChat delay.
+func (s *Sim) scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * s.cfg.TimeScale) }
+
+func (s *Sim) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /cgi-bin/token", s.handleToken)
+	m.HandleFunc("GET /cgi-bin/ticket/getticket", s.handleTicket)
+	m.HandleFunc("GET /connect/oauth2/authorize", s.handleAuthorize)
+	m.HandleFunc("GET /sns/oauth2/access_token", s.handleOAuthToken)
+	m.HandleFunc("GET /sns/oauth2/refresh_token", s.handleOAuthRefresh)
+	m.HandleFunc("GET /sns/userinfo", s.handleUserInfo)
+	m.HandleFunc("GET /sns/jscode2session", s.handleJSCode2Session)
+
+	m.HandleFunc("POST /pay/unifiedorder", s.v2(s.v2UnifiedOrder))
+	m.HandleFunc("POST /pay/orderquery", s.v2(s.v2OrderQuery))
+	m.HandleFunc("POST /pay/closeorder", s.v2(s.v2CloseOrder))
+	m.HandleFunc("POST /secapi/pay/refund", s.v2(s.v2Refund))
+	m.HandleFunc("POST /pay/refundquery", s.v2(s.v2RefundQuery))
+
+	m.HandleFunc("POST /v3/pay/transactions/jsapi", s.v3(s.v3Prepay("JSAPI")))
+	m.HandleFunc("POST /v3/pay/transactions/native", s.v3(s.v3Prepay("NATIVE")))
+	m.HandleFunc("GET /v3/pay/transactions/out-trade-no/{no}", s.v3(s.v3Query))
+	m.HandleFunc("POST /v3/pay/transactions/out-trade-no/{no}/close", s.v3(s.v3Close))
+	m.HandleFunc("POST /v3/refund/domestic/refunds", s.v3(s.v3Refund))
+	m.HandleFunc("GET /v3/refund/domestic/refunds/{no}", s.v3(s.v3RefundQuery))
+
+	m.HandleFunc("POST /sim/pay", s.handlePay)
+	m.HandleFunc("POST /sim/login", s.handleIssueCode)
+	m.HandleFunc("POST /sim/oauth/code", s.handleIssueCode)
+	m.HandleFunc("GET /sim/faults", s.handleGetFaults)
+	m.HandleFunc("POST /sim/faults", s.handleSetFaults)
+	m.HandleFunc("GET /sim/state", s.handleState)
+	s.mux = m
+}
+
+// ServeHTTP serves every route, after the injected latency and transport faults.
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/sim/") {
+		s.mu.Lock()
+		f := s.faults
+		s.mu.Unlock()
+		if f.Latency > 0 {
+			select {
+			case <-time.After(f.Latency):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if s.dice.hit(f.TimeoutRate) {
+			s.log.Info("fault: timeout", "path", r.URL.Path)
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			case <-s.closed:
+			}
+			return
+		}
+		if s.dice.hit(f.HTTP5xxRate) {
+			s.log.Info("fault: HTTP 502", "path", r.URL.Path)
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// systemError reports whether to answer this pay call with SYSTEMERROR.
+func (s *Sim) systemError() bool {
+	s.mu.Lock()
+	p := s.faults.SystemErrorRate
+	s.mu.Unlock()
+	return s.dice.hit(p)
+}
+
+// ServerTLSConfig serves HTTPS with a certificate from the simulator's CA
+// and asks for client certificates (the merchant's, for /secapi/).
+func (s *Sim) ServerTLSConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.keys.CA)
+	return &tls.Config{
+		Certificates: []tls.Certificate{s.keys.Server},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// RootCAs is what a client must trust to reach the simulator.
+func (s *Sim) RootCAs() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.keys.CA)
+	return pool
+}
+
+// Serve serves HTTPS on ln until ctx ends.
+func (s *Sim) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s, TLSConfig: s.ServerTLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Run carries out the background work (notification deliveries, refund
+// settlements) until ctx ends, then waits for it.
+func (s *Sim) Run(ctx context.Context) error {
+	defer s.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			s.wg.Wait()
+			return nil
+		case job := <-s.work:
+			s.wg.Go(func() { job(ctx) })
+		}
+	}
+}
+
+// Close stops pending holds (timeouts); it is safe to call twice.
+func (s *Sim) Close() { s.once.Do(func() { close(s.closed) }) }
+
+// later queues background work after a scaled delay.
+func (s *Sim) later(d time.Duration, job func(ctx context.Context)) {
+	s.work <- func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.scaled(d)):
+		}
+		job(ctx)
+	}
+}
+
+// nextID returns a process-unique number for WeChat's ids.
+func (s *Sim) nextID() int {
+	s.seq++
+	return s.seq
+}
+
+// countCall counts a call against WeChat's daily quota of that API.
+func (s *Sim) countCall(api string, quota int) bool {
+	day := s.now().Format("2006-01-02")
+	if day != s.callsDay {
+		s.calls, s.callsDay = map[string]int{}, day
+	}
+	s.calls[api]++
+	return quota <= 0 || s.calls[api] <= quota
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func readBody(r *http.Request) ([]byte, error) { return io.ReadAll(io.LimitReader(r.Body, 1<<20)) }
+
+// handleGetFaults shows the faults in force.
+func (s *Sim) handleGetFaults(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	writeJSON(w, http.StatusOK, s.faults)
+}
+
+// handleSetFaults replaces the faults in force.
+func (s *Sim) handleSetFaults(w http.ResponseWriter, r *http.Request) {
+	var f Faults
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	s.mu.Lock()
+	s.faults = f
+	if f.Seed != 0 {
+		s.dice = newDice(f.Seed)
+	}
+	s.mu.Unlock()
+	s.log.Info("faults set", "faults", f)
+	writeJSON(w, http.StatusOK, f)
+}
+
+// State is the simulator's memory as GET /sim/state shows it; no secret in it.
+type State struct {
+	Orders        []order    `json:"orders"`
+	Refunds       []refund   `json:"refunds"`
+	Notifications []delivery `json:"notifications"`
+}
+
+// Snapshot returns a copy of the simulator's state.
+func (s *Sim) Snapshot() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st State
+	for _, o := range s.orders {
+		st.Orders = append(st.Orders, *o)
+	}
+	for _, r := range s.refunds {
+		st.Refunds = append(st.Refunds, *r)
+	}
+	for _, d := range s.deliveries {
+		st.Notifications = append(st.Notifications, *d)
+	}
+	return st
+}
+
+func (s *Sim) handleState(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Snapshot()) }
