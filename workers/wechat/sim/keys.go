@@ -216,5 +216,7 @@ func randomFrom(alphabet string, n int) string {
 	return string(b)
 }
 
-func randomAlnum(n int) string  { return randomFrom("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", n) }
+func randomAlnum(n int) string {
+	return randomFrom("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", n)
+}
 func randomDigits(n int) string { return randomFrom("0123456789", n) }

@@ -125,7 +125,9 @@ func New(cfg Config) (*Sim, error) {
 func (s *Sim) Keys() *Keys { return s.keys }
 
 // scaled applies the time scale to a WeChat delay.
-func (s *Sim) scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * s.cfg.TimeScale) }
+func (s *Sim) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * s.cfg.TimeScale)
+}
 
 func (s *Sim) routes() {
 	m := http.NewServeMux()
@@ -338,4 +340,6 @@ func (s *Sim) Snapshot() State {
 	return st
 }
 
-func (s *Sim) handleState(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Snapshot()) }
+func (s *Sim) handleState(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Snapshot())
+}

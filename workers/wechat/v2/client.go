@@ -137,7 +137,9 @@ var beijing = time.FixedZone("CST", 8*3600)
 func FormatTime(t time.Time) string { return t.In(beijing).Format("20060102150405") }
 
 // ParseTime reads a v2 yyyyMMddHHmmss time (Beijing time).
-func ParseTime(s string) (time.Time, error) { return time.ParseInLocation("20060102150405", s, beijing) }
+func ParseTime(s string) (time.Time, error) {
+	return time.ParseInLocation("20060102150405", s, beijing)
+}
 
 // parseFen reads an amount in fen; errors wrap wechat.ErrMalformed.
 func parseFen(field, s string) (int64, error) {
