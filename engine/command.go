@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // Verb names a command: the last token of its subject wxflow.cmd.<verb>.
 type Verb string
@@ -87,7 +84,7 @@ type PrepaidInfo struct {
 
 // SignedInfo is the payload of VerbSigned: the front-end parameter object.
 type SignedInfo struct {
-	PayParams json.RawMessage `json:"pay_params"`
+	PayParams RawJSON `json:"pay_params"`
 }
 
 // Payment sources: how wxflow learnt that WeChat took the money.

@@ -1,7 +1,8 @@
 package engine
 
 import (
-	"encoding/json"
+	"database/sql/driver"
+	"fmt"
 	"time"
 )
 
@@ -80,7 +81,7 @@ type Order struct {
 	State    State  `json:"state" db:"state"`
 	PrepayID string `json:"prepay_id,omitempty" db:"prepay_id"`
 	// PayParams is the signed front-end parameter object (JSON), once signed.
-	PayParams     json.RawMessage `json:"pay_params,omitempty" db:"pay_params"`
+	PayParams     RawJSON `json:"pay_params,omitempty" db:"pay_params"`
 	TransactionID string          `json:"transaction_id,omitempty" db:"transaction_id"`
 	PaidFen       int64           `json:"paid_fen" db:"paid_fen"`
 	RefundedFen   int64           `json:"refunded_fen" db:"refunded_fen"`
@@ -119,3 +120,46 @@ type Refund struct {
 	CreatedAt   time.Time   `json:"created_at" db:"created_at"`
 	UpdatedAt   time.Time   `json:"updated_at" db:"updated_at"`
 }
+
+// RawJSON is a JSON value kept as it came (the signed pay parameters): it is
+// stored as text and written back into events and API answers unchanged.
+type RawJSON []byte
+
+// MarshalJSON writes the value as is (null when empty).
+func (r RawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+// UnmarshalJSON keeps a copy of the raw value.
+func (r *RawJSON) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*r = nil
+		return nil
+	}
+	*r = append((*r)[:0], b...)
+	return nil
+}
+
+// Scan reads the stored text.
+func (r *RawJSON) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*r = nil
+	case string:
+		*r = RawJSON(v)
+	case []byte:
+		*r = append(RawJSON(nil), v...)
+	default:
+		return fmt.Errorf("RawJSON: cannot scan %T", src)
+	}
+	if len(*r) == 0 {
+		*r = nil
+	}
+	return nil
+}
+
+// Value stores the text ("" when empty).
+func (r RawJSON) Value() (driver.Value, error) { return string(r), nil }

@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+)
+
+// Config configures an [Engine]. Zero fields take the defaults of Validate.
+type Config struct {
+	// RelayBatch is the most outbox rows published per round (256).
+	RelayBatch int
+	// RelayInterval is how often the relay looks for rows nobody woke it for (200 ms).
+	RelayInterval time.Duration
+	// ExpiryInterval is how often unpaid orders past expires_at are closed (1 s).
+	ExpiryInterval time.Duration
+	// DefaultExpiry is an order's lifetime when the shop gives none (2 h, a prepay_id's life).
+	DefaultExpiry time.Duration
+	// Streams configures what Provision declares.
+	Streams StreamsConfig
+	// Logger receives the engine's logs; discarded when nil.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Validate fills the defaults and reports impossible values.
+func (c *Config) Validate() error {
+	if c.RelayBatch == 0 {
+		c.RelayBatch = 256
+	}
+	if c.RelayInterval == 0 {
+		c.RelayInterval = 200 * time.Millisecond
+	}
+	if c.ExpiryInterval == 0 {
+		c.ExpiryInterval = time.Second
+	}
+	if c.DefaultExpiry == 0 {
+		c.DefaultExpiry = 2 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 {
+		return errors.New("engine: negative relay batch or interval")
+	}
+	return nil
+}
+
+// Engine applies commands to orders and publishes the facts. Several engine
+// processes may share one store and one NATS: the store's version check keeps
+// each order's transitions in order, and JetStream's de-duplication keeps each
+// event once in the stream.
+type Engine struct {
+	cfg   Config
+	store *Store
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	relay *Relay
+	log   *slog.Logger
+}
+
+// New builds an engine over a store and a NATS connection.
+func New(cfg Config, store *Store, nc *nats.Conn, js jetstream.JetStream) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, store: store, nc: nc, js: js, log: cfg.Logger.With("component", "engine")}
+	e.relay = newRelay(store, js, cfg.RelayBatch, cfg.RelayInterval, e.log)
+	return e, nil
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() *Store { return e.store }
+
+// Relay returns the engine's outbox relay.
+func (e *Engine) Relay() *Relay { return e.relay }
+
+// Run consumes commands, relays the outbox and closes expired orders until
+// ctx ends; then it drains and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.relay.Run(ctx) })
+	g.Go(func() error { return e.runIntake(ctx) })
+	g.Go(func() error { return e.runExpiry(ctx) })
+	return g.Wait()
+}

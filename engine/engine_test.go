@@ -1,0 +1,319 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/engine/enginetest"
+)
+
+func newEngine(t *testing.T, store *engine.Store) (*engine.Engine, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	_, nc, js := enginetest.StartNATS(t)
+	e, err := engine.New(engine.Config{}, store, nc, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, nc, js
+}
+
+func create(id engine.OrderID, amount int64) engine.Command {
+	return engine.Command{ID: "create:" + string(id), Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
+		Create: &engine.CreateOrder{Merchant: "m", OutTradeNo: "OTN-" + string(id), Description: "d", AmountFen: amount,
+			PayAPI: engine.PayV2, Client: engine.ClientJSAPI, OpenID: "o1", RequestHash: "h-" + string(id)}}
+}
+
+func cmd(verb engine.Verb, id engine.OrderID, n int) engine.Command {
+	return engine.Command{ID: fmt.Sprintf("%s:%s:%d", verb, id, n), Verb: verb, OrderID: id, Actor: "test"}
+}
+
+// paid drives an order to notified.
+func paid(t *testing.T, e *engine.Engine, id engine.OrderID, amount int64) {
+	t.Helper()
+	steps := []engine.Command{create(id, amount)}
+	a := cmd(engine.VerbAuthorize, id, 0)
+	a.Authorize = &engine.Authorize{OpenID: "o1"}
+	p := cmd(engine.VerbPrepaid, id, 0)
+	p.Prepaid = &engine.PrepaidInfo{PrepayID: "wx1"}
+	s := cmd(engine.VerbSigned, id, 0)
+	s.Signed = &engine.SignedInfo{PayParams: engine.RawJSON(`{"paySign":"x"}`)}
+	n := cmd(engine.VerbNotify, id, 0)
+	n.Notify = &engine.Payment{TransactionID: "t1", AmountFen: amount, Source: engine.SourceNotification}
+	for _, c := range append(steps, a, p, s, n) {
+		res, err := e.Apply(context.Background(), c)
+		if err != nil || !res.Applied {
+			t.Fatalf("%s: %+v %v", c.Verb, res, err)
+		}
+	}
+}
+
+func TestApplyLifecycleAndRefusals(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store *engine.Store) {
+		e, _, _ := newEngine(t, store)
+		ctx := context.Background()
+		paid(t, e, "o1", 1000)
+
+		refund := func(n int, no string, fen int64) engine.Command {
+			c := cmd(engine.VerbRefund, "o1", n)
+			c.Refund = &engine.RefundAsk{OutRefundNo: no, AmountFen: fen}
+			return c
+		}
+		refunded := func(n int, no string, ok bool) engine.Command {
+			c := cmd(engine.VerbRefunded, "o1", n)
+			c.Refunded = &engine.RefundDone{OutRefundNo: no, Succeeded: ok, Source: engine.SourceNotification}
+			return c
+		}
+		notify := cmd(engine.VerbNotify, "o1", 9)
+		notify.Notify = &engine.Payment{TransactionID: "t1", AmountFen: 1000, Source: engine.SourceNotification}
+		tests := []struct {
+			name      string
+			cmd       engine.Command
+			wantCode  string // "" when applied
+			wantState engine.State
+		}{
+			{"repeated notification", notify, engine.CodeDuplicate, engine.Notified},
+			{"same command id again", create("o1", 1000), engine.CodeDuplicateCommand, engine.Notified},
+			{"refund above paid", refund(1, "r0", 1001), engine.CodeOverRefund, engine.Notified},
+			{"refund part", refund(2, "r1", 400), "", engine.Refunding},
+			{"second refund while one runs", refund(3, "r2", 100), engine.CodeRefundInProgress, engine.Refunding},
+			{"refund settles", refunded(4, "r1", true), "", engine.Refunded},
+			{"refund result again", refunded(5, "r1", true), engine.CodeDuplicate, engine.Refunded},
+			{"same out_refund_no other amount", refund(6, "r1", 500), engine.CodeConflict, engine.Refunded},
+			{"refund more than remains", refund(7, "r3", 601), engine.CodeOverRefund, engine.Refunded},
+			{"refund the rest", refund(8, "r3", 600), "", engine.Refunding},
+			{"WeChat closes it", refunded(9, "r3", false), "", engine.Refunded},
+			{"refund the rest again", refund(10, "r4", 600), "", engine.Refunding},
+			{"settles", refunded(11, "r4", true), "", engine.Refunded},
+			{"nothing left", refund(12, "r5", 1), engine.CodeOverRefund, engine.Refunded},
+			{"close a paid order", func() engine.Command { c := cmd(engine.VerbClose, "o1", 13); c.Close = &engine.CloseAsk{}; return c }(), engine.CodeInvalidState, engine.Refunded},
+		}
+		for _, tc := range tests {
+			res, err := e.Apply(ctx, tc.cmd)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if res.Code != tc.wantCode || res.Applied != (tc.wantCode == "") || res.Order.State != tc.wantState {
+				t.Errorf("%s: got applied=%v code=%q state=%s (%s), want code=%q state=%s",
+					tc.name, res.Applied, res.Code, res.Order.State, res.Reason, tc.wantCode, tc.wantState)
+			}
+		}
+		o, err := store.Order(ctx, "o1")
+		if err != nil || o.RefundedFen != 1000 || o.PaidFen != 1000 {
+			t.Fatalf("order = %+v, %v", o, err)
+		}
+		h, err := store.History(ctx, "o1")
+		if err != nil || len(h) < 10 {
+			t.Fatalf("history: %d entries, %v", len(h), err)
+		}
+	})
+}
+
+func TestNotifyGuards(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store *engine.Store) {
+		e, _, _ := newEngine(t, store)
+		ctx := context.Background()
+		if res, _ := e.Apply(ctx, create("o2", 500)); !res.Applied {
+			t.Fatalf("create: %+v", res)
+		}
+		if res, _ := e.Apply(ctx, create("o2", 500)); res.Code != engine.CodeDuplicateCommand {
+			t.Fatalf("same create: %+v", res)
+		}
+		other := create("o2", 600)
+		other.ID, other.Create.RequestHash = "create:other", "h-other"
+		if res, _ := e.Apply(ctx, other); res.Code != engine.CodeConflict {
+			t.Fatalf("other create, same id: %+v", res)
+		}
+		n := cmd(engine.VerbNotify, "o2", 1)
+		n.Notify = &engine.Payment{TransactionID: "t", AmountFen: 499, Source: engine.SourceNotification}
+		res, _ := e.Apply(ctx, n)
+		if res.Code != engine.CodeAmountMismatch || res.Order.Flag != engine.CodeAmountMismatch {
+			t.Fatalf("amount mismatch: %+v", res)
+		}
+		n = cmd(engine.VerbNotify, "o2", 2)
+		n.Notify = &engine.Payment{TransactionID: "t", AmountFen: 500, Source: "frontend"}
+		if res, _ := e.Apply(ctx, n); res.Code != engine.CodeInvalid {
+			t.Fatalf("front-end 'ok': %+v", res)
+		}
+		c := cmd(engine.VerbClose, "o2", 3)
+		if res, _ := e.Apply(ctx, c); !res.Applied || res.Order.State != engine.Closed {
+			t.Fatalf("close before prepay: %+v", res)
+		}
+		n = cmd(engine.VerbNotify, "o2", 4)
+		n.Notify = &engine.Payment{TransactionID: "t", AmountFen: 500, Source: engine.SourceQuery}
+		if res, _ := e.Apply(ctx, n); res.Code != engine.CodePaidAfterClose || res.Order.Flag != engine.CodePaidAfterClose {
+			t.Fatalf("paid after close: %+v", res)
+		}
+	})
+}
+
+func TestCloseWithPrepayAsksWeChatFirst(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	e, _, _ := newEngine(t, store)
+	ctx := context.Background()
+	e.Apply(ctx, create("o3", 100))
+	a := cmd(engine.VerbAuthorize, "o3", 0)
+	a.Authorize = &engine.Authorize{OpenID: "x"}
+	p := cmd(engine.VerbPrepaid, "o3", 0)
+	p.Prepaid = &engine.PrepaidInfo{PrepayID: "wx"}
+	e.Apply(ctx, a)
+	e.Apply(ctx, p)
+	res, _ := e.Apply(ctx, cmd(engine.VerbClose, "o3", 1))
+	if !res.Applied || res.Order.State != engine.Prepaid || len(res.Events) != 1 || res.Events[0].Type != engine.EventCloseRequested {
+		t.Fatalf("first close: %+v", res)
+	}
+	if res, _ := e.Apply(ctx, cmd(engine.VerbClose, "o3", 2)); res.Code != engine.CodeCloseRequested {
+		t.Fatalf("second close: %+v", res)
+	}
+	c := cmd(engine.VerbClose, "o3", 3)
+	c.Close = &engine.CloseAsk{Confirmed: true}
+	if res, _ := e.Apply(ctx, c); !res.Applied || res.Order.State != engine.Closed {
+		t.Fatalf("confirmed close: %+v", res)
+	}
+}
+
+func TestConcurrentRefundsNeverExceedPayment(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	e, _, _ := newEngine(t, store)
+	paid(t, e, "o4", 1000)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			c := cmd(engine.VerbRefund, "o4", 100+i)
+			c.Refund = &engine.RefundAsk{OutRefundNo: fmt.Sprintf("r%d", i), AmountFen: 700}
+			if _, err := e.Apply(context.Background(), c); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	refunds, err := store.Refunds(context.Background(), "o4")
+	if err != nil || len(refunds) != 1 {
+		t.Fatalf("refunds = %+v, %v: want exactly one of the racing refunds", refunds, err)
+	}
+}
+
+// TestRelayCrashWindows kills the relay at both of its windows.
+func TestRelayCrashWindows(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	e, _, js := newEngine(t, store)
+	ctx := context.Background()
+	// 1. Commit, then crash before publishing: the relay never ran. Nothing is in the stream yet.
+	paid(t, e, "o5", 100)
+	count := func() uint64 {
+		s, err := js.Stream(ctx, engine.EventStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := s.Info(ctx)
+		return info.State.Msgs
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("events in the stream before the relay ran: %d", n)
+	}
+	// A new process starts its relay: every event arrives.
+	if n, err := e.Relay().RelayOnce(ctx); err != nil || n != 5 {
+		t.Fatalf("relay after restart: %d, %v", n, err)
+	}
+	if n := count(); n != 5 {
+		t.Fatalf("stream has %d events, want 5", n)
+	}
+	// 2. Published, then crash before marking sent: the rows are unsent again.
+	if _, err := store.DB().Exec("UPDATE outbox SET sent_at = NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.Relay().RelayOnce(ctx); err != nil || n != 5 {
+		t.Fatalf("relay again: %d, %v", n, err)
+	}
+	if n := count(); n != 5 {
+		t.Fatalf("stream has %d events after a re-publish, want 5 (no duplicate)", n)
+	}
+	if b, _ := e.Relay().Backlog(ctx); b != 0 {
+		t.Fatalf("backlog %d", b)
+	}
+}
+
+// TestIntakeEndToEnd publishes commands on NATS and sees the events, once each.
+func TestIntakeEndToEnd(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	e, nc, js := newEngine(t, store)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	sub, err := nc.SubscribeSync("wxflow.evt.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := nats.NewInbox()
+	replies, _ := nc.SubscribeSync(inbox)
+	c := create("o6", 100)
+	b, _ := json.Marshal(c)
+	msg := &nats.Msg{Subject: c.Subject(), Data: b, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, c.ID)
+	msg.Header.Set(engine.ReplyHeader, inbox)
+	for range 3 { // duplicates inside the window are dropped by JetStream
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := replies.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res engine.Result
+	json.Unmarshal(r.Data, &res)
+	if !res.Applied || res.Order.State != engine.Created {
+		t.Fatalf("reply: %+v", res)
+	}
+	ev, err := sub.NextMsg(5 * time.Second)
+	if err != nil || ev.Subject != "wxflow.evt.created.o6" {
+		t.Fatalf("event: %v %v", ev, err)
+	}
+	if extra, err := sub.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("a second event: %s", extra.Subject)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	now := time.Now()
+	_, nc, js := enginetest.StartNATS(t)
+	e, _ := engine.New(engine.Config{Now: func() time.Time { return now }}, store, nc, js)
+	c := create("o7", 100)
+	c.Create.ExpiresAt = now.Add(time.Minute)
+	e.Apply(context.Background(), c)
+	now = now.Add(2 * time.Minute)
+	if err := e.ExpireOnce(context.Background(), 10); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := store.Order(context.Background(), "o7"); o.State != engine.Closed {
+		t.Fatalf("state %s", o.State)
+	}
+}
+
+func forEachStore(t *testing.T, f func(t *testing.T, s *engine.Store)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, enginetest.OpenSQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, enginetest.OpenPostgres(t)) })
+}
+
+func BenchmarkApply(b *testing.B) {
+	store := enginetest.OpenSQLite(b)
+	_, nc, js := enginetest.StartNATS(b)
+	e, _ := engine.New(engine.Config{}, store, nc, js)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		if res, err := e.Apply(ctx, create(engine.OrderID(fmt.Sprintf("b%d", i)), 100)); err != nil || !res.Applied {
+			b.Fatal(res, err)
+		}
+	}
+}

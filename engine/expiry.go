@@ -1,0 +1,43 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// runExpiry closes, every ExpiryInterval, the unpaid orders whose expires_at
+// has passed: at most 100 per tick, so thousands due at once cause no herd.
+// An order with a prepay_id asks the close worker to close it at WeChat first.
+func (e *Engine) runExpiry(ctx context.Context) error {
+	t := time.NewTicker(e.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := e.ExpireOnce(ctx, 100); err != nil && ctx.Err() == nil {
+			e.log.Warn("expiry", "err", err)
+		}
+	}
+}
+
+// ExpireOnce closes up to limit expired orders.
+func (e *Engine) ExpireOnce(ctx context.Context, limit int) error {
+	db := e.store.db
+	var ids []OrderID
+	err := db.SelectContext(ctx, &ids, db.Rebind(`SELECT id FROM orders WHERE state IN (?, ?, ?, ?) AND expires_at < ?
+		AND close_requested = FALSE ORDER BY expires_at LIMIT ?`), Created, Authorized, Prepaid, Signed, e.cfg.Now().UTC(), limit)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		cmd := Command{ID: "expire:" + string(id), Verb: VerbClose, OrderID: id, At: e.cfg.Now().UTC(),
+			Actor: "expiry", Reason: "unpaid past its expiry", Close: &CloseAsk{}}
+		if _, err := e.Apply(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// IntakeConsumer is the durable consumer of the command stream shared by
+// every engine process.
+const IntakeConsumer = "engine"
+
+// runIntake consumes wxflow.cmd.> and applies each command. One order's
+// commands arrive in publish order and are applied one at a time; the
+// engine's answer goes to the command's Wxflow-Reply subject, if any.
+func (e *Engine) runIntake(ctx context.Context) error {
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, CommandStream, jetstream.ConsumerConfig{
+		Durable:       IntakeConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 1024,
+		FilterSubject: CommandSubjectPrefix + ">",
+	})
+	if err != nil {
+		return fmt.Errorf("engine: intake consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("engine: intake: %w", err)
+	}
+	go func() { <-ctx.Done(); it.Drain() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.log.Warn("intake", "err", err)
+			continue
+		}
+		e.handleCommand(ctx, msg)
+	}
+}
+
+func (e *Engine) handleCommand(ctx context.Context, msg jetstream.Msg) {
+	var cmd Command
+	if err := json.Unmarshal(msg.Data(), &cmd); err != nil {
+		e.log.Warn("undecodable command dropped", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	res, err := e.Apply(ctx, cmd)
+	if err != nil {
+		e.log.Warn("apply failed, will retry", "command", cmd.ID, "order_id", cmd.OrderID, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	log := e.log.With("order_id", cmd.OrderID, "command", cmd.ID, "verb", cmd.Verb, "trace_id", cmd.TraceID)
+	if res.Applied {
+		log.Debug("applied", "state", res.Order.State)
+	} else {
+		log.Info("refused", "code", res.Code, "reason", res.Reason)
+	}
+	if reply := msg.Headers().Get(ReplyHeader); reply != "" {
+		if b, err := json.Marshal(res); err == nil {
+			_ = e.nc.Publish(reply, b)
+		}
+	}
+	if err := msg.Ack(); err != nil {
+		log.Warn("ack", "err", err)
+	}
+}

@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Relay publishes the outbox to JetStream: unsent rows in order, each with
+// Nats-Msg-Id = its event id, then marks them sent once every PubAck is in.
+// A crash between commit and publish leaves the rows unsent (published on
+// restart); a crash between publish and marking re-publishes them with the
+// same ids, which JetStream drops inside its duplicate window.
+type Relay struct {
+	store    *Store
+	js       jetstream.JetStream
+	batch    int
+	interval time.Duration
+	wake     chan struct{}
+	log      *slog.Logger
+}
+
+func newRelay(store *Store, js jetstream.JetStream, batch int, interval time.Duration, log *slog.Logger) *Relay {
+	return &Relay{store: store, js: js, batch: batch, interval: interval, wake: make(chan struct{}, 1), log: log}
+}
+
+// Wake asks the relay to look at the outbox now.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := r.RelayOnce(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.log.Warn("outbox relay", "err", err)
+				break
+			}
+			if n < r.batch {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-t.C:
+		}
+	}
+}
+
+type outboxRow struct {
+	Seq     int64  `db:"seq"`
+	EventID string `db:"event_id"`
+	Subject string `db:"subject"`
+	Payload []byte `db:"payload"`
+}
+
+// RelayOnce publishes one batch of unsent rows and returns how many it sent.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	db := r.store.db
+	var rows []outboxRow
+	if err := db.SelectContext(ctx, &rows, db.Rebind(fmt.Sprintf(
+		"SELECT seq, event_id, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT %d", r.batch))); err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(rows))
+	for i, row := range rows {
+		msg := &nats.Msg{Subject: row.Subject, Data: row.Payload, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, row.EventID)
+		f, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
+			return 0, fmt.Errorf("publish %s: %w", row.EventID, err)
+		}
+		futures[i] = f
+	}
+	sent := make([]any, 0, len(rows))
+	var firstErr error
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			sent = append(sent, rows[i].Seq)
+		case err := <-f.Err():
+			if firstErr == nil {
+				firstErr = fmt.Errorf("publish %s: %w", rows[i].EventID, err)
+			}
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Second):
+			if firstErr == nil {
+				firstErr = fmt.Errorf("publish %s: no PubAck in 10s", rows[i].EventID)
+			}
+		}
+	}
+	if len(sent) > 0 {
+		q := "UPDATE outbox SET sent_at = ? WHERE seq IN (?" + strings.Repeat(",?", len(sent)-1) + ")"
+		args := append([]any{time.Now().UTC()}, sent...)
+		if _, err := db.ExecContext(ctx, db.Rebind(q), args...); err != nil {
+			return 0, fmt.Errorf("mark outbox sent: %w", err)
+		}
+	}
+	return len(sent), firstErr
+}
+
+// Backlog counts the rows not yet published.
+func (r *Relay) Backlog(ctx context.Context) (int, error) {
+	var n int
+	err := r.store.db.GetContext(ctx, &n, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+	return n, err
+}

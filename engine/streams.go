@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream and bucket names. wxflow needs NATS server 2.9.0 or later: it uses
+// streams with work-queue and limits retention, pull consumers, Nats-Msg-Id
+// de-duplication, NakWithDelay and key-value buckets with a bucket-wide TTL,
+// and nothing newer (no multi-filter consumers, per-message TTL or batches).
+const (
+	CommandStream = "WXFLOW_CMD"
+	EventStream   = "WXFLOW_EVT"
+	DeadStream    = "WXFLOW_DLQ"
+	TokenBucket   = "wxflow_tokens"
+	LeaseBucket   = "wxflow_leases"
+	// DeadLetterPrefix prefixes wxflow.dlq.<worker>.<order_id>.
+	DeadLetterPrefix = "wxflow.dlq."
+	// ReplyHeader names the core-NATS subject where the engine sends the
+	// Result of a command, for the API to answer the shop at once.
+	ReplyHeader = "Wxflow-Reply"
+)
+
+// StreamsConfig sizes what Provision declares.
+type StreamsConfig struct {
+	// Replicas is 1 on one server, 3 in a cluster.
+	Replicas int
+	// DuplicateWindow is how long a Nats-Msg-Id is remembered (10 min).
+	DuplicateWindow time.Duration
+	// EventMaxAge is how long events are kept for history and replay (30 days).
+	EventMaxAge time.Duration
+	// LeaseTTL is the token refresher's lease (30 s).
+	LeaseTTL time.Duration
+}
+
+func (c StreamsConfig) withDefaults() StreamsConfig {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.EventMaxAge == 0 {
+		c.EventMaxAge = 30 * 24 * time.Hour
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
+	return c
+}
+
+// Provision declares wxflow's streams and buckets, creating or updating them:
+// every process may call it at start, in any order.
+func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
+	cfg = cfg.withDefaults()
+	streams := []jetstream.StreamConfig{
+		{Name: CommandStream, Subjects: []string{CommandSubjectPrefix + ">"}, Retention: jetstream.WorkQueuePolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow},
+		{Name: EventStream, Subjects: []string{EventSubjectPrefix + ">"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow, MaxAge: cfg.EventMaxAge},
+		{Name: DeadStream, Subjects: []string{DeadLetterPrefix + ">"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow},
+	}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("engine: stream %s: %w", sc.Name, err)
+		}
+	}
+	buckets := []jetstream.KeyValueConfig{
+		{Bucket: TokenBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage},
+		{Bucket: LeaseBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage, TTL: cfg.LeaseTTL},
+	}
+	for _, kc := range buckets {
+		if _, err := js.CreateKeyValue(ctx, kc); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			if _, err := js.KeyValue(ctx, kc.Bucket); err != nil {
+				return fmt.Errorf("engine: bucket %s: %w", kc.Bucket, err)
+			}
+		}
+	}
+	return nil
+}

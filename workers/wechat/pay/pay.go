@@ -1,0 +1,216 @@
+// Package pay is one version-agnostic facade over WeChat Pay API v2 and v3,
+// so that the workers say "prepay this" and not "build this XML". It knows
+// nothing of wxflow's orders: its words are out_trade_no and fen.
+package pay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+	"github.com/wxflow/wxflow/workers/wechat/v3"
+)
+
+// API names a WeChat Pay API generation: "v2" or "v3".
+type API = string
+
+// Config configures [Payments].
+type Config struct {
+	Merchant *wechat.Merchant
+	V2       *v2.Client
+	V3       *v3.Client
+	// NotifyBaseURL is how WeChat reaches wxflow's API; notifications go to
+	// <NotifyBaseURL>/wechat/notify/<merchant name>/{v2,v3}/{pay,refund}.
+	NotifyBaseURL string
+}
+
+// Payments makes the calls of one merchant in either API generation.
+type Payments struct{ cfg Config }
+
+// ErrUnknownAPI: an API other than "v2" and "v3".
+var ErrUnknownAPI = errors.New("pay: unknown API (want v2 or v3)")
+
+// New checks cfg.
+func New(cfg Config) (*Payments, error) {
+	if cfg.Merchant == nil || cfg.V2 == nil || cfg.V3 == nil || cfg.NotifyBaseURL == "" {
+		return nil, errors.New("pay: Merchant, V2, V3 and NotifyBaseURL are required")
+	}
+	cfg.NotifyBaseURL = strings.TrimRight(cfg.NotifyBaseURL, "/")
+	return &Payments{cfg: cfg}, nil
+}
+
+// NotifyURL is where WeChat sends notifications of kind "pay" or "refund".
+func (p *Payments) NotifyURL(api API, kind string) string {
+	return p.cfg.NotifyBaseURL + "/wechat/notify/" + p.cfg.Merchant.Name + "/" + api + "/" + kind
+}
+
+// PrepayRequest is a JSAPI prepay (the Official Account page and the mini-program alike).
+type PrepayRequest struct {
+	API         API
+	OutTradeNo  string
+	Description string
+	AmountFen   int64
+	OpenID      string
+	ClientIP    string
+	ExpiresAt   time.Time
+}
+
+// Prepay returns a prepay_id; WeChat answers the same one for the same
+// out_trade_no and parameters, so retries are safe.
+func (p *Payments) Prepay(ctx context.Context, r PrepayRequest) (string, error) {
+	switch r.API {
+	case "v2":
+		res, err := p.cfg.V2.UnifiedOrder(ctx, v2.UnifiedOrderRequest{Body: r.Description, OutTradeNo: r.OutTradeNo,
+			TotalFen: r.AmountFen, ClientIP: clientIP(r.ClientIP), NotifyURL: p.NotifyURL("v2", "pay"), TradeType: "JSAPI",
+			OpenID: r.OpenID, TimeExpire: r.ExpiresAt})
+		return res.PrepayID, err
+	case "v3":
+		return p.cfg.V3.PrepayJSAPI(ctx, v3.PrepayRequest{Description: r.Description, OutTradeNo: r.OutTradeNo,
+			TotalFen: r.AmountFen, OpenID: r.OpenID, NotifyURL: p.NotifyURL("v3", "pay"), ClientIP: r.ClientIP, TimeExpire: r.ExpiresAt})
+	}
+	return "", ErrUnknownAPI
+}
+
+func clientIP(ip string) string {
+	if ip == "" {
+		return "127.0.0.1"
+	}
+	return ip
+}
+
+// FrontEnd holds the signed pay parameters in the exact shape each front end
+// wants (REFERENCE 4.4): the key casing differs, the signature does not.
+type FrontEnd struct {
+	// Bridge is for WeixinJSBridge.invoke('getBrandWCPayRequest', …): appId, timeStamp, nonceStr, package, signType, paySign.
+	Bridge map[string]string `json:"bridge"`
+	// ChooseWXPay is for wx.chooseWXPay after wx.config: timestamp (lower-case s), nonceStr, package, signType, paySign.
+	ChooseWXPay map[string]string `json:"choose_wx_pay"`
+	// RequestPayment is for the mini-program's wx.requestPayment: timeStamp, nonceStr, package, signType, paySign.
+	RequestPayment map[string]string `json:"request_payment"`
+}
+
+// PayParams signs the front-end parameters of a prepay_id. They are
+// deterministic in their inputs: regenerate freely, never re-prepay to re-sign.
+func (p *Payments) PayParams(api API, prepayID string, now time.Time) (FrontEnd, error) {
+	m := p.cfg.Merchant
+	var base map[string]string
+	switch api {
+	case "v2":
+		base = v2.PayParams(m.AppID, prepayID, v2.NonceStr(), now.Unix(), string(m.APIKey), v2.SignMD5)
+	case "v3":
+		var err error
+		if base, err = v3.PayParams(m.PrivateKey, m.AppID, prepayID, v3.NonceStr(), now.Unix()); err != nil {
+			return FrontEnd{}, err
+		}
+	default:
+		return FrontEnd{}, ErrUnknownAPI
+	}
+	f := FrontEnd{Bridge: base, ChooseWXPay: map[string]string{}, RequestPayment: map[string]string{}}
+	for k, v := range base {
+		if k != "appId" {
+			f.RequestPayment[k] = v
+			if k == "timeStamp" {
+				k = "timestamp"
+			}
+			f.ChooseWXPay[k] = v
+		}
+	}
+	return f, nil
+}
+
+// JSON renders f for storage and the API.
+func (f FrontEnd) JSON() json.RawMessage {
+	b, _ := json.Marshal(f)
+	return b
+}
+
+// Transaction is a payment's state, the same words in both generations.
+type Transaction struct {
+	State         string // SUCCESS, REFUND, NOTPAY, CLOSED, REVOKED, USERPAYING, PAYERROR
+	TransactionID string
+	AmountFen     int64
+	OpenID        string
+	PaidAt        time.Time
+}
+
+// Query asks WeChat for a payment's state.
+func (p *Payments) Query(ctx context.Context, api API, outTradeNo string) (Transaction, error) {
+	switch api {
+	case "v2":
+		q, err := p.cfg.V2.OrderQuery(ctx, outTradeNo)
+		return Transaction{State: q.TradeState, TransactionID: q.TransactionID, AmountFen: q.TotalFen, OpenID: q.OpenID, PaidAt: q.TimeEnd}, err
+	case "v3":
+		t, err := p.cfg.V3.QueryByOutTradeNo(ctx, outTradeNo)
+		paid, _ := time.Parse(time.RFC3339, t.SuccessTime)
+		return Transaction{State: t.TradeState, TransactionID: t.TransactionID, AmountFen: t.Amount.Total, OpenID: t.Payer.OpenID, PaidAt: paid}, err
+	}
+	return Transaction{}, ErrUnknownAPI
+}
+
+// Close closes an unpaid order; a paid one answers an error matching wechat.ErrOrderPaid.
+func (p *Payments) Close(ctx context.Context, api API, outTradeNo string) error {
+	switch api {
+	case "v2":
+		return p.cfg.V2.CloseOrder(ctx, outTradeNo)
+	case "v3":
+		return p.cfg.V3.Close(ctx, outTradeNo)
+	}
+	return ErrUnknownAPI
+}
+
+// RefundRequest is a refund; OutRefundNo is the same on every retry.
+type RefundRequest struct {
+	OutTradeNo  string
+	OutRefundNo string
+	TotalFen    int64
+	RefundFen   int64
+	Reason      string
+}
+
+// RefundStatus is a refund's state: PROCESSING, SUCCESS, CLOSED (v2 REFUNDCLOSE), ABNORMAL (v2 CHANGE).
+type RefundStatus struct {
+	RefundID string
+	Status   string
+}
+
+// Refund asks WeChat for a refund; the answer is usually PROCESSING.
+func (p *Payments) Refund(ctx context.Context, api API, r RefundRequest) (RefundStatus, error) {
+	switch api {
+	case "v2":
+		res, err := p.cfg.V2.Refund(ctx, v2.RefundRequest{OutTradeNo: r.OutTradeNo, OutRefundNo: r.OutRefundNo,
+			TotalFen: r.TotalFen, RefundFen: r.RefundFen, Reason: r.Reason, NotifyURL: p.NotifyURL("v2", "refund")})
+		return RefundStatus{RefundID: res.RefundID, Status: "PROCESSING"}, err
+	case "v3":
+		res, err := p.cfg.V3.Refund(ctx, v3.RefundRequest{OutTradeNo: r.OutTradeNo, OutRefundNo: r.OutRefundNo,
+			TotalFen: r.TotalFen, RefundFen: r.RefundFen, Reason: r.Reason, NotifyURL: p.NotifyURL("v3", "refund")})
+		return RefundStatus{RefundID: res.RefundID, Status: res.Status}, err
+	}
+	return RefundStatus{}, ErrUnknownAPI
+}
+
+// QueryRefund asks WeChat for a refund's state.
+func (p *Payments) QueryRefund(ctx context.Context, api API, outRefundNo string) (RefundStatus, error) {
+	switch api {
+	case "v2":
+		st, err := p.cfg.V2.RefundQuery(ctx, outRefundNo)
+		return RefundStatus{RefundID: st.RefundID, Status: normalRefundStatus(st.Status)}, err
+	case "v3":
+		r, err := p.cfg.V3.QueryRefund(ctx, outRefundNo)
+		return RefundStatus{RefundID: r.RefundID, Status: r.Status}, err
+	}
+	return RefundStatus{}, ErrUnknownAPI
+}
+
+func normalRefundStatus(v2Status string) string {
+	switch v2Status {
+	case "REFUNDCLOSE":
+		return "CLOSED"
+	case "CHANGE":
+		return "ABNORMAL"
+	}
+	return v2Status
+}
