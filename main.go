@@ -30,6 +30,6 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(natsCommand())
+	root.AddCommand(devCommand(), natsCommand())
 	return root
 }

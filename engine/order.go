@@ -82,9 +82,9 @@ type Order struct {
 	PrepayID string `json:"prepay_id,omitempty" db:"prepay_id"`
 	// PayParams is the signed front-end parameter object (JSON), once signed.
 	PayParams     RawJSON `json:"pay_params,omitempty" db:"pay_params"`
-	TransactionID string          `json:"transaction_id,omitempty" db:"transaction_id"`
-	PaidFen       int64           `json:"paid_fen" db:"paid_fen"`
-	RefundedFen   int64           `json:"refunded_fen" db:"refunded_fen"`
+	TransactionID string  `json:"transaction_id,omitempty" db:"transaction_id"`
+	PaidFen       int64   `json:"paid_fen" db:"paid_fen"`
+	RefundedFen   int64   `json:"refunded_fen" db:"refunded_fen"`
 	// ExpiresAt is when an unpaid order is closed.
 	ExpiresAt time.Time `json:"expires_at" db:"expires_at"`
 	CreatedAt time.Time `json:"created_at" db:"created_at"`

@@ -1,0 +1,41 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/wxflow/wxflow/engine"
+)
+
+// errorBody is every error answer: {"error": {"code", "reason"}}.
+type errorBody struct {
+	Error struct {
+		Code   string `json:"code"`
+		Reason string `json:"reason"`
+	} `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, reason string) {
+	var b errorBody
+	b.Error.Code, b.Error.Reason = code, reason
+	writeJSON(w, status, b)
+}
+
+// statusOf is the only place an engine refusal becomes an HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case engine.CodeConflict, engine.CodeRefundInProgress, engine.CodeInvalidState, engine.CodeCloseRequested, engine.CodeDuplicate:
+		return http.StatusConflict
+	case engine.CodeOverRefund, engine.CodeInvalid, engine.CodeAmountMismatch:
+		return http.StatusUnprocessableEntity
+	case engine.CodeUnknownOrder:
+		return http.StatusNotFound
+	}
+	return http.StatusUnprocessableEntity
+}

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+)
+
+// readNotification reads the raw body once (signatures are over its exact
+// bytes) after checking the merchant in the path and the content type.
+func (s *Server) readNotification(r *http.Request, wantType string) ([]byte, error) {
+	if r.PathValue("merchant") != s.cfg.Merchant.Name {
+		return nil, errors.New("unknown merchant")
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "" && !strings.Contains(mt, wantType) {
+		return nil, errors.New("wrong content type " + mt)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, errors.New("body too large or unreadable")
+	}
+	return body, nil
+}
+
+// refuse answers a notification that changes nothing, and counts it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, v3style bool, reason string) {
+	s.Counters.NotificationsRejected.Add(1)
+	s.log.Warn("notification refused", "path", r.URL.Path, "reason", reason, "trace_id", traceID(r.Context()))
+	if v3style {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"code": "FAIL", "message": reason})
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(v2.NotifyReply(false, reason))
+}
+
+// accept publishes the command and answers WeChat success only after the
+// PubAck: a failure to publish asks WeChat to send it again.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, v3style bool, cmd engine.Command) {
+	if _, err := s.send(r.Context(), cmd, false); err != nil {
+		s.log.Warn("notification not recorded; WeChat will send it again", "err", err)
+		if v3style {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"code": "FAIL", "message": "try again"})
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		_, _ = w.Write(v2.NotifyReply(false, "try again"))
+		return
+	}
+	s.Counters.NotificationsAccepted.Add(1)
+	if v3style {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	_, _ = w.Write(v2.NotifyReply(true, "OK"))
+}
+
+// orderFor finds the order a genuine notification is about.
+func (s *Server) orderFor(ctx context.Context, outTradeNo string) (engine.Order, error) {
+	return s.cfg.Store.OrderByOutTradeNo(ctx, s.cfg.Merchant.Name, outTradeNo)
+}
+
+func (s *Server) notifyV2Pay(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readNotification(r, "xml")
+	if err != nil {
+		s.refuse(w, r, false, err.Error())
+		return
+	}
+	n, err := s.cfg.V2.ParseNotify(body)
+	if err != nil {
+		s.refuse(w, r, false, reasonOf(err))
+		return
+	}
+	s.payment(w, r, false, n.OutTradeNo, n.Paid, engine.Payment{TransactionID: n.TransactionID, AmountFen: n.TotalFen,
+		OpenID: n.OpenID, PaidAt: n.TimeEnd, Source: engine.SourceNotification})
+}
+
+func (s *Server) notifyV3Pay(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readNotification(r, "json")
+	if err != nil {
+		s.refuse(w, r, true, err.Error())
+		return
+	}
+	t, err := s.cfg.V3.ParsePaymentNotify(r.Header, body)
+	if err != nil {
+		s.refuse(w, r, true, reasonOf(err))
+		return
+	}
+	s.payment(w, r, true, t.OutTradeNo, t.TradeState == "SUCCESS", engine.Payment{TransactionID: t.TransactionID,
+		AmountFen: t.Amount.Total, OpenID: t.Payer.OpenID, Source: engine.SourceNotification})
+}
+
+// payment records a verified payment notification as a notify command.
+func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, outTradeNo string, paid bool, p engine.Payment) {
+	o, err := s.orderFor(r.Context(), outTradeNo)
+	if err != nil {
+		s.refuse(w, r, v3style, "unknown out_trade_no")
+		return
+	}
+	if !paid {
+		// A genuine "not paid" result: nothing to record; acknowledge so WeChat stops.
+		s.accept(w, r, v3style, engine.Command{ID: "notfinal:" + outTradeNo, Verb: engine.VerbFlag, OrderID: o.ID,
+			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "payment_failed_notification"}})
+		return
+	}
+	s.accept(w, r, v3style, engine.Command{ID: "notify:" + string(o.ID) + ":" + p.TransactionID, Verb: engine.VerbNotify,
+		OrderID: o.ID, Actor: "wechat:notify", Notify: &p})
+}
+
+func (s *Server) notifyV2Refund(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readNotification(r, "xml")
+	if err != nil {
+		s.refuse(w, r, false, err.Error())
+		return
+	}
+	n, err := s.cfg.V2.ParseRefundNotify(body)
+	if err != nil {
+		s.refuse(w, r, false, reasonOf(err))
+		return
+	}
+	s.refundResult(w, r, false, n.OutTradeNo, n.OutRefundNo, n.RefundID, n.Status)
+}
+
+func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
+	body, err := s.readNotification(r, "json")
+	if err != nil {
+		s.refuse(w, r, true, err.Error())
+		return
+	}
+	n, err := s.cfg.V3.ParseRefundNotify(r.Header, body)
+	if err != nil {
+		s.refuse(w, r, true, reasonOf(err))
+		return
+	}
+	s.refundResult(w, r, true, n.OutTradeNo, n.OutRefundNo, n.RefundID, n.RefundStatus)
+}
+
+// refundResult records a verified refund notification. ABNORMAL / CHANGE is
+// not final: it is acknowledged and left for the reconciler and a person.
+func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bool, outTradeNo, outRefundNo, refundID, status string) {
+	o, err := s.orderFor(r.Context(), outTradeNo)
+	if err != nil {
+		s.refuse(w, r, v3style, "unknown out_trade_no")
+		return
+	}
+	var cmd engine.Command
+	switch status {
+	case "SUCCESS", "CLOSED", "REFUNDCLOSE":
+		cmd = engine.Command{ID: "refunded:" + outRefundNo + ":" + status, Verb: engine.VerbRefunded, OrderID: o.ID,
+			Actor: "wechat:notify", Refunded: &engine.RefundDone{OutRefundNo: outRefundNo, RefundID: refundID,
+				Succeeded: status == "SUCCESS", Source: engine.SourceNotification}}
+	default:
+		cmd = engine.Command{ID: "refund-abnormal:" + outRefundNo, Verb: engine.VerbFlag, OrderID: o.ID,
+			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "refund_abnormal"}}
+	}
+	s.accept(w, r, v3style, cmd)
+}
+
+// reasonOf names a refusal without echoing the message's content.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, wechat.ErrSignature):
+		return "signature verification failed"
+	case errors.Is(err, wechat.ErrStale):
+		return "timestamp outside the allowed window"
+	case errors.Is(err, wechat.ErrDecrypt):
+		return "decryption failed"
+	case errors.Is(err, wechat.ErrForeign):
+		return "another appid or merchant"
+	}
+	return "malformed notification"
+}

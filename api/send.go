@@ -1,0 +1,85 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+)
+
+// errNoReply: the command is durably in JetStream but the engine has not
+// answered in time; it will be applied.
+var errNoReply = errors.New("api: the engine has not answered yet")
+
+// send publishes cmd (Nats-Msg-Id = its id), waits for the PubAck and then,
+// when wait is set, for the engine's Result on a private inbox.
+func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engine.Result, error) {
+	cmd.At = s.cfg.Now().UTC()
+	if cmd.TraceID == "" {
+		cmd.TraceID = traceID(ctx)
+	}
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return engine.Result{}, err
+	}
+	msg := &nats.Msg{Subject: cmd.Subject(), Data: b, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, cmd.ID)
+	var sub *nats.Subscription
+	if wait {
+		inbox := s.cfg.NC.NewRespInbox()
+		if sub, err = s.cfg.NC.SubscribeSync(inbox); err != nil {
+			return engine.Result{}, err
+		}
+		defer sub.Unsubscribe()
+		msg.Header.Set(engine.ReplyHeader, inbox)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ack, err := s.cfg.JS.PublishMsg(pctx, msg)
+	if err != nil {
+		return engine.Result{}, fmt.Errorf("publish %s: %w", cmd.Subject(), err)
+	}
+	if !wait {
+		return engine.Result{}, nil
+	}
+	if ack.Duplicate {
+		// The same command was published before: its outcome is in the store.
+		return s.outcome(ctx, cmd.ID)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, s.cfg.ReplyTimeout)
+	defer rcancel()
+	reply, err := sub.NextMsgWithContext(rctx)
+	if err != nil {
+		return s.outcome(ctx, cmd.ID)
+	}
+	var res engine.Result
+	if err := json.Unmarshal(reply.Data, &res); err != nil {
+		return engine.Result{}, err
+	}
+	return res, nil
+}
+
+// outcome polls the store for a command's result until the reply timeout.
+func (s *Server) outcome(ctx context.Context, id string) (engine.Result, error) {
+	end := time.Now().Add(s.cfg.ReplyTimeout)
+	for {
+		res, ok, err := s.cfg.Store.Outcome(ctx, id)
+		if err != nil || ok {
+			return res, err
+		}
+		if time.Now().After(end) {
+			return engine.Result{}, errNoReply
+		}
+		select {
+		case <-ctx.Done():
+			return engine.Result{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

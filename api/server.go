@@ -1,0 +1,140 @@
+// Package api is wxflow's HTTP face: the shop API (/v1/…), WeChat's
+// notification endpoints (/wechat/notify/<merchant>/…) and the health checks.
+// It reads orders from the store and asks for changes only by publishing
+// commands: the engine alone writes.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+	"github.com/wxflow/wxflow/workers/wechat/v3"
+)
+
+// TicketSource hands out the deployment's shared jsapi_ticket.
+type TicketSource interface {
+	JSAPITicket(ctx context.Context) (string, error)
+}
+
+// Config configures a [Server].
+type Config struct {
+	Merchant *wechat.Merchant
+	Store    *engine.Store
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	V2       *v2.Client
+	V3       *v3.Client
+	// Tickets serves GET /v1/jssdk/config; the endpoint answers 503 when nil.
+	Tickets TicketSource
+	// OAuthBaseURL stands for https://open.weixin.qq.com.
+	OAuthBaseURL string
+	// ReplyTimeout is how long a request waits for the engine's answer (5 s).
+	ReplyTimeout time.Duration
+	// MaxBodyBytes bounds request bodies (64 KiB).
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Counters are the API's running totals, for metrics and tests.
+type Counters struct {
+	NotificationsAccepted atomic.Int64
+	NotificationsRejected atomic.Int64
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	handler  http.Handler
+	Counters Counters
+}
+
+// New checks cfg and builds the routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Merchant == nil || cfg.Store == nil || cfg.NC == nil || cfg.JS == nil || cfg.V2 == nil || cfg.V3 == nil {
+		return nil, errors.New("api: Merchant, Store, NC, JS, V2 and V3 are required")
+	}
+	if cfg.ReplyTimeout == 0 {
+		cfg.ReplyTimeout = 5 * time.Second
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
+	s.handler = s.middleware(s.routes())
+	return s, nil
+}
+
+// routes lists every endpoint.
+func (s *Server) routes() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /v1/orders", s.createOrder)
+	m.HandleFunc("GET /v1/orders/{id}", s.getOrder)
+	m.HandleFunc("GET /v1/orders/{id}/pay-params", s.payParams)
+	m.HandleFunc("POST /v1/orders/{id}/refunds", s.refund)
+	m.HandleFunc("POST /v1/orders/{id}/close", s.closeOrder)
+	m.HandleFunc("GET /v1/jssdk/config", s.jssdkConfig)
+	m.HandleFunc("GET /v1/oauth/authorize", s.oauthAuthorize)
+	m.HandleFunc("POST /wechat/notify/{merchant}/v2/pay", s.notifyV2Pay)
+	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
+	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
+	m.HandleFunc("POST /wechat/notify/{merchant}/v3/refund", s.notifyV3Refund)
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /readyz", s.ready)
+	return m
+}
+
+// Handler returns the API's handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves on ln until ctx ends, then shuts down within 10 s.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "db_unavailable", err.Error())
+		return
+	}
+	if !s.cfg.NC.IsConnected() {
+		writeError(w, http.StatusServiceUnavailable, "nats_unavailable", "not connected to NATS")
+		return
+	}
+	if _, err := s.cfg.JS.Stream(ctx, engine.CommandStream); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "streams_missing", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"cmp"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// settings is everything a wxflow process needs to find the rest of its
+// deployment. Each field has a flag and an environment variable; the flag
+// wins. Defaults describe the local layout of `wxflow dev` and the Procfile.
+type settings struct {
+	DataDir      string // WXFLOW_DATA: the data folder (SQLite, embedded NATS, simulator keys)
+	DBURL        string // WXFLOW_DB_URL: "sqlite:PATH" or "postgres://…"; default sqlite in DataDir
+	NATSURL      string // WXFLOW_NATS_URL: an external NATS; default the embedded one
+	HTTPAddr     string // WXFLOW_HTTP_ADDR: where the API listens
+	PublicURL    string // WXFLOW_PUBLIC_URL: how WeChat reaches the API (notify URLs)
+	MerchantName string // WXFLOW_MERCHANT: wxflow's name for the merchant
+	MerchantDir  string // WXFLOW_MERCHANT_DIR: merchant.json and key files
+	WechatURL    string // WXFLOW_WECHAT_URL: one base URL for every WeChat host (the simulator)
+	WechatCA     string // WXFLOW_WECHAT_CA: extra root CA (PEM) to trust, e.g. the simulator's
+	LogFormat    string // WXFLOW_LOG: "text" or "json"
+	LogLevel     string // WXFLOW_LOG_LEVEL: debug, info, warn, error
+}
+
+// WeChat's real hosts, used when WXFLOW_WECHAT_URL is not set.
+const (
+	wechatMPHost    = "https://api.weixin.qq.com"
+	wechatPayHost   = "https://api.mch.weixin.qq.com"
+	wechatOAuthHost = "https://open.weixin.qq.com"
+)
+
+func (s *settings) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.DataDir, "data", env("WXFLOW_DATA", "data"), "data folder (env WXFLOW_DATA)")
+	fs.StringVar(&s.DBURL, "db", env("WXFLOW_DB_URL", ""), "database URL, sqlite:PATH or postgres://… (env WXFLOW_DB_URL; default sqlite in the data folder)")
+	fs.StringVar(&s.NATSURL, "nats", env("WXFLOW_NATS_URL", ""), "NATS URL (env WXFLOW_NATS_URL; default nats://127.0.0.1:4250, the embedded server)")
+	fs.StringVar(&s.HTTPAddr, "http", env("WXFLOW_HTTP_ADDR", "127.0.0.1:8080"), "API listen address (env WXFLOW_HTTP_ADDR)")
+	fs.StringVar(&s.PublicURL, "public-url", env("WXFLOW_PUBLIC_URL", ""), "public base URL of the API for WeChat notifications (env WXFLOW_PUBLIC_URL; default http://<http addr>)")
+	fs.StringVar(&s.MerchantName, "merchant", env("WXFLOW_MERCHANT", "default"), "merchant name used in notify URLs (env WXFLOW_MERCHANT)")
+	fs.StringVar(&s.MerchantDir, "merchant-dir", env("WXFLOW_MERCHANT_DIR", ""), "merchant key folder (env WXFLOW_MERCHANT_DIR; default <data>/sim)")
+	fs.StringVar(&s.WechatURL, "wechat-url", env("WXFLOW_WECHAT_URL", ""), "base URL standing for every WeChat host, e.g. the simulator (env WXFLOW_WECHAT_URL)")
+	fs.StringVar(&s.WechatCA, "wechat-ca", env("WXFLOW_WECHAT_CA", ""), "extra root CA file to trust for WeChat (env WXFLOW_WECHAT_CA)")
+	fs.StringVar(&s.LogFormat, "log", env("WXFLOW_LOG", "text"), "log format: text or json (env WXFLOW_LOG)")
+	fs.StringVar(&s.LogLevel, "log-level", env("WXFLOW_LOG_LEVEL", "info"), "log level (env WXFLOW_LOG_LEVEL)")
+}
+
+func env(name, def string) string { return cmp.Or(os.Getenv(name), def) }
+
+// resolve fills the defaults that depend on other settings.
+func (s *settings) resolve() {
+	s.DBURL = cmp.Or(s.DBURL, "sqlite:"+filepath.Join(s.DataDir, "wxflow.db"))
+	s.NATSURL = cmp.Or(s.NATSURL, "nats://127.0.0.1:4250")
+	s.PublicURL = strings.TrimRight(cmp.Or(s.PublicURL, "http://"+s.HTTPAddr), "/")
+	s.MerchantDir = cmp.Or(s.MerchantDir, filepath.Join(s.DataDir, "sim"))
+}
+
+// wechatHosts returns the base URLs of the platform, pay and OAuth hosts.
+func (s *settings) wechatHosts() (mp, pay, oauth string) {
+	if s.WechatURL != "" {
+		u := strings.TrimRight(s.WechatURL, "/")
+		return u, u, u
+	}
+	return wechatMPHost, wechatPayHost, wechatOAuthHost
+}
+
+// rootCAs returns the system roots plus the extra CA, or nil for the system roots alone.
+func (s *settings) rootCAs() (*x509.CertPool, error) {
+	if s.WechatCA == "" {
+		return nil, nil
+	}
+	pemBytes, err := os.ReadFile(s.WechatCA)
+	if err != nil {
+		return nil, fmt.Errorf("wechat CA: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("wechat CA %s: no certificate found", s.WechatCA)
+	}
+	return pool, nil
+}
+
+// logger builds the process logger: text for people, JSON for machines.
+func (s *settings) logger(component string) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(s.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if s.LogFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return slog.New(h).With("component", component)
+}
+
+// shutdownTimeout bounds each step of a graceful shutdown.
+const shutdownTimeout = 10 * time.Second

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxflow/wxflow/api"
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/engine/natsembed"
+	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// devOptions configure `wxflow dev`.
+type devOptions struct {
+	NATSPort    int           // embedded NATS port; -1 for any free port
+	SimAddr     string        // where the simulator listens
+	TimeScale   float64       // the simulator's time scale
+	Expiry      time.Duration // how often expired orders are closed
+	Demo        int           // orders the demo drives; 0: keep running
+	Concurrency int           // the demo's concurrent shops
+	Faults      sim.Faults
+}
+
+// devStack is everything of `wxflow dev`, running in one process.
+type devStack struct {
+	APIURL, SimURL string
+	SimClient      *http.Client
+	Sim            *sim.Sim
+	Store          *engine.Store
+	NATS           *natsembed.Server
+	API            *api.Server
+}
+
+// startDev starts embedded NATS, SQLite, the simulator, the engine, every
+// worker and the API, and returns once all of them accept work. Everything
+// stops when ctx ends; wait on the returned group.
+func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) (*devStack, *errgroup.Group, error) {
+	s.resolve()
+	ns, err := natsembed.Start(natsembed.Config{Port: o.NATSPort, StoreDir: filepath.Join(s.DataDir, "nats"), ServerName: "wxflow-dev"})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ns.WriteURLFile(s.DataDir); err != nil {
+		ns.Stop()
+		return nil, nil, err
+	}
+	s.NATSURL = ns.ClientURL()
+	st := &devStack{NATS: ns}
+	g, gctx := errgroup.WithContext(ctx)
+	cleanup := func() {}
+	fail := func(err error) (*devStack, *errgroup.Group, error) {
+		cleanup()
+		ns.Stop()
+		return nil, nil, err
+	}
+
+	// The simulator, with its keys in <data>/sim: the merchant wxflow uses.
+	s.MerchantDir = filepath.Join(s.DataDir, "sim")
+	simulator, err := sim.New(sim.Config{KeysDir: s.MerchantDir, TimeScale: o.TimeScale, Faults: o.Faults, Logger: log.With("component", "sim")})
+	if err != nil {
+		return fail(err)
+	}
+	simLn, err := net.Listen("tcp", o.SimAddr)
+	if err != nil {
+		return fail(fmt.Errorf("simulator: %w", err))
+	}
+	st.Sim, st.SimURL = simulator, "https://"+simLn.Addr().String()
+	st.SimClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: simulator.RootCAs()}}}
+	s.WechatURL, s.WechatCA = st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile)
+
+	apiLn, err := net.Listen("tcp", s.HTTPAddr)
+	if err != nil {
+		simLn.Close()
+		return fail(fmt.Errorf("API: %w", err))
+	}
+	s.HTTPAddr = apiLn.Addr().String()
+	s.PublicURL = "http://" + s.HTTPAddr
+	st.APIURL = s.PublicURL
+
+	store, err := engine.Open(ctx, s.DBURL)
+	if err != nil {
+		simLn.Close()
+		apiLn.Close()
+		return fail(err)
+	}
+	st.Store = store
+	cleanup = func() { simLn.Close(); apiLn.Close(); store.Close() }
+	nc, js, err := connectNATS(ctx, s.NATSURL, "dev", log)
+	if err != nil {
+		return fail(err)
+	}
+	wc, err := newWechatClients(s)
+	if err != nil {
+		nc.Close()
+		return fail(err)
+	}
+	eng, err := engine.New(engine.Config{ExpiryInterval: o.Expiry, Logger: log}, store, nc, js)
+	if err != nil {
+		nc.Close()
+		return fail(err)
+	}
+	srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
+		OAuthBaseURL: st.SimURL, Logger: log})
+	if err != nil {
+		nc.Close()
+		return fail(err)
+	}
+	st.API = srv
+
+	g.Go(func() error { return simulator.Run(gctx) })
+	g.Go(func() error { return simulator.Serve(gctx, simLn) })
+	g.Go(func() error { return eng.Run(gctx) })
+	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Logger: log}) {
+		g.Go(func() error { return workers.Run(gctx, js, h, workers.LoopConfig{Logger: log}) })
+	}
+	g.Go(func() error { return srv.Run(gctx, apiLn) })
+	g.Go(func() error {
+		<-gctx.Done()
+		time.Sleep(100 * time.Millisecond) // let the others drain first
+		nc.Drain()
+		ns.Stop()
+		store.Close()
+		return nil
+	})
+	return st, g, nil
+}
+
+func devCommand() *cobra.Command {
+	var s settings
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := s.logger("dev")
+			if o.Demo > 0 && s.LogLevel == "info" {
+				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			st, g, err := startDev(ctx, &s, o, log)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (POST /v1/orders …)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
+				st.APIURL, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), s.NATSURL, s.DataDir)
+			if o.Demo == 0 {
+				fmt.Fprintln(out, "Ctrl-C stops it.")
+				return g.Wait()
+			}
+			start := time.Now()
+			results := runDemo(ctx, demoConfig{Orders: o.Demo, Concurrency: o.Concurrency, APIURL: st.APIURL,
+				SimURL: st.SimURL, SimClient: st.SimClient})
+			ok := printDemoSummary(out, results, time.Since(start))
+			cancel()
+			_ = g.Wait()
+			if !ok {
+				return fmt.Errorf("demo: some orders did not reach the state they should")
+			}
+			return nil
+		},
+	}
+	s.register(cmd.Flags())
+	f := cmd.Flags()
+	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
+	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
+	f.Float64Var(&o.TimeScale, "time-scale", 0.01, "the simulator's time scale (1 = WeChat's real delays)")
+	f.DurationVar(&o.Expiry, "expiry-interval", 500*time.Millisecond, "how often expired orders are closed")
+	f.IntVar(&o.Demo, "demo", 0, "drive N orders through the simulator, print a summary and exit (0 when all is right)")
+	f.IntVar(&o.Concurrency, "demo-concurrency", 16, "concurrent orders of the demo")
+	o.Faults.RegisterFlags(f)
+	return cmd
+}

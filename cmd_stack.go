@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/mp"
+	"github.com/wxflow/wxflow/workers/wechat/pay"
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+	"github.com/wxflow/wxflow/workers/wechat/v3"
+)
+
+// connectNATS connects to the deployment's NATS and provisions wxflow's
+// streams and buckets (idempotent), so any process may start first.
+func connectNATS(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url,
+		nats.Name("wxflow "+name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrl()) }),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect NATS %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("JetStream: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := engine.Provision(pctx, js, engine.StreamsConfig{}); err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("provision streams on %s: %w", url, err)
+	}
+	return nc, js, nil
+}
+
+// wechatClients are the WeChat clients of one merchant.
+type wechatClients struct {
+	Merchant *wechat.Merchant
+	V2       *v2.Client
+	V3       *v3.Client
+	MP       *mp.Client
+	Pay      *pay.Payments
+}
+
+// newWechatClients loads the merchant's keys and builds its clients, pointed
+// at WeChat's hosts or at the simulator (WXFLOW_WECHAT_URL).
+func newWechatClients(s *settings) (*wechatClients, error) {
+	m, err := wechat.LoadMerchant(s.MerchantName, s.MerchantDir)
+	if err != nil {
+		return nil, fmt.Errorf("merchant keys in %s: %w", s.MerchantDir, err)
+	}
+	roots, err := s.rootCAs()
+	if err != nil {
+		return nil, err
+	}
+	httpClient := &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+	mpURL, payURL, _ := s.wechatHosts()
+	c := &wechatClients{Merchant: m}
+	if c.V2, err = v2.NewClient(v2.Config{BaseURL: payURL, Merchant: m, HTTPClient: httpClient, RootCAs: roots}); err != nil {
+		return nil, err
+	}
+	if c.V3, err = v3.NewClient(v3.Config{BaseURL: payURL, Merchant: m, HTTPClient: httpClient}); err != nil {
+		return nil, err
+	}
+	if c.MP, err = mp.NewClient(mp.Config{BaseURL: mpURL, AppID: m.AppID, AppSecret: m.AppSecret, HTTPClient: httpClient}); err != nil {
+		return nil, err
+	}
+	if c.Pay, err = pay.New(pay.Config{Merchant: m, V2: c.V2, V3: c.V3, NotifyBaseURL: s.PublicURL}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

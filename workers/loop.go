@@ -1,0 +1,190 @@
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
+)
+
+// LoopConfig tunes the consume loop; zero fields take the defaults.
+type LoopConfig struct {
+	// MaxDeliver is how many times an event is tried before it is dead-lettered (10).
+	MaxDeliver int
+	// AckWait is how long a delivery may run before it is redelivered (30 s).
+	AckWait time.Duration
+	// CallTimeout bounds one Handle call (15 s).
+	CallTimeout time.Duration
+	// BackoffBase and BackoffMax shape the delay before a retry (200 ms, 30 s).
+	BackoffBase, BackoffMax time.Duration
+	// Logger receives the loop's logs.
+	Logger *slog.Logger
+}
+
+func (c *LoopConfig) defaults() {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 10
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 15 * time.Second
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = 200 * time.Millisecond
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Backoff is the delay before delivery n+1: exponential from base, capped
+// at max, with ±25% jitter so a burst of failures does not retry in step.
+func Backoff(n int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	jitter := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
+	return d + jitter
+}
+
+// Run consumes h's events until ctx ends, then drains. Every instance of
+// the same worker shares one durable consumer, so they split the work.
+func Run(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConfig) error {
+	cfg.defaults()
+	log := cfg.Logger.With("worker", h.Name())
+	cons, err := js.CreateOrUpdateConsumer(ctx, engine.EventStream, jetstream.ConsumerConfig{
+		Durable:       h.Name(),
+		FilterSubject: engine.EventFilter(h.Event()),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: 256,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("worker %s: consumer: %w", h.Name(), err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { handle(ctx, js, h, cfg, log, msg) },
+		jetstream.PullMaxMessages(64), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				log.Debug("consume", "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("worker %s: consume: %w", h.Name(), err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(10 * time.Second):
+	}
+	return nil
+}
+
+// handle runs one delivery: decode, Handle, publish the result, then ack;
+// or retry later, fail the order, or dead-letter it.
+func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConfig, log *slog.Logger, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return
+	}
+	var ev engine.Event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.OrderID == "" {
+		deadLetter(ctx, js, h, log, msg, "undecodable event", "")
+		return
+	}
+	log = log.With("order_id", ev.OrderID, "event", ev.ID, "trace_id", ev.TraceID, "delivery", meta.NumDelivered)
+	cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+	cmd, err := h.Handle(cctx, ev)
+	cancel()
+	switch {
+	case err == nil:
+		if cmd != nil {
+			if err := publish(ctx, js, cmd); err != nil {
+				log.Warn("result not published; will retry", "err", err)
+				_ = msg.NakWithDelay(Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax))
+				return
+			}
+		}
+		_ = msg.Ack()
+	case ctx.Err() != nil:
+		_ = msg.Nak() // shutting down: let another instance take it
+	case wechat.IsRetryable(err) && int(meta.NumDelivered) < cfg.MaxDeliver:
+		d := Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax)
+		log.Info("retryable failure", "err", err, "retry_in", d)
+		_ = msg.NakWithDelay(d)
+	case wechat.IsRetryable(err):
+		deadLetter(ctx, js, h, log, msg, "deliveries used up: "+err.Error(), ev.OrderID)
+	default:
+		log.Warn("final failure", "err", err)
+		fail := resultCommand(h.Name(), engine.VerbFail, ev)
+		fail.Fail = &engine.Failure{Step: h.Name(), Code: wechat.CodeOf(err), Message: err.Error()}
+		if perr := publish(ctx, js, fail); perr != nil {
+			_ = msg.NakWithDelay(Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax))
+			return
+		}
+		_ = msg.Ack()
+	}
+}
+
+// publish sends a command with its id as Nats-Msg-Id and waits for the PubAck.
+func publish(ctx context.Context, js jetstream.JetStream, cmd *engine.Command) error {
+	cmd.At = time.Now().UTC()
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: cmd.Subject(), Data: b, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, cmd.ID)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = js.PublishMsg(pctx, msg)
+	return err
+}
+
+// deadLetter parks a message on wxflow.dlq.<worker>.<order_id> with the
+// reason, flags the order for a person, then terminates the delivery.
+func deadLetter(ctx context.Context, js jetstream.JetStream, h Handler, log *slog.Logger, msg jetstream.Msg, reason string, order engine.OrderID) {
+	token := string(order)
+	if token == "" {
+		token = "unknown"
+	}
+	dl := &nats.Msg{Subject: engine.DeadLetterPrefix + h.Name() + "." + token, Data: msg.Data(), Header: nats.Header{}}
+	dl.Header.Set("Wxflow-Reason", reason)
+	dl.Header.Set("Wxflow-Subject", msg.Subject())
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := js.PublishMsg(pctx, dl); err != nil {
+		log.Warn("dead-letter not published; will retry", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if order != "" {
+		flag := &engine.Command{ID: "flag:" + h.Name() + ":" + string(order) + ":" + fmt.Sprint(time.Now().UnixNano()),
+			Verb: engine.VerbFlag, OrderID: order, Actor: "worker:" + h.Name(),
+			Flag: &engine.FlagInfo{Reason: "dead_letter:" + h.Name()}, Reason: reason}
+		if err := publish(ctx, js, flag); err != nil {
+			log.Warn("flag not published", "err", err)
+		}
+	}
+	log.Warn("dead-lettered", "reason", reason)
+	_ = msg.Term()
+}

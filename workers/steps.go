@@ -1,0 +1,175 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/mp"
+	"github.com/wxflow/wxflow/workers/wechat/pay"
+)
+
+// Deps is what the workers need of the world.
+type Deps struct {
+	Payments *pay.Payments
+	MP       *mp.Client
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// All returns every worker, in lifecycle order: an explicit list, no registration.
+func All(d Deps) []Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return []Handler{Authorize{d}, Prepay{d}, Sign{d}, Close{d}, Refund{d}}
+}
+
+// Authorize turns what the shop gave into the payer's openid: as is, or by
+// exchanging the single-use OAuth code or wx.login code once.
+type Authorize struct{ Deps }
+
+// Name is the durable consumer name.
+func (Authorize) Name() string { return "authorize" }
+
+// Event is the event the worker acts on.
+func (Authorize) Event() engine.EventType { return engine.EventCreated }
+
+// Handle resolves the openid. An invalid or used code is final: the shop must
+// start OAuth again. (A retried exchange after a lost answer meets 40163 and
+// fails the order: the shop creates a new one with a new code.)
+func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
+	o := ev.Order
+	openid := o.OpenID
+	switch {
+	case openid != "":
+	case o.OAuthCode != "":
+		t, err := w.MP.ExchangeCode(ctx, o.OAuthCode)
+		if err != nil {
+			return nil, err
+		}
+		openid = t.OpenID
+	case o.LoginCode != "":
+		s, err := w.MP.JSCode2Session(ctx, o.LoginCode)
+		if err != nil {
+			return nil, err
+		}
+		openid = s.OpenID
+	default:
+		return nil, errors.New("order has no openid, oauth_code or login_code")
+	}
+	c := resultCommand(w.Name(), engine.VerbAuthorize, ev)
+	c.Authorize = &engine.Authorize{OpenID: openid}
+	return c, nil
+}
+
+// Prepay asks WeChat for a prepay_id (统一下单), idempotent by out_trade_no.
+type Prepay struct{ Deps }
+
+// Name is the durable consumer name.
+func (Prepay) Name() string { return "prepay" }
+
+// Event is the event the worker acts on.
+func (Prepay) Event() engine.EventType { return engine.EventAuthorized }
+
+// Handle calls the unified order of the order's API generation.
+func (w Prepay) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
+	o := ev.Order
+	id, err := w.Payments.Prepay(ctx, pay.PrepayRequest{API: string(o.PayAPI), OutTradeNo: o.OutTradeNo,
+		Description: o.Description, AmountFen: o.AmountFen, OpenID: o.OpenID, ClientIP: o.ClientIP, ExpiresAt: o.ExpiresAt})
+	if err != nil {
+		return nil, err
+	}
+	c := resultCommand(w.Name(), engine.VerbPrepaid, ev)
+	c.Prepaid = &engine.PrepaidInfo{PrepayID: id}
+	return c, nil
+}
+
+// Sign builds the signed front-end pay parameters; no WeChat call.
+type Sign struct{ Deps }
+
+// Name is the durable consumer name.
+func (Sign) Name() string { return "sign" }
+
+// Event is the event the worker acts on.
+func (Sign) Event() engine.EventType { return engine.EventPrepaid }
+
+// Handle signs for every front end at once.
+func (w Sign) Handle(_ context.Context, ev engine.Event) (*engine.Command, error) {
+	f, err := w.Payments.PayParams(string(ev.Order.PayAPI), ev.Order.PrepayID, w.Now())
+	if err != nil {
+		return nil, err
+	}
+	c := resultCommand(w.Name(), engine.VerbSigned, ev)
+	c.Signed = &engine.SignedInfo{PayParams: engine.RawJSON(f.JSON())}
+	return c, nil
+}
+
+// Close closes an order at WeChat before wxflow calls it closed: the payer may
+// hold its pay parameters. A payment that won the race is recorded instead.
+type Close struct{ Deps }
+
+// Name is the durable consumer name.
+func (Close) Name() string { return "close" }
+
+// Event is the event the worker acts on.
+func (Close) Event() engine.EventType { return engine.EventCloseRequested }
+
+// Handle calls closeorder; ORDERPAID → query → notify (source query).
+func (w Close) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
+	o := ev.Order
+	err := w.Payments.Close(ctx, string(o.PayAPI), o.OutTradeNo)
+	switch {
+	case err == nil, errors.Is(err, wechat.ErrOrderClosed), errors.Is(err, wechat.ErrOrderNotExist):
+		c := resultCommand(w.Name(), engine.VerbClose, ev)
+		c.Close = &engine.CloseAsk{Confirmed: true}
+		return c, nil
+	case errors.Is(err, wechat.ErrOrderPaid):
+		t, qerr := w.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
+		if qerr != nil {
+			return nil, qerr
+		}
+		if t.State != "SUCCESS" && t.State != "REFUND" {
+			return nil, &wechat.Error{API: "query", Code: t.State, Message: "closeorder said paid, query disagrees", Retryable: true}
+		}
+		c := resultCommand(w.Name(), engine.VerbNotify, ev)
+		c.Notify = &engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID,
+			PaidAt: t.PaidAt, Source: engine.SourceQuery}
+		return c, nil
+	}
+	return nil, err
+}
+
+// Refund asks WeChat for a refund, with the refund's own out_refund_no on
+// every retry; the refund notification (or a query) settles it.
+type Refund struct{ Deps }
+
+// Name is the durable consumer name.
+func (Refund) Name() string { return "refund" }
+
+// Event is the event the worker acts on.
+func (Refund) Event() engine.EventType { return engine.EventRefunding }
+
+// Handle calls the refund API. A final refusal closes the refund.
+func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
+	if ev.Refund == nil {
+		return nil, fmt.Errorf("refunding event %s without its refund", ev.ID)
+	}
+	o := ev.Order
+	_, err := w.Payments.Refund(ctx, string(o.PayAPI), pay.RefundRequest{OutTradeNo: o.OutTradeNo,
+		OutRefundNo: ev.Refund.OutRefundNo, TotalFen: o.PaidFen, RefundFen: ev.Refund.AmountFen, Reason: ev.Refund.Reason})
+	if err == nil {
+		return nil, nil
+	}
+	if wechat.IsRetryable(err) {
+		return nil, err
+	}
+	c := resultCommand(w.Name(), engine.VerbRefunded, ev)
+	c.Refunded = &engine.RefundDone{OutRefundNo: ev.Refund.OutRefundNo, Succeeded: false, Source: "refund:" + wechat.CodeOf(err)}
+	c.Reason = err.Error()
+	return c, nil
+}
