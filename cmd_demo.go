@@ -3,16 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/wxflow/wxflow/engine"
 )
@@ -334,4 +339,38 @@ func (c *jsonClient) doHeader(ctx context.Context, method, path string, in, out 
 		return nil
 	}
 	return json.Unmarshal(raw, out)
+}
+
+// demoCommand drives orders through a running deployment (the Procfile's)
+// and its simulator, like `wxflow dev --demo N` does in one process.
+func demoCommand() *cobra.Command {
+	var cfg demoConfig
+	var ca string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Drive N orders through a running wxflow and its WeChat simulator; exit 0 only if all end right",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pemBytes, err := os.ReadFile(ca)
+			if err != nil {
+				return fmt.Errorf("simulator CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pemBytes)
+			cfg.SimClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			start := time.Now()
+			if !printDemoSummary(cmd.OutOrStdout(), runDemo(cmd.Context(), cfg), time.Since(start)) {
+				return errors.New("demo: some orders did not reach the state they should")
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Orders, "orders", 20, "orders to drive")
+	f.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent orders")
+	f.StringVar(&cfg.APIURL, "api", "http://127.0.0.1:8080", "wxflow's API")
+	f.StringVar(&cfg.SimURL, "sim", "https://127.0.0.1:8443", "the WeChat simulator")
+	f.StringVar(&ca, "sim-ca", "data/sim/sim_ca.pem", "the simulator's CA certificate")
+	f.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "how long one order may take")
+	return cmd
 }

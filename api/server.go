@@ -97,7 +97,9 @@ func (s *Server) routes() http.Handler {
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v3/refund", s.notifyV3Refund)
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	m.HandleFunc("GET /readyz", s.ready)
 	return m
 }

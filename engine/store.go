@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // SQLite driver "sqlite3"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/wxflow/wxflow/schema"
 )
@@ -72,14 +73,33 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // Migrate applies the embedded migrations that are not applied yet.
 func (s *Store) Migrate(ctx context.Context) error {
 	dialect, fsys := goose.DialectSQLite3, schema.SQLite()
+	var opts []goose.ProviderOption
 	if s.dialect == "pgx" {
 		dialect, fsys = goose.DialectPostgres, schema.Postgres()
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("engine: migrations: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(dialect, s.db.DB, fsys)
+	p, err := goose.NewProvider(dialect, s.db.DB, fsys, opts...)
 	if err != nil {
 		return fmt.Errorf("engine: migrations: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	// Processes started together race to migrate SQLite (PostgreSQL has the
+	// session lock): the loser's transaction rolls back, and it tries again.
+	for attempt := 0; ; attempt++ {
+		_, err = p.Up(ctx)
+		if err == nil || attempt == 10 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("engine: migrate: %w", err)
 	}
 	return nil

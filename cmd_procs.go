@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxflow/wxflow/api"
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// simCommand runs the WeChat simulator alone (docs/SIMULATOR.md).
+func simCommand() *cobra.Command {
+	var addr, keys, logFormat string
+	var cfg sim.Config
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Run the WeChat simulator (HTTPS; keys and its CA in --keys)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s := settings{LogFormat: logFormat, LogLevel: "info"}
+			cfg.KeysDir, cfg.Logger = keys, s.logger("sim")
+			simulator, err := sim.New(cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			m := simulator.Keys().Merchant
+			fmt.Fprintf(cmd.OutOrStdout(), "WeChat simulator on https://%s\n  appid %s, mchid %s, keys in %s\n  trust %s\n",
+				ln.Addr(), m.AppID, m.MchID, keys, filepath.Join(keys, sim.CAFile))
+			g, ctx := errgroup.WithContext(cmd.Context())
+			g.Go(func() error { return simulator.Run(ctx) })
+			g.Go(func() error { return simulator.Serve(ctx, ln) })
+			return g.Wait()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8443", "listen address")
+	f.StringVar(&keys, "keys", "data/sim", "key folder: created on first start, reused afterwards")
+	f.StringVar(&logFormat, "log", "text", "log format: text or json")
+	f.BoolVar(&cfg.Strict, "strict", false, "check openids and https notify URLs as WeChat does")
+	f.Float64Var(&cfg.TimeScale, "time-scale", 1, "scale of WeChat's delays (retries, token life, refund settlement)")
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", 7200*time.Second, "access_token and jsapi_ticket lifetime")
+	cfg.Faults.RegisterFlags(f)
+	return cmd
+}
+
+// migrateCommand applies the migrations and exits.
+func migrateCommand() *cobra.Command {
+	var s settings
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the SQL migrations to the database",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s.resolve()
+			store, err := engine.Open(cmd.Context(), s.DBURL)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			return store.Close()
+		},
+	}
+	s.register(cmd.Flags())
+	return cmd
+}
+
+// engineCommand runs the command intake, the outbox relay and the expiry.
+func engineCommand() *cobra.Command {
+	var s settings
+	cmd := &cobra.Command{
+		Use:   "engine",
+		Short: "Run the engine: command intake, outbox relay, order expiry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s.resolve()
+			log := s.logger("engine")
+			ctx := cmd.Context()
+			store, err := engine.Open(ctx, s.DBURL)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			nc, js, err := connectNATS(ctx, s.NATSURL, "engine", log)
+			if err != nil {
+				return err
+			}
+			defer nc.Drain()
+			eng, err := engine.New(engine.Config{Logger: log}, store, nc, js)
+			if err != nil {
+				return err
+			}
+			log.Info("engine running", "db", redactDSN(s.DBURL), "nats", s.NATSURL)
+			return eng.Run(ctx)
+		},
+	}
+	s.register(cmd.Flags())
+	return cmd
+}
+
+// apiCommand runs the HTTP API.
+func apiCommand() *cobra.Command {
+	var s settings
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Run the HTTP API: the shop API and WeChat's notification endpoints",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s.resolve()
+			log := s.logger("api")
+			ctx := cmd.Context()
+			store, err := engine.Open(ctx, s.DBURL)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			nc, js, err := connectNATS(ctx, s.NATSURL, "api", log)
+			if err != nil {
+				return err
+			}
+			defer nc.Drain()
+			wc, err := newWechatClients(&s)
+			if err != nil {
+				return err
+			}
+			_, _, oauth := s.wechatHosts()
+			srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
+				OAuthBaseURL: oauth, Logger: log})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", s.HTTPAddr)
+			if err != nil {
+				return err
+			}
+			log.Info("API listening", "url", "http://"+ln.Addr().String(), "public_url", s.PublicURL)
+			return srv.Run(ctx, ln)
+		},
+	}
+	s.register(cmd.Flags())
+	return cmd
+}
+
+// workerCommand runs one worker kind, or all of them.
+func workerCommand() *cobra.Command {
+	var s settings
+	cmd := &cobra.Command{
+		Use:       "worker KIND",
+		Short:     "Run a worker: authorize, prepay, sign, close, refund, or all",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"authorize", "prepay", "sign", "close", "refund", "all"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s.resolve()
+			log := s.logger("worker-" + args[0])
+			ctx := cmd.Context()
+			nc, js, err := connectNATS(ctx, s.NATSURL, "worker "+args[0], log)
+			if err != nil {
+				return err
+			}
+			defer nc.Drain()
+			wc, err := newWechatClients(&s)
+			if err != nil {
+				return err
+			}
+			var run []workers.Handler
+			for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Logger: log}) {
+				if args[0] == "all" || h.Name() == args[0] {
+					run = append(run, h)
+				}
+			}
+			if len(run) == 0 {
+				return fmt.Errorf("unknown worker %q", args[0])
+			}
+			return runWorkers(ctx, js, run, log)
+		},
+	}
+	s.register(cmd.Flags())
+	return cmd
+}
+
+func runWorkers(ctx context.Context, js jetstream.JetStream, hs []workers.Handler, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, h := range hs {
+		log.Info("worker running", "worker", h.Name())
+		g.Go(func() error { return workers.Run(ctx, js, h, workers.LoopConfig{Logger: log}) })
+	}
+	return g.Wait()
+}
+
+// redactDSN hides a password in a database URL for logs.
+func redactDSN(dsn string) string {
+	if i, j := strings.Index(dsn, "://"), strings.LastIndex(dsn, "@"); i >= 0 && j > i {
+		return dsn[:i+3] + "…" + dsn[j:]
+	}
+	return dsn
+}
