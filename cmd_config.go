@@ -59,6 +59,9 @@ func (s *settings) resolve() {
 	s.NATSURL = cmp.Or(s.NATSURL, "nats://127.0.0.1:4250")
 	s.PublicURL = strings.TrimRight(cmp.Or(s.PublicURL, "http://"+s.HTTPAddr), "/")
 	s.MerchantDir = cmp.Or(s.MerchantDir, filepath.Join(s.DataDir, "sim"))
+	s.MerchantName = cmp.Or(s.MerchantName, "default")
+	s.HTTPAddr = cmp.Or(s.HTTPAddr, "127.0.0.1:8080")
+	s.LogFormat = cmp.Or(s.LogFormat, "text")
 }
 
 // wechatHosts returns the base URLs of the platform, pay and OAuth hosts.
