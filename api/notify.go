@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -113,7 +114,7 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, o
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "payment_failed_notification"}})
 		return
 	}
-	s.accept(w, r, v3style, engine.Command{ID: "notify:" + string(o.ID) + ":" + p.TransactionID, Verb: engine.VerbNotify,
+	s.accept(w, r, v3style, engine.Command{ID: fmt.Sprintf("notify:%s:%s:%d", o.ID, p.TransactionID, p.AmountFen), Verb: engine.VerbNotify,
 		OrderID: o.ID, Actor: "wechat:notify", Notify: &p})
 }
 
