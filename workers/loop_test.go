@@ -1,0 +1,183 @@
+package workers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/wechat"
+)
+
+// scripted is a worker whose answers the test decides.
+type scripted struct {
+	name  string
+	calls atomic.Int64
+	do    func(n int64, ev engine.Event) (*engine.Command, error)
+	mu    sync.Mutex
+	seen  map[string]int
+}
+
+func (s *scripted) Name() string            { return s.name }
+func (s *scripted) Event() engine.EventType { return engine.EventAuthorized }
+func (s *scripted) Handle(_ context.Context, ev engine.Event) (*engine.Command, error) {
+	n := s.calls.Add(1)
+	s.mu.Lock()
+	s.seen[ev.ID]++
+	s.mu.Unlock()
+	return s.do(n, ev)
+}
+
+func publishEvent(t *testing.T, js jetstream.JetStream, id engine.OrderID, n int) engine.Event {
+	t.Helper()
+	ev := engine.Event{ID: fmt.Sprintf("evt_%s_%d", id, n), Type: engine.EventAuthorized, OrderID: id, Seq: 2,
+		Order: engine.Order{ID: id, State: engine.Authorized}}
+	b, _ := json.Marshal(ev)
+	if _, err := js.Publish(context.Background(), ev.Subject(), b, jetstream.WithMsgID(ev.ID)); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// commands collects what the workers publish on wxflow.cmd.>.
+func commands(t *testing.T, nc *nats.Conn) func() []engine.Command {
+	var mu sync.Mutex
+	var got []engine.Command
+	sub, err := nc.Subscribe("wxflow.cmd.>", func(m *nats.Msg) {
+		var c engine.Command
+		_ = json.Unmarshal(m.Data, &c)
+		mu.Lock()
+		got = append(got, c)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	return func() []engine.Command {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]engine.Command(nil), got...)
+	}
+}
+
+func run(t *testing.T, js jetstream.JetStream, h workers.Handler, cfg workers.LoopConfig) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = workers.Run(ctx, js, h, cfg); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestLoop(t *testing.T) {
+	retryable := &wechat.Error{API: "pay/unifiedorder", Code: "SYSTEMERROR", Retryable: true}
+	final := &wechat.Error{API: "pay/unifiedorder", Code: "ORDERCLOSED"}
+	tests := []struct {
+		name  string
+		do    func(n int64, ev engine.Event) (*engine.Command, error)
+		want  engine.Verb // the command published
+		calls int64       // Handle calls to expect (at least)
+		dlq   bool
+		flag  bool
+	}{
+		{"success", func(_ int64, ev engine.Event) (*engine.Command, error) {
+			return &engine.Command{ID: "prepaid:" + ev.ID, Verb: engine.VerbPrepaid, OrderID: ev.OrderID, Prepaid: &engine.PrepaidInfo{PrepayID: "wx"}}, nil
+		}, engine.VerbPrepaid, 1, false, false},
+		{"retryable then success", func(n int64, ev engine.Event) (*engine.Command, error) {
+			if n < 3 {
+				return nil, retryable
+			}
+			return &engine.Command{ID: "prepaid:" + ev.ID, Verb: engine.VerbPrepaid, OrderID: ev.OrderID, Prepaid: &engine.PrepaidInfo{PrepayID: "wx"}}, nil
+		}, engine.VerbPrepaid, 3, false, false},
+		{"final", func(int64, engine.Event) (*engine.Command, error) { return nil, final }, engine.VerbFail, 1, false, false},
+		{"deliveries used up", func(int64, engine.Event) (*engine.Command, error) { return nil, retryable }, engine.VerbFlag, 3, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, nc, js := enginetest.StartNATS(t)
+			got := commands(t, nc)
+			h := &scripted{name: "w", do: tc.do, seen: map[string]int{}}
+			run(t, js, h, workers.LoopConfig{MaxDeliver: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+			publishEvent(t, js, "o1", 1)
+			enginetest.WaitFor(t, 10*time.Second, func() error {
+				for _, c := range got() {
+					if c.Verb == tc.want {
+						return nil
+					}
+				}
+				return fmt.Errorf("no %s command yet; got %v", tc.want, got())
+			})
+			if n := h.calls.Load(); n < tc.calls {
+				t.Errorf("%d calls, want %d", n, tc.calls)
+			}
+			if tc.want == engine.VerbFail {
+				c := got()[0]
+				if c.Fail == nil || c.Fail.Code != "ORDERCLOSED" {
+					t.Errorf("fail command %+v", c)
+				}
+			}
+			if tc.dlq {
+				s, _ := js.Stream(context.Background(), engine.DeadStream)
+				enginetest.WaitFor(t, 5*time.Second, func() error {
+					info, _ := s.Info(context.Background())
+					if info.State.Msgs != 1 {
+						return fmt.Errorf("%d dead letters", info.State.Msgs)
+					}
+					return nil
+				})
+			}
+			// The result command was published once, whatever the retries.
+			time.Sleep(100 * time.Millisecond)
+			n := 0
+			for _, c := range got() {
+				if c.Verb == tc.want {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d %s commands, want 1", n, tc.want)
+			}
+		})
+	}
+}
+
+func TestInstancesSplitTheWork(t *testing.T) {
+	_, nc, js := enginetest.StartNATS(t)
+	got := commands(t, nc)
+	ok := func(_ int64, ev engine.Event) (*engine.Command, error) {
+		return &engine.Command{ID: "prepaid:" + ev.ID, Verb: engine.VerbPrepaid, OrderID: ev.OrderID, Prepaid: &engine.PrepaidInfo{PrepayID: "wx"}}, nil
+	}
+	a := &scripted{name: "prepay-test", do: ok, seen: map[string]int{}}
+	b := &scripted{name: "prepay-test", do: ok, seen: map[string]int{}}
+	run(t, js, a, workers.LoopConfig{})
+	run(t, js, b, workers.LoopConfig{})
+	for i := range 200 {
+		publishEvent(t, js, engine.OrderID(fmt.Sprintf("o%d", i)), i)
+	}
+	enginetest.WaitFor(t, 10*time.Second, func() error {
+		if n := len(got()); n < 200 {
+			return fmt.Errorf("%d commands", n)
+		}
+		return nil
+	})
+	if a.calls.Load()+b.calls.Load() != 200 || a.calls.Load() == 0 || b.calls.Load() == 0 {
+		t.Errorf("calls: %d + %d, want 200 split between both", a.calls.Load(), b.calls.Load())
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for n := 1; n < 20; n++ {
+		d := workers.Backoff(n, 100*time.Millisecond, 5*time.Second)
+		if d <= 0 || d > 5*time.Second*5/4 {
+			t.Errorf("Backoff(%d) = %s", n, d)
+		}
+	}
+}
