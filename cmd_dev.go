@@ -18,6 +18,7 @@ import (
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/natsembed"
 	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -111,7 +112,7 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 		return fail(err)
 	}
 	srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
-		OAuthBaseURL: st.SimURL, Logger: log})
+		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: st.SimURL, Logger: log})
 	if err != nil {
 		nc.Close()
 		return fail(err)
@@ -124,6 +125,8 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Logger: log}) {
 		g.Go(func() error { return workers.Run(gctx, js, h, workers.LoopConfig{Logger: log}) })
 	}
+	refresher := &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: nc, JS: js, Logger: log}
+	g.Go(func() error { return refresher.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, apiLn) })
 	g.Go(func() error {
 		<-gctx.Done()

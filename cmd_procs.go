@@ -16,6 +16,7 @@ import (
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -139,7 +140,7 @@ func apiCommand() *cobra.Command {
 			}
 			_, _, oauth := s.wechatHosts()
 			srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
-				OAuthBaseURL: oauth, Logger: log})
+				Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: oauth, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -160,9 +161,9 @@ func workerCommand() *cobra.Command {
 	var s settings
 	cmd := &cobra.Command{
 		Use:       "worker KIND",
-		Short:     "Run a worker: authorize, prepay, sign, close, refund, or all",
+		Short:     "Run a worker: authorize, prepay, sign, close, refund, tokens (the shared token refresher), or all",
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"authorize", "prepay", "sign", "close", "refund", "all"},
+		ValidArgs: []string{"authorize", "prepay", "sign", "close", "refund", "tokens", "all"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s.resolve()
 			log := s.logger("worker-" + args[0])
@@ -182,10 +183,17 @@ func workerCommand() *cobra.Command {
 					run = append(run, h)
 				}
 			}
-			if len(run) == 0 {
+			refresh := args[0] == "tokens" || args[0] == "all"
+			if len(run) == 0 && !refresh {
 				return fmt.Errorf("unknown worker %q", args[0])
 			}
-			return runWorkers(ctx, js, run, log)
+			g, ctx := errgroup.WithContext(ctx)
+			if refresh {
+				r := &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: nc, JS: js, Logger: log}
+				g.Go(func() error { return r.Run(ctx) })
+			}
+			g.Go(func() error { return runWorkers(ctx, js, run, log) })
+			return g.Wait()
 		},
 	}
 	s.register(cmd.Flags())

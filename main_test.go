@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/workers/tokens"
+	"github.com/wxflow/wxflow/workers/wechat/mp"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -131,6 +135,21 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d event rows, %d events in the stream", eventRows, len(seen))
 	}
 	t.Logf("%d orders, %d events, each once in the stream", orders, len(seen))
+
+	// The JS-SDK config is signed with the shared jsapi_ticket, fragment dropped.
+	var cfg mp.JSSDKConfig
+	api := &jsonClient{base: st.APIURL, http: http.DefaultClient}
+	page := "https://shop.example/pay?order=1#/step/2"
+	if err := api.do(ctx, http.MethodGet, "/v1/jssdk/config?url="+url.QueryEscape(page), nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := (&tokens.Reader{AppID: cfg.AppID, NC: nc, JS: js}).JSAPITicket(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Signature != mp.JSSDKSignature(ticket, cfg.NonceStr, cfg.Timestamp, "https://shop.example/pay?order=1") {
+		t.Errorf("wx.config signature does not match the shared ticket: %+v", cfg)
+	}
 }
 
 func errorf(format string, args ...any) error {
