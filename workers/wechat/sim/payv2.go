@@ -171,8 +171,11 @@ func (s *Sim) v2UnifiedOrder(_ *http.Request, p map[string]string) v2Answer {
 		return v2Fail(code, des)
 	}
 	f := map[string]string{"trade_type": o.TradeType, "prepay_id": o.PrepayID}
-	if o.TradeType == "NATIVE" {
+	switch o.TradeType {
+	case "NATIVE":
 		f["code_url"] = "weixin://wxpay/bizpayurl?pr=" + o.PrepayID[2:12]
+	case "MWEB":
+		f["mweb_url"] = "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=" + o.PrepayID
 	}
 	return v2Answer{fields: f}
 }

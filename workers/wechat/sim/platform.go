@@ -200,3 +200,12 @@ func (s *Sim) handleJSCode2Session(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"openid": openid, "session_key": randomAlnum(24)})
 }
+
+// handleOAuthCheck answers sns/auth: is this user-level token valid?
+func (s *Sim) handleOAuthCheck(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Query().Get("access_token"), "SIMUSER_") {
+		errcode(w, 40001, "invalid credential")
+		return
+	}
+	errcode(w, 0, "ok")
+}

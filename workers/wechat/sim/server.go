@@ -137,6 +137,7 @@ func (s *Sim) routes() {
 	m.HandleFunc("GET /sns/oauth2/access_token", s.handleOAuthToken)
 	m.HandleFunc("GET /sns/oauth2/refresh_token", s.handleOAuthRefresh)
 	m.HandleFunc("GET /sns/userinfo", s.handleUserInfo)
+	m.HandleFunc("GET /sns/auth", s.handleOAuthCheck)
 	m.HandleFunc("GET /sns/jscode2session", s.handleJSCode2Session)
 
 	m.HandleFunc("POST /pay/unifiedorder", s.v2(s.v2UnifiedOrder))

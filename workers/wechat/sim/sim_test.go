@@ -222,6 +222,13 @@ func TestV2RoundTrip(t *testing.T) {
 		if err := c.CloseOrder(ctx, "NOPE"); !errors.Is(err, wechat.ErrOrderNotExist) {
 			t.Fatalf("close unknown: %v", err)
 		}
+		for _, tt := range []string{"NATIVE", "APP", "MWEB"} {
+			res, err := c.UnifiedOrder(ctx, v2.UnifiedOrderRequest{Body: "b", OutTradeNo: "T2-" + tt, TotalFen: 1, ClientIP: "127.0.0.1",
+				NotifyURL: w.shop.URL + "/v2/pay", TradeType: tt, ProductID: "p1"})
+			if err != nil || res.PrepayID == "" || tt == "NATIVE" && res.CodeURL == "" || tt == "MWEB" && res.MWebURL == "" {
+				t.Fatalf("%s: %+v %v", tt, res, err)
+			}
+		}
 	}
 }
 
@@ -303,6 +310,9 @@ func TestV3RoundTrip(t *testing.T) {
 	}
 	if _, err := w.v3.QueryByOutTradeNo(ctx, "NOPE"); !errors.Is(err, wechat.ErrOrderNotExist) {
 		t.Fatalf("query unknown: %v", err)
+	}
+	if u, err := w.v3.PrepayNative(ctx, v3.PrepayRequest{Description: "d", OutTradeNo: "T3-NATIVE", TotalFen: 1, NotifyURL: w.shop.URL + "/v3/pay"}); err != nil || !strings.HasPrefix(u, "weixin://") {
+		t.Fatalf("native: %q %v", u, err)
 	}
 }
 
@@ -388,6 +398,12 @@ func TestPlatform(t *testing.T) {
 	}
 	if _, err := w.mp.ExchangeCode(ctx, code); !errors.Is(err, wechat.ErrInvalidCode) {
 		t.Fatalf("second exchange: err = %v", err)
+	}
+	if again, err := w.mp.RefreshOAuthToken(ctx, string(ot.RefreshToken)); err != nil || again.OpenID != ot.OpenID {
+		t.Fatalf("refresh: %+v %v", again, err)
+	}
+	if u, err := w.mp.UserInfo(ctx, ot.AccessToken, ot.OpenID); err != nil || u.OpenID != ot.OpenID {
+		t.Fatalf("userinfo: %+v %v", u, err)
 	}
 	// Mini-program login.
 	resp, err = w.http.Post(w.url+"/sim/login", "application/json", strings.NewReader(`{"openid":"oMINI-1"}`))
