@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -88,19 +89,12 @@ func engineCommand() *cobra.Command {
 		Short: "Run the engine: command intake, outbox relay, order expiry",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s.resolve()
-			log := s.logger("engine")
-			ctx := cmd.Context()
-			store, err := engine.Open(ctx, s.DBURL)
+			ctx, log := cmd.Context(), s.logger("engine")
+			store, nc, js, closeAll, err := openDeployment(ctx, &s, "engine", log)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			nc, js, err := connectNATS(ctx, s.NATSURL, "engine", log)
-			if err != nil {
-				return err
-			}
-			defer nc.Drain()
+			defer closeAll()
 			eng, err := engine.New(engine.Config{Logger: log}, store, nc, js)
 			if err != nil {
 				return err
@@ -121,19 +115,12 @@ func apiCommand() *cobra.Command {
 		Short: "Run the HTTP API: the shop API and WeChat's notification endpoints",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s.resolve()
-			log := s.logger("api")
-			ctx := cmd.Context()
-			store, err := engine.Open(ctx, s.DBURL)
+			ctx, log := cmd.Context(), s.logger("api")
+			store, nc, js, closeAll, err := openDeployment(ctx, &s, "api", log)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			nc, js, err := connectNATS(ctx, s.NATSURL, "api", log)
-			if err != nil {
-				return err
-			}
-			defer nc.Drain()
+			defer closeAll()
 			wc, err := newWechatClients(&s)
 			if err != nil {
 				return err
@@ -215,4 +202,20 @@ func redactDSN(dsn string) string {
 		return dsn[:i+3] + "…" + dsn[j:]
 	}
 	return dsn
+}
+
+// openDeployment opens the store and connects to NATS, as every process
+// does at start; closeAll drains NATS and closes the store.
+func openDeployment(ctx context.Context, s *settings, name string, log *slog.Logger) (*engine.Store, *nats.Conn, jetstream.JetStream, func(), error) {
+	s.resolve()
+	store, err := engine.Open(ctx, s.DBURL)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	nc, js, err := connectNATS(ctx, s.NATSURL, name, log)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, nil, err
+	}
+	return store, nc, js, func() { _ = nc.Drain(); store.Close() }, nil
 }
