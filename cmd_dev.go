@@ -27,7 +27,8 @@ type devOptions struct {
 	NATSPort    int           // embedded NATS port; -1 for any free port
 	SimAddr     string        // where the simulator listens
 	TimeScale   float64       // the simulator's time scale
-	Expiry      time.Duration // how often expired orders are closed
+	Expiry      time.Duration // how often expired orders are closed and quiet ones reconciled
+	Reconcile   time.Duration // how quiet an order waiting on WeChat is before it is queried
 	Demo        int           // orders the demo drives; 0: keep running
 	Concurrency int           // the demo's concurrent shops
 	Faults      sim.Faults
@@ -106,7 +107,8 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 		nc.Close()
 		return fail(err)
 	}
-	eng, err := engine.New(engine.Config{ExpiryInterval: o.Expiry, Logger: log}, store, nc, js)
+	eng, err := engine.New(engine.Config{ExpiryInterval: o.Expiry, Logger: log,
+		Reconcile: engine.ReconcileConfig{Interval: o.Expiry, PaymentDelay: o.Reconcile, RefundDelay: o.Reconcile}}, store, nc, js)
 	if err != nil {
 		nc.Close()
 		return fail(err)
@@ -122,7 +124,7 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 	g.Go(func() error { return simulator.Run(gctx) })
 	g.Go(func() error { return simulator.Serve(gctx, simLn) })
 	g.Go(func() error { return eng.Run(gctx) })
-	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Logger: log}) {
+	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Codes: codeBucket(ctx, js), Logger: log}) {
 		g.Go(func() error { return workers.Run(gctx, js, h, workers.LoopConfig{Logger: log}) })
 	}
 	refresher := &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: nc, JS: js, Logger: log}
@@ -181,7 +183,8 @@ func devCommand() *cobra.Command {
 	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
 	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
 	f.Float64Var(&o.TimeScale, "time-scale", 0.01, "the simulator's time scale (1 = WeChat's real delays)")
-	f.DurationVar(&o.Expiry, "expiry-interval", 500*time.Millisecond, "how often expired orders are closed")
+	f.DurationVar(&o.Expiry, "expiry-interval", 500*time.Millisecond, "how often expired orders are closed and quiet ones reconciled")
+	f.DurationVar(&o.Reconcile, "reconcile-after", 3*time.Second, "how quiet an order waiting on WeChat is before it is queried")
 	f.IntVar(&o.Demo, "demo", 0, "drive N orders through the simulator, print a summary and exit (0 when all is right)")
 	f.IntVar(&o.Concurrency, "demo-concurrency", 16, "concurrent orders of the demo")
 	o.Faults.RegisterFlags(f)

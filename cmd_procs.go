@@ -148,9 +148,9 @@ func workerCommand() *cobra.Command {
 	var s settings
 	cmd := &cobra.Command{
 		Use:       "worker KIND",
-		Short:     "Run a worker: authorize, prepay, sign, close, refund, tokens (the shared token refresher), or all",
+		Short:     "Run a worker: authorize, prepay, sign, query, close, refund, tokens (the shared token refresher), or all",
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"authorize", "prepay", "sign", "close", "refund", "tokens", "all"},
+		ValidArgs: []string{"authorize", "prepay", "sign", "query", "close", "refund", "tokens", "all"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s.resolve()
 			log := s.logger("worker-" + args[0])
@@ -165,7 +165,7 @@ func workerCommand() *cobra.Command {
 				return err
 			}
 			var run []workers.Handler
-			for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Logger: log}) {
+			for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Codes: codeBucket(ctx, js), Logger: log}) {
 				if args[0] == "all" || h.Name() == args[0] {
 					run = append(run, h)
 				}

@@ -95,3 +95,13 @@ func newWechatClients(s *settings) (*wechatClients, error) {
 	}
 	return c, nil
 }
+
+// codeBucket is the KV bucket where the authorize worker keeps each code's
+// openid; nil (codes are then not remembered) when it cannot be opened.
+func codeBucket(ctx context.Context, js jetstream.JetStream) jetstream.KeyValue {
+	kv, err := js.KeyValue(ctx, engine.CodeBucket)
+	if err != nil {
+		return nil
+	}
+	return kv
+}

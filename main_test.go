@@ -36,7 +36,7 @@ func TestEndToEnd(t *testing.T) {
 	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.01,
-		Expiry: 200 * time.Millisecond, Faults: sim.Faults{DuplicateNotify: true, ReorderNotifyRate: 0.3, ReorderDelay: 300 * time.Millisecond, Seed: 7}}, log)
+		Expiry: 200 * time.Millisecond, Reconcile: 5 * time.Second, Faults: sim.Faults{DuplicateNotify: true, ReorderNotifyRate: 0.3, ReorderDelay: 300 * time.Millisecond, Seed: 7}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,8 @@ const (
 	CodeRefundInProgress = "refund_in_progress" // one refund at a time
 	CodeCloseRequested   = "close_requested"    // closing is already under way
 	CodeUnknownOrder     = "unknown_order"
-	CodeInvalid          = "invalid" // malformed command
+	CodeNothingToReplay  = "nothing_to_replay" // the order rests: no step is pending
+	CodeInvalid          = "invalid"           // malformed command
 )
 
 // Result is what became of a command. Applied is false for a refusal, which
@@ -93,6 +94,7 @@ func validCommand(c Command) error {
 		VerbCreate: c.Create != nil, VerbAuthorize: c.Authorize != nil, VerbPrepaid: c.Prepaid != nil,
 		VerbSigned: c.Signed != nil, VerbNotify: c.Notify != nil, VerbRefund: c.Refund != nil,
 		VerbRefunded: c.Refunded != nil, VerbClose: true, VerbFail: c.Fail != nil, VerbFlag: c.Flag != nil,
+		VerbReplay: true,
 	}
 	has, known := ok[c.Verb]
 	if !known {

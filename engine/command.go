@@ -17,6 +17,7 @@ const (
 	VerbClose     Verb = "close"     // shop, admin, expiry, close worker
 	VerbFail      Verb = "fail"      // a worker met a final error
 	VerbFlag      Verb = "flag"      // a worker or handler asks for a person's attention
+	VerbReplay    Verb = "replay"    // admin or reconciler: re-emit what the current state needs
 )
 
 // CommandSubjectPrefix prefixes every command subject.

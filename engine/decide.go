@@ -79,6 +79,24 @@ func (e *Engine) decide(ctx context.Context, tx *sqlx.Tx, cur *orderRow, cmd Com
 		}
 		o.FailCode, o.FailReason = cmd.Fail.Code, cmd.Fail.Step+": "+cmd.Fail.Message
 		ch.events[0].Reason = o.FailReason
+	case VerbReplay:
+		t, ok := replayable(o.State, cur.CloseRequested)
+		if !ok {
+			return nil, &refusal{code: CodeNothingToReplay, reason: fmt.Sprintf("the order is %s: no step is pending", o.State)}, nil
+		}
+		reason := "replay"
+		if cmd.Reason != "" {
+			reason = "replay: " + cmd.Reason
+		}
+		ev := Event{Type: t, From: o.State, To: o.State, Reason: reason}
+		if t == EventRefunding {
+			r, err := e.store.pendingRefund(ctx, tx, o.ID)
+			if err != nil {
+				return nil, nil, err
+			}
+			ev.Refund = &r
+		}
+		ch.events = append(ch.events, ev)
 	case VerbFlag:
 		if o.Flag == cmd.Flag.Reason {
 			return nil, &refusal{code: CodeDuplicate, reason: "already flagged: " + o.Flag}, nil
@@ -231,4 +249,28 @@ func countSet(values ...string) int {
 		}
 	}
 	return n
+}
+
+// replayable is the event that sets the pending step of an order in motion
+// again: the one that led into its state, or for an order that waits on the
+// payer, a payment query. Every worker it wakes is idempotent (same
+// out_trade_no, same out_refund_no, deterministic signatures), so replaying
+// any order any number of times never pays, refunds or closes twice.
+func replayable(s State, closeRequested bool) (EventType, bool) {
+	if closeRequested && (s == Prepaid || s == Signed) {
+		return EventCloseRequested, true
+	}
+	switch s {
+	case Created:
+		return EventCreated, true
+	case Authorized:
+		return EventAuthorized, true
+	case Prepaid:
+		return EventPrepaid, true
+	case Signed:
+		return EventQueryRequested, true
+	case Refunding:
+		return EventRefunding, true
+	}
+	return "", false
 }

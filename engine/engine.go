@@ -21,6 +21,8 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// DefaultExpiry is an order's lifetime when the shop gives none (2 h, a prepay_id's life).
 	DefaultExpiry time.Duration
+	// Reconcile tunes the reconciler.
+	Reconcile ReconcileConfig
 	// Streams configures what Provision declares.
 	Streams StreamsConfig
 	// Logger receives the engine's logs; discarded when nil.
@@ -43,6 +45,7 @@ func (c *Config) Validate() error {
 	if c.DefaultExpiry == 0 {
 		c.DefaultExpiry = 2 * time.Hour
 	}
+	c.Reconcile.defaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,12 +87,13 @@ func (e *Engine) Store() *Store { return e.store }
 // Relay returns the engine's outbox relay.
 func (e *Engine) Relay() *Relay { return e.relay }
 
-// Run consumes commands, relays the outbox and closes expired orders until
-// ctx ends; then it drains and returns.
+// Run consumes commands, relays the outbox, closes expired orders and
+// reconciles quiet ones until ctx ends; then it drains and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.relay.Run(ctx) })
 	g.Go(func() error { return e.runIntake(ctx) })
 	g.Go(func() error { return e.runExpiry(ctx) })
+	g.Go(func() error { return e.runReconcile(ctx) })
 	return g.Wait()
 }

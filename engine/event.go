@@ -6,8 +6,9 @@ import "time"
 // It is the third token of the event subject wxflow.evt.<type>.<order_id>.
 type EventType string
 
-// The facts. All but EventCloseRequested and EventFlagged are transitions
-// into the state of the same name.
+// The facts. All but EventCloseRequested, EventFlagged and
+// EventQueryRequested are transitions into the state of the same name; a
+// replay re-emits one of them with From == To.
 const (
 	EventCreated        EventType = "created"
 	EventAuthorized     EventType = "authorized"
@@ -21,6 +22,7 @@ const (
 	EventFailed         EventType = "failed"
 	EventCloseRequested EventType = "close_requested" // the close worker must call closeorder
 	EventFlagged        EventType = "flagged"         // the order needs a person
+	EventQueryRequested EventType = "query_requested" // the query worker must ask WeChat about the payment
 )
 
 // EventSubjectPrefix prefixes every event subject; shops subscribe to

@@ -323,3 +323,14 @@ func OpenRaw(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	}
 	return db, nil
 }
+
+// pendingRefund is the refund an order in Refunding waits for.
+func (s *Store) pendingRefund(ctx context.Context, q sqlx.QueryerContext, id OrderID) (Refund, error) {
+	var r Refund
+	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind(`SELECT out_refund_no, order_id, amount_fen, reason, state, refund_id,
+		created_at, updated_at FROM refunds WHERE order_id = ? AND state = ?`), id, RefundPending)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("engine: order %s is refunding without a pending refund: %w", id, ErrNotFound)
+	}
+	return r, err
+}

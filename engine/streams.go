@@ -19,6 +19,9 @@ const (
 	DeadStream    = "WXFLOW_DLQ"
 	TokenBucket   = "wxflow_tokens"
 	LeaseBucket   = "wxflow_leases"
+	// CodeBucket remembers the openid each single-use OAuth / login code
+	// gave, so a replayed authorize step does not spend the code twice.
+	CodeBucket = "wxflow_codes"
 	// DeadLetterPrefix prefixes wxflow.dlq.<worker>.<order_id>.
 	DeadLetterPrefix = "wxflow.dlq."
 	// ReplyHeader names the core-NATS subject where the engine sends the
@@ -74,6 +77,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) e
 	buckets := []jetstream.KeyValueConfig{
 		{Bucket: TokenBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage},
 		{Bucket: LeaseBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage, TTL: cfg.LeaseTTL},
+		{Bucket: CodeBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage, TTL: 24 * time.Hour},
 	}
 	for _, kc := range buckets {
 		if _, err := js.CreateKeyValue(ctx, kc); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {

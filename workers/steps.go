@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
@@ -17,8 +19,11 @@ import (
 type Deps struct {
 	Payments *pay.Payments
 	MP       *mp.Client
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Codes remembers the openid each single-use code gave (engine.CodeBucket),
+	// so a redelivered or replayed authorize never spends a code twice.
+	Codes  jetstream.KeyValue
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // All returns every worker, in lifecycle order: an explicit list, no registration.
@@ -26,7 +31,7 @@ func All(d Deps) []Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return []Handler{Authorize{d}, Prepay{d}, Sign{d}, Close{d}, Refund{d}}
+	return []Handler{Authorize{d}, Prepay{d}, Sign{d}, Query{d}, Close{d}, Refund{d}}
 }
 
 // Authorize turns what the shop gave into the payer's openid: as is, or by
@@ -39,12 +44,17 @@ func (Authorize) Name() string { return "authorize" }
 // Event is the event the worker acts on.
 func (Authorize) Event() engine.EventType { return engine.EventCreated }
 
-// Handle resolves the openid. An invalid or used code is final: the shop must
-// start OAuth again. (A retried exchange after a lost answer meets 40163 and
-// fails the order: the shop creates a new one with a new code.)
+// Handle resolves the openid. The answer of a code is kept before the result
+// is published, so a redelivery reuses it; an invalid or used code is final:
+// the shop must start OAuth again.
 func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
 	openid := o.OpenID
+	if openid == "" && w.Codes != nil {
+		if e, err := w.Codes.Get(ctx, string(o.ID)); err == nil {
+			openid = string(e.Value()) // the code was exchanged before: reuse its answer
+		}
+	}
 	switch {
 	case openid != "":
 	case o.OAuthCode != "":
@@ -61,6 +71,11 @@ func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command
 		openid = s.OpenID
 	default:
 		return nil, errors.New("order has no openid, oauth_code or login_code")
+	}
+	if o.OpenID == "" && w.Codes != nil {
+		if _, err := w.Codes.Put(ctx, string(o.ID), []byte(openid)); err != nil {
+			return nil, &wechat.Error{API: "codes", Retryable: true, Err: err}
+		}
 	}
 	c := resultCommand(w.Name(), engine.VerbAuthorize, ev)
 	c.Authorize = &engine.Authorize{OpenID: openid}
@@ -160,16 +175,62 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 		return nil, fmt.Errorf("refunding event %s without its refund", ev.ID)
 	}
 	o := ev.Order
-	_, err := w.Payments.Refund(ctx, string(o.PayAPI), pay.RefundRequest{OutTradeNo: o.OutTradeNo,
-		OutRefundNo: ev.Refund.OutRefundNo, TotalFen: o.PaidFen, RefundFen: ev.Refund.AmountFen, Reason: ev.Refund.Reason})
-	if err == nil {
-		return nil, nil
-	}
+	api, no := string(o.PayAPI), ev.Refund.OutRefundNo
+	_, err := w.Payments.Refund(ctx, api, pay.RefundRequest{OutTradeNo: o.OutTradeNo,
+		OutRefundNo: no, TotalFen: o.PaidFen, RefundFen: ev.Refund.AmountFen, Reason: ev.Refund.Reason})
 	if wechat.IsRetryable(err) {
 		return nil, err
 	}
 	c := resultCommand(w.Name(), engine.VerbRefunded, ev)
-	c.Refunded = &engine.RefundDone{OutRefundNo: ev.Refund.OutRefundNo, Succeeded: false, Source: "refund:" + wechat.CodeOf(err)}
-	c.Reason = err.Error()
-	return c, nil
+	if err != nil {
+		c.Refunded = &engine.RefundDone{OutRefundNo: no, Succeeded: false, Source: "refund:" + wechat.CodeOf(err)}
+		c.Reason = err.Error()
+		return c, nil
+	}
+	// Accepted (or accepted before: the same out_refund_no). Settled already?
+	// On a replay this is what finds a refund whose notification was lost.
+	st, err := w.Payments.QueryRefund(ctx, api, no)
+	switch {
+	case err != nil || st.Status == "PROCESSING" || st.Status == "ABNORMAL":
+		return nil, nil // the notification or the reconciler will tell
+	case st.Status == "SUCCESS", st.Status == "CLOSED":
+		c.Refunded = &engine.RefundDone{OutRefundNo: no, RefundID: st.RefundID, Succeeded: st.Status == "SUCCESS", Source: engine.SourceQuery}
+		return c, nil
+	}
+	return nil, nil
+}
+
+// Query asks WeChat about a payment the notification of which has not come
+// (the reconciler's and the admin's replay of a signed order).
+type Query struct{ Deps }
+
+// Name is the durable consumer name.
+func (Query) Name() string { return "query" }
+
+// Event is the event the worker acts on.
+func (Query) Event() engine.EventType { return engine.EventQueryRequested }
+
+// Handle queries the order: paid → notify with source query; closed at
+// WeChat → close confirmed; still unpaid → nothing (expiry closes it).
+func (w Query) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
+	o := ev.Order
+	t, err := w.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
+	if errors.Is(err, wechat.ErrOrderNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch t.State {
+	case "SUCCESS", "REFUND":
+		c := resultCommand(w.Name(), engine.VerbNotify, ev)
+		c.Notify = &engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID,
+			PaidAt: t.PaidAt, Source: engine.SourceQuery}
+		return c, nil
+	case "CLOSED", "REVOKED":
+		c := resultCommand(w.Name(), engine.VerbClose, ev)
+		c.Close = &engine.CloseAsk{Confirmed: true}
+		return c, nil
+	}
+	return nil, nil
 }
