@@ -56,6 +56,12 @@ func env(name, def string) string { return cmp.Or(os.Getenv(name), def) }
 // resolve fills the defaults that depend on other settings.
 func (s *settings) resolve() {
 	s.DBURL = cmp.Or(s.DBURL, "sqlite:"+filepath.Join(s.DataDir, "wxflow.db"))
+	if s.NATSURL == "" {
+		// A running `wxflow dev` or `wxflow nats` wrote its URL in the data folder.
+		if b, err := os.ReadFile(filepath.Join(s.DataDir, "nats.url")); err == nil {
+			s.NATSURL = strings.TrimSpace(string(b))
+		}
+	}
 	s.NATSURL = cmp.Or(s.NATSURL, "nats://127.0.0.1:4250")
 	s.PublicURL = strings.TrimRight(cmp.Or(s.PublicURL, "http://"+s.HTTPAddr), "/")
 	s.MerchantDir = cmp.Or(s.MerchantDir, filepath.Join(s.DataDir, "sim"))

@@ -31,6 +31,7 @@ type devOptions struct {
 	Reconcile   time.Duration // how quiet an order waiting on WeChat is before it is queried
 	Demo        int           // orders the demo drives; 0: keep running
 	Concurrency int           // the demo's concurrent shops
+	MaxDeliver  int           // deliveries of an event before a worker dead-letters it
 	Faults      sim.Faults
 }
 
@@ -125,7 +126,9 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 	g.Go(func() error { return simulator.Serve(gctx, simLn) })
 	g.Go(func() error { return eng.Run(gctx) })
 	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Codes: codeBucket(ctx, js), Logger: log}) {
-		g.Go(func() error { return workers.Run(gctx, js, h, workers.LoopConfig{Logger: log}) })
+		g.Go(func() error {
+			return workers.Run(gctx, js, h, workers.LoopConfig{Logger: log, MaxDeliver: o.MaxDeliver, BackoffMax: 2 * time.Second})
+		})
 	}
 	refresher := &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: nc, JS: js, Logger: log}
 	g.Go(func() error { return refresher.Run(gctx) })

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,106 @@ func TestEndToEnd(t *testing.T) {
 
 func errorf(format string, args ...any) error {
 	return fmt.Errorf(format, args...)
+}
+
+// TestReplayAndReconcile drops every WeChat notification and replays every
+// order, again and again, while the demo runs: the reconciler must bring each
+// order to its right state by queries, and no replay may pay, refund or
+// close twice.
+func TestReplayAndReconcile(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.01,
+		Expiry: 200 * time.Millisecond, Reconcile: 500 * time.Millisecond, Faults: sim.Faults{DropNotifyRate: 1, Seed: 3}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = g.Wait() })
+	nc, err := nats.Connect(s.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+
+	replayCtx, stopReplays := context.WithCancel(ctx)
+	replays := make(chan int)
+	go func() {
+		n := 0
+		defer func() { replays <- n }()
+		for replayCtx.Err() == nil {
+			var ids []engine.OrderID
+			_ = st.Store.DB().Select(&ids, "SELECT id FROM orders")
+			for _, id := range ids {
+				c := engine.Command{ID: engine.NewID("replay"), Verb: engine.VerbReplay, OrderID: id, Actor: "admin:test", Reason: "chaos"}
+				if _, err := engine.Publish(replayCtx, js, c, nil); err == nil {
+					n++
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	results := runDemo(ctx, demoConfig{Orders: 28, Concurrency: 14, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.SimClient, Timeout: 60 * time.Second})
+	stopReplays()
+	t.Logf("%d replays during the run", <-replays)
+	for _, r := range results {
+		if !r.ok() {
+			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
+			if o, err := st.Store.Order(ctx, r.OrderID); err == nil {
+				h, _ := st.Store.History(ctx, r.OrderID)
+				var b strings.Builder
+				printOrder(&b, o, h, nil, "")
+				t.Log(b.String())
+			}
+		}
+	}
+	// WeChat's side: one payment per order, refunds never above it, none doubled.
+	state := st.Sim.Snapshot()
+	refunded := map[string]int64{}
+	for _, rf := range state.Refunds {
+		refunded[rf.OutTradeNo] += rf.RefundFen
+	}
+	for _, o := range state.Orders {
+		if refunded[o.OutTradeNo] > o.TotalFen {
+			t.Errorf("%s: %d fen refunded of %d", o.OutTradeNo, refunded[o.OutTradeNo], o.TotalFen)
+		}
+	}
+	for _, r := range results {
+		o, _ := st.Store.Order(ctx, r.OrderID)
+		var wechatRefunded int64
+		for _, so := range state.Orders {
+			if so.OutTradeNo == o.OutTradeNo {
+				wechatRefunded = refunded[so.OutTradeNo]
+			}
+		}
+		if wechatRefunded != o.RefundedFen {
+			t.Errorf("order %s: wxflow says %d fen refunded, WeChat %d", o.ID, o.RefundedFen, wechatRefunded)
+		}
+	}
+	for _, d := range state.Notifications {
+		if !d.Dropped {
+			t.Fatalf("a notification was sent: %+v", d)
+		}
+	}
+
+	// The admin tools see the result: nothing stuck, and each timeline.
+	var out strings.Builder
+	admin := rootCommand()
+	admin.SetOut(&out)
+	admin.SetArgs([]string{"admin", "stuck", "--json", "--data", s.DataDir})
+	if err := admin.ExecuteContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != "[]" {
+		t.Errorf("stuck orders after the run: %s", out.String())
+	}
+	out.Reset()
+	admin.SetArgs([]string{"admin", "show", string(results[1].OrderID), "--data", s.DataDir})
+	if err := admin.ExecuteContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "timeline") || !strings.Contains(out.String(), "admin:test") {
+		t.Errorf("show: %s", out.String())
+	}
 }

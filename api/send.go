@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxflow/wxflow/engine"
 )
@@ -24,26 +22,20 @@ func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engin
 	if cmd.TraceID == "" {
 		cmd.TraceID = traceID(ctx)
 	}
-	b, err := json.Marshal(cmd)
-	if err != nil {
-		return engine.Result{}, err
-	}
-	msg := &nats.Msg{Subject: cmd.Subject(), Data: b, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, cmd.ID)
 	var sub *nats.Subscription
+	header := nats.Header{}
 	if wait {
 		inbox := s.cfg.NC.NewRespInbox()
+		var err error
 		if sub, err = s.cfg.NC.SubscribeSync(inbox); err != nil {
 			return engine.Result{}, err
 		}
 		defer sub.Unsubscribe()
-		msg.Header.Set(engine.ReplyHeader, inbox)
+		header.Set(engine.ReplyHeader, inbox)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ack, err := s.cfg.JS.PublishMsg(pctx, msg)
+	ack, err := engine.Publish(ctx, s.cfg.JS, cmd, header)
 	if err != nil {
-		return engine.Result{}, fmt.Errorf("publish %s: %w", cmd.Subject(), err)
+		return engine.Result{}, err
 	}
 	if !wait {
 		return engine.Result{}, nil

@@ -24,6 +24,7 @@ const (
 	CodeCloseRequested   = "close_requested"    // closing is already under way
 	CodeUnknownOrder     = "unknown_order"
 	CodeNothingToReplay  = "nothing_to_replay" // the order rests: no step is pending
+	CodeStale            = "stale"             // about a state the order has left
 	CodeInvalid          = "invalid"           // malformed command
 )
 

@@ -1,6 +1,14 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // Verb names a command: the last token of its subject wxflow.cmd.<verb>.
 type Verb string
@@ -132,13 +140,41 @@ type CloseAsk struct {
 }
 
 // Failure is the payload of VerbFail: a final error, with WeChat's code.
+// State is the state the failed step started from: a failure of a step the
+// order has already moved past (a late or replayed event) is refused.
 type Failure struct {
 	Step    string `json:"step"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	State   State  `json:"state,omitempty"`
 }
 
 // FlagInfo is the payload of VerbFlag.
 type FlagInfo struct {
 	Reason string `json:"reason"`
+}
+
+// Publish sends cmd on its subject with Nats-Msg-Id = cmd.ID and waits for
+// JetStream's PubAck: once it returns nil the command is durable and will be
+// applied, even if the caller dies. header adds headers (e.g. ReplyHeader).
+func Publish(ctx context.Context, js jetstream.JetStream, cmd Command, header nats.Header) (*jetstream.PubAck, error) {
+	if cmd.At.IsZero() {
+		cmd.At = time.Now().UTC()
+	}
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	msg := &nats.Msg{Subject: cmd.Subject(), Data: b, Header: nats.Header{}}
+	for k, v := range header {
+		msg.Header[k] = v
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, cmd.ID)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ack, err := js.PublishMsg(pctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s %s: %w", cmd.Verb, cmd.ID, err)
+	}
+	return ack, nil
 }

@@ -74,6 +74,9 @@ func (e *Engine) decide(ctx context.Context, tx *sqlx.Tx, cur *orderRow, cmd Com
 			return nil, r, nil
 		}
 	case VerbFail:
+		if cmd.Fail.State != "" && cmd.Fail.State != o.State {
+			return nil, &refusal{code: CodeStale, reason: fmt.Sprintf("%s failed from %s, the order is %s now", cmd.Fail.Step, cmd.Fail.State, o.State)}, nil
+		}
 		if r := move(fsmFail, EventFailed); r != nil {
 			return nil, r, nil
 		}
@@ -97,6 +100,7 @@ func (e *Engine) decide(ctx context.Context, tx *sqlx.Tx, cur *orderRow, cmd Com
 			ev.Refund = &r
 		}
 		ch.events = append(ch.events, ev)
+		o.Flag = "" // the replay is the answer to the flag (dead letter, repeated failures)
 	case VerbFlag:
 		if o.Flag == cmd.Flag.Reason {
 			return nil, &refusal{code: CodeDuplicate, reason: "already flagged: " + o.Flag}, nil

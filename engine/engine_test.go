@@ -317,3 +317,72 @@ func BenchmarkApply(b *testing.B) {
 		}
 	}
 }
+
+// TestReplayEveryState: what a replay re-emits in each state, and that a
+// failure from a state the order has left is refused.
+func TestReplayEveryState(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	e, _, _ := newEngine(t, store)
+	ctx := context.Background()
+	replay := func(id engine.OrderID, n int) engine.Result {
+		c := cmd(engine.VerbReplay, id, 1000+n)
+		c.Actor, c.Reason = "admin:test", "test"
+		res, err := e.Apply(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	e.Apply(ctx, create("r1", 100))
+	steps := []struct {
+		apply func() engine.Command
+		want  engine.EventType
+	}{
+		{nil, engine.EventCreated},
+		{func() engine.Command {
+			c := cmd(engine.VerbAuthorize, "r1", 1)
+			c.Authorize = &engine.Authorize{OpenID: "o"}
+			return c
+		}, engine.EventAuthorized},
+		{func() engine.Command {
+			c := cmd(engine.VerbPrepaid, "r1", 1)
+			c.Prepaid = &engine.PrepaidInfo{PrepayID: "wx"}
+			return c
+		}, engine.EventPrepaid},
+		{func() engine.Command {
+			c := cmd(engine.VerbSigned, "r1", 1)
+			c.Signed = &engine.SignedInfo{PayParams: engine.RawJSON(`{}`)}
+			return c
+		}, engine.EventQueryRequested},
+	}
+	for i, s := range steps {
+		if s.apply != nil {
+			if res, _ := e.Apply(ctx, s.apply()); !res.Applied {
+				t.Fatalf("step %d: %+v", i, res)
+			}
+		}
+		for n := range 3 {
+			res := replay("r1", i*10+n)
+			if !res.Applied || len(res.Events) != 1 || res.Events[0].Type != s.want || res.Events[0].From != res.Events[0].To {
+				t.Fatalf("replay in %s: %+v", res.Order.State, res)
+			}
+		}
+	}
+	stale := cmd(engine.VerbFail, "r1", 1)
+	stale.Fail = &engine.Failure{Step: "prepay", Code: "ORDERPAID", State: engine.Authorized}
+	if res, _ := e.Apply(ctx, stale); res.Code != engine.CodeStale || res.Order.State != engine.Signed {
+		t.Fatalf("stale failure: %+v", res)
+	}
+	n := cmd(engine.VerbNotify, "r1", 1)
+	n.Notify = &engine.Payment{TransactionID: "t", AmountFen: 100, Source: engine.SourceQuery}
+	e.Apply(ctx, n)
+	if res := replay("r1", 99); res.Code != engine.CodeNothingToReplay {
+		t.Fatalf("replay of a paid order: %+v", res)
+	}
+	rf := cmd(engine.VerbRefund, "r1", 1)
+	rf.Refund = &engine.RefundAsk{OutRefundNo: "rr1", AmountFen: 50}
+	e.Apply(ctx, rf)
+	if res := replay("r1", 100); !res.Applied || res.Events[0].Type != engine.EventRefunding || res.Events[0].Refund == nil || res.Events[0].Refund.OutRefundNo != "rr1" {
+		t.Fatalf("replay of a refunding order: %+v", res)
+	}
+}

@@ -136,7 +136,7 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 	default:
 		log.Warn("final failure", "err", err)
 		fail := resultCommand(h.Name(), engine.VerbFail, ev)
-		fail.Fail = &engine.Failure{Step: h.Name(), Code: wechat.CodeOf(err), Message: err.Error()}
+		fail.Fail = &engine.Failure{Step: h.Name(), Code: wechat.CodeOf(err), Message: err.Error(), State: ev.To}
 		if perr := publish(ctx, js, fail); perr != nil {
 			_ = msg.NakWithDelay(Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax))
 			return
@@ -145,18 +145,9 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 	}
 }
 
-// publish sends a command with its id as Nats-Msg-Id and waits for the PubAck.
+// publish sends a command and waits for its PubAck.
 func publish(ctx context.Context, js jetstream.JetStream, cmd *engine.Command) error {
-	cmd.At = time.Now().UTC()
-	b, err := json.Marshal(cmd)
-	if err != nil {
-		return err
-	}
-	msg := &nats.Msg{Subject: cmd.Subject(), Data: b, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, cmd.ID)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err = js.PublishMsg(pctx, msg)
+	_, err := engine.Publish(ctx, js, *cmd, nil)
 	return err
 }
 

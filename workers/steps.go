@@ -96,6 +96,9 @@ func (w Prepay) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 	o := ev.Order
 	id, err := w.Payments.Prepay(ctx, pay.PrepayRequest{API: string(o.PayAPI), OutTradeNo: o.OutTradeNo,
 		Description: o.Description, AmountFen: o.AmountFen, OpenID: o.OpenID, ClientIP: o.ClientIP, ExpiresAt: o.ExpiresAt})
+	if errors.Is(err, wechat.ErrOrderPaid) {
+		return paidByQuery(ctx, w.Deps, w.Name(), ev) // a replayed prepay after the payer paid
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -144,19 +147,26 @@ func (w Close) Handle(ctx context.Context, ev engine.Event) (*engine.Command, er
 		c.Close = &engine.CloseAsk{Confirmed: true}
 		return c, nil
 	case errors.Is(err, wechat.ErrOrderPaid):
-		t, qerr := w.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
-		if qerr != nil {
-			return nil, qerr
-		}
-		if t.State != "SUCCESS" && t.State != "REFUND" {
-			return nil, &wechat.Error{API: "query", Code: t.State, Message: "closeorder said paid, query disagrees", Retryable: true}
-		}
-		c := resultCommand(w.Name(), engine.VerbNotify, ev)
-		c.Notify = &engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID,
-			PaidAt: t.PaidAt, Source: engine.SourceQuery}
-		return c, nil
+		return paidByQuery(ctx, w.Deps, w.Name(), ev)
 	}
 	return nil, err
+}
+
+// paidByQuery turns WeChat's "already paid" into the notify command, from an
+// order query: the only other source, besides a notification, of a payment.
+func paidByQuery(ctx context.Context, d Deps, worker string, ev engine.Event) (*engine.Command, error) {
+	o := ev.Order
+	t, err := d.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
+	if err != nil {
+		return nil, err
+	}
+	if t.State != "SUCCESS" && t.State != "REFUND" {
+		return nil, &wechat.Error{API: "query", Code: t.State, Message: "WeChat said paid, its query disagrees", Retryable: true}
+	}
+	c := resultCommand(worker, engine.VerbNotify, ev)
+	c.Notify = &engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID,
+		PaidAt: t.PaidAt, Source: engine.SourceQuery}
+	return c, nil
 }
 
 // Refund asks WeChat for a refund, with the refund's own out_refund_no on
@@ -223,10 +233,7 @@ func (w Query) Handle(ctx context.Context, ev engine.Event) (*engine.Command, er
 	}
 	switch t.State {
 	case "SUCCESS", "REFUND":
-		c := resultCommand(w.Name(), engine.VerbNotify, ev)
-		c.Notify = &engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID,
-			PaidAt: t.PaidAt, Source: engine.SourceQuery}
-		return c, nil
+		return paidByQuery(ctx, w.Deps, w.Name(), ev)
 	case "CLOSED", "REVOKED":
 		c := resultCommand(w.Name(), engine.VerbClose, ev)
 		c.Close = &engine.CloseAsk{Confirmed: true}
