@@ -28,6 +28,7 @@ type settings struct {
 	WechatCA     string // WXFLOW_WECHAT_CA: extra root CA (PEM) to trust, e.g. the simulator's
 	LogFormat    string // WXFLOW_LOG: "text" or "json"
 	LogLevel     string // WXFLOW_LOG_LEVEL: debug, info, warn, error
+	AdminToken   string // WXFLOW_ADMIN_TOKEN: the admin page's and API's bearer token
 }
 
 // WeChat's real hosts, used when WXFLOW_WECHAT_URL is not set.
@@ -49,6 +50,7 @@ func (s *settings) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.WechatCA, "wechat-ca", env("WXFLOW_WECHAT_CA", ""), "extra root CA file to trust for WeChat (env WXFLOW_WECHAT_CA)")
 	fs.StringVar(&s.LogFormat, "log", env("WXFLOW_LOG", "text"), "log format: text or json (env WXFLOW_LOG)")
 	fs.StringVar(&s.LogLevel, "log-level", env("WXFLOW_LOG_LEVEL", "info"), "log level (env WXFLOW_LOG_LEVEL)")
+	s.AdminToken = os.Getenv("WXFLOW_ADMIN_TOKEN") // never a flag: it would show in ps
 }
 
 func env(name, def string) string { return cmp.Or(os.Getenv(name), def) }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,6 +39,7 @@ type devOptions struct {
 // devStack is everything of `wxflow dev`, running in one process.
 type devStack struct {
 	APIURL, SimURL string
+	AdminToken     string
 	SimClient      *http.Client
 	Sim            *sim.Sim
 	Store          *engine.Store
@@ -114,8 +116,13 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 		nc.Close()
 		return fail(err)
 	}
+	if s.AdminToken == "" {
+		s.AdminToken = strings.TrimPrefix(engine.NewID("dev"), "dev_") // dev only: printed at start
+	}
+	st.AdminToken = s.AdminToken
 	srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
-		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: st.SimURL, Logger: log})
+		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: st.SimURL, Logger: log,
+		AdminToken: s.AdminToken})
 	if err != nil {
 		nc.Close()
 		return fail(err)
@@ -163,8 +170,8 @@ func devCommand() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (POST /v1/orders …)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
-				st.APIURL, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), s.NATSURL, s.DataDir)
+			fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (POST /v1/orders …)\n  admin      %s/admin/  (token %s)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
+				st.APIURL, st.APIURL, st.AdminToken, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), s.NATSURL, s.DataDir)
 			if o.Demo == 0 {
 				fmt.Fprintln(out, "Ctrl-C stops it.")
 				return g.Wait()

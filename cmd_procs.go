@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -110,11 +111,18 @@ func engineCommand() *cobra.Command {
 // apiCommand runs the HTTP API.
 func apiCommand() *cobra.Command {
 	var s settings
+	var noAdmin bool
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Run the HTTP API: the shop API and WeChat's notification endpoints",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if s.AdminToken == "" && !noAdmin {
+				return errors.New("set WXFLOW_ADMIN_TOKEN for the admin page and API, or pass --no-admin")
+			}
+			if noAdmin {
+				s.AdminToken = ""
+			}
 			ctx, log := cmd.Context(), s.logger("api")
 			store, nc, js, closeAll, err := openDeployment(ctx, &s, "api", log)
 			if err != nil {
@@ -127,7 +135,8 @@ func apiCommand() *cobra.Command {
 			}
 			_, _, oauth := s.wechatHosts()
 			srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
-				Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: oauth, Logger: log})
+				Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: oauth, Logger: log,
+				AdminToken: s.AdminToken})
 			if err != nil {
 				return err
 			}
@@ -140,6 +149,7 @@ func apiCommand() *cobra.Command {
 		},
 	}
 	s.register(cmd.Flags())
+	cmd.Flags().BoolVar(&noAdmin, "no-admin", false, "serve no admin page or API")
 	return cmd
 }
 

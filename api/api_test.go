@@ -50,7 +50,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
-	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example"})
+	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example", AdminToken: adminToken})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ package api
 import (
 	"context"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,6 +38,10 @@ type Config struct {
 	V3       *v3.Client
 	// Tickets serves GET /v1/jssdk/config; the endpoint answers 503 when nil.
 	Tickets TicketSource
+	// AdminToken guards /admin/ and /admin/api/; without one they are off.
+	AdminToken string
+	// Deadlines say when an order is stuck; engine.DefaultDeadlines when nil.
+	Deadlines map[engine.State]time.Duration
 	// OAuthBaseURL stands for https://open.weixin.qq.com.
 	OAuthBaseURL string
 	// ReplyTimeout is how long a request waits for the engine's answer (5 s).
@@ -58,6 +63,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	handler  http.Handler
+	tmpl     *template.Template
 	Counters Counters
 }
 
@@ -79,12 +85,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
-	s.handler = s.middleware(s.routes())
+	routes, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	s.handler = s.middleware(routes)
 	return s, nil
 }
 
 // routes lists every endpoint.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() (http.Handler, error) {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/orders", s.createOrder)
 	m.HandleFunc("GET /v1/orders/{id}", s.getOrder)
@@ -101,7 +111,10 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", s.ready)
-	return m
+	if err := s.adminRoutes(m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Handler returns the API's handler.

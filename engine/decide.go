@@ -194,12 +194,12 @@ func (e *Engine) decideRefund(ctx context.Context, tx *sqlx.Tx, ch *change, cmd 
 	if o.State == Refunding {
 		return nil, &refusal{code: CodeRefundInProgress, reason: "another refund of this order is in progress"}, nil
 	}
-	if remaining := o.PaidFen - o.RefundedFen; r.AmountFen > remaining {
-		return nil, &refusal{code: CodeOverRefund, reason: fmt.Sprintf("refund of %d fen exceeds the %d fen that remain", r.AmountFen, remaining)}, nil
-	}
 	to, err := transition(o.State, fsmRefund)
 	if err != nil {
 		return nil, &refusal{code: CodeInvalidState, reason: fmt.Sprintf("refund is not allowed in state %s", o.State)}, nil
+	}
+	if remaining := o.PaidFen - o.RefundedFen; r.AmountFen > remaining {
+		return nil, &refusal{code: CodeOverRefund, reason: fmt.Sprintf("refund of %d fen exceeds the %d fen that remain", r.AmountFen, remaining)}, nil
 	}
 	ref := &Refund{OutRefundNo: r.OutRefundNo, OrderID: o.ID, AmountFen: r.AmountFen, Reason: r.Reason, State: RefundPending, CreatedAt: now, UpdatedAt: now}
 	ch.newRefund = ref

@@ -334,3 +334,13 @@ func (s *Store) pendingRefund(ctx context.Context, q sqlx.QueryerContext, id Ord
 	}
 	return r, err
 }
+
+// OrdersByOpenID lists a payer's orders, newest first.
+func (s *Store) OrdersByOpenID(ctx context.Context, openid string, limit int) ([]Order, error) {
+	var out []Order
+	err := s.db.SelectContext(ctx, &out, s.db.Rebind("SELECT "+orderColumns+" FROM orders WHERE openid = ? ORDER BY created_at DESC LIMIT ?"), openid, limit)
+	for i := range out {
+		fixOrder(&out[i])
+	}
+	return out, err
+}

@@ -11,6 +11,8 @@ export WXFLOW_NATS_URL=${WXFLOW_NATS_URL:-nats://127.0.0.1:4250}
 export WXFLOW_WECHAT_URL=${WXFLOW_WECHAT_URL:-https://127.0.0.1:8443}
 export WXFLOW_MERCHANT_DIR=${WXFLOW_MERCHANT_DIR:-$WXFLOW_DATA/sim}
 export WXFLOW_WECHAT_CA=${WXFLOW_WECHAT_CA:-$WXFLOW_MERCHANT_DIR/sim_ca.pem}
+# A local-only admin token; set your own outside this machine.
+export WXFLOW_ADMIN_TOKEN=${WXFLOW_ADMIN_TOKEN:-local-admin-token}
 [ -x ./wxflow ] || go build -o wxflow .
 case "${1:-}" in
   sim) shift; exec ./wxflow sim --addr 127.0.0.1:8443 --keys "$WXFLOW_MERCHANT_DIR" "$@" ;;

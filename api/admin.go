@@ -1,0 +1,358 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/wxflow/wxflow/engine"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+// adminCookie carries the admin token for the HTML pages (HttpOnly,
+// SameSite=Strict, so another site cannot make an admin's browser act).
+const adminCookie = "wxflow_admin"
+
+// adminRoutes mounts the admin page and API when an admin token is set.
+func (s *Server) adminRoutes(m *http.ServeMux) error {
+	if s.cfg.AdminToken == "" {
+		disabled := func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "admin_disabled", "the admin API is off: set WXFLOW_ADMIN_TOKEN")
+		}
+		m.HandleFunc("/admin/", disabled)
+		return nil
+	}
+	tmpl, err := template.ParseFS(templateFiles, "templates/*.html")
+	if err != nil {
+		return fmt.Errorf("api: admin templates: %w", err)
+	}
+	s.tmpl = tmpl
+	api := func(h http.HandlerFunc) http.HandlerFunc { return s.requireToken(h, false) }
+	page := func(h http.HandlerFunc) http.HandlerFunc { return s.requireToken(h, true) }
+	m.HandleFunc("GET /admin/api/orders", api(s.adminAPIOrders))
+	m.HandleFunc("GET /admin/api/stuck", api(s.adminAPIStuck))
+	m.HandleFunc("GET /admin/api/orders/{id}", api(s.adminAPIOrder))
+	m.HandleFunc("POST /admin/api/orders/{id}/replay", api(s.adminAct(engine.VerbReplay, false)))
+	m.HandleFunc("POST /admin/api/orders/{id}/close", api(s.adminAct(engine.VerbClose, false)))
+	m.HandleFunc("POST /admin/api/orders/{id}/refunds", api(s.adminAct(engine.VerbRefund, false)))
+	m.HandleFunc("POST /admin/api/replay-stuck", api(s.adminReplayStuck(false)))
+
+	m.HandleFunc("GET /admin/login", s.adminLoginPage)
+	m.HandleFunc("POST /admin/login", s.adminLogin)
+	m.HandleFunc("GET /admin/{$}", page(s.adminIndex))
+	m.HandleFunc("GET /admin/search", page(s.adminSearch))
+	m.HandleFunc("GET /admin/orders/{id}", page(s.adminOrderPage))
+	m.HandleFunc("POST /admin/orders/{id}/replay", page(s.adminAct(engine.VerbReplay, true)))
+	m.HandleFunc("POST /admin/orders/{id}/close", page(s.adminAct(engine.VerbClose, true)))
+	m.HandleFunc("POST /admin/replay-stuck", page(s.adminReplayStuck(true)))
+	return nil
+}
+
+// tokenOK compares in constant time (over digests, so lengths leak nothing).
+func (s *Server) tokenOK(got string) bool {
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.AdminToken))
+	return got != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+func (s *Server) requireToken(h http.HandlerFunc, page bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if c, err := r.Cookie(adminCookie); err == nil && page {
+			token = c.Value
+		}
+		if !s.tokenOK(token) {
+			if page {
+				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wxflow admin"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, name string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		s.log.Warn("admin page", "template", name, "err", err)
+	}
+}
+
+func (s *Server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, "login.html", map[string]any{"Title": "sign in", "Message": r.URL.Query().Get("m")})
+}
+
+func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
+	token := r.PostFormValue("token")
+	if !s.tokenOK(token) {
+		http.Redirect(w, r, "/admin/login?m="+url.QueryEscape("Wrong token."), http.StatusSeeOther)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: token, Path: "/admin/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+type stateCount struct {
+	State engine.State
+	N     int
+}
+
+func (s *Server) adminIndex(w http.ResponseWriter, r *http.Request) {
+	counts, err := s.cfg.Store.CountByState(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	var list []stateCount
+	for _, st := range engine.AllStates {
+		list = append(list, stateCount{st, counts[st]})
+	}
+	stuck, err := s.cfg.Store.Stuck(r.Context(), engine.StuckFilter{Deadlines: s.cfg.Deadlines, Limit: 200})
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	s.render(w, "index.html", map[string]any{"Counts": list, "Stuck": stuck, "Message": r.URL.Query().Get("m")})
+}
+
+// findOrders finds orders by id, out_trade_no or openid, or lists a state.
+func (s *Server) findOrders(r *http.Request) ([]engine.Order, string, error) {
+	ctx, q, state := r.Context(), strings.TrimSpace(r.URL.Query().Get("q")), r.URL.Query().Get("state")
+	if state != "" {
+		list, err := s.cfg.Store.Orders(ctx, engine.OrderFilter{States: []engine.State{engine.State(state)}, Limit: 200})
+		return list, "Orders " + state, err
+	}
+	if q == "" {
+		list, err := s.cfg.Store.Orders(ctx, engine.OrderFilter{Limit: 200})
+		return list, "Orders", err
+	}
+	var found []engine.Order
+	if engine.ValidOrderID(engine.OrderID(q)) {
+		if o, err := s.cfg.Store.Order(ctx, engine.OrderID(q)); err == nil {
+			found = append(found, o)
+		}
+	}
+	if o, err := s.cfg.Store.OrderByOutTradeNo(ctx, s.cfg.Merchant.Name, q); err == nil {
+		found = append(found, o)
+	}
+	byOpenID, err := s.cfg.Store.OrdersByOpenID(ctx, q, 200)
+	return append(found, byOpenID...), "Search: " + q, err
+}
+
+func (s *Server) adminSearch(w http.ResponseWriter, r *http.Request) {
+	orders, title, err := s.findOrders(r)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	if len(orders) == 1 && r.URL.Query().Get("q") != "" {
+		http.Redirect(w, r, "/admin/orders/"+string(orders[0].ID), http.StatusSeeOther)
+		return
+	}
+	s.render(w, "search.html", map[string]any{"Title": title, "Orders": orders})
+}
+
+// orderDetail is an order with its timeline and why it is stuck, if it is.
+func (s *Server) orderDetail(r *http.Request) (map[string]any, error) {
+	id := engine.OrderID(r.PathValue("id"))
+	if !engine.ValidOrderID(id) {
+		return nil, engine.ErrNotFound
+	}
+	ctx := r.Context()
+	o, err := s.cfg.Store.Order(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.cfg.Store.History(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	refunds, err := s.cfg.Store.Refunds(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	why := ""
+	if stuck, err := s.cfg.Store.Stuck(ctx, engine.StuckFilter{State: o.State, Deadlines: s.cfg.Deadlines}); err == nil {
+		for _, st := range stuck {
+			if st.ID == id {
+				why = st.Why
+			}
+		}
+	}
+	return map[string]any{"Order": o, "History": h, "Refunds": refunds, "Why": why}, nil
+}
+
+func (s *Server) adminOrderPage(w http.ResponseWriter, r *http.Request) {
+	d, err := s.orderDetail(r)
+	if errors.Is(err, engine.ErrNotFound) {
+		http.Error(w, "no such order", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	d["Title"], d["Message"] = r.PathValue("id"), r.URL.Query().Get("m")
+	s.render(w, "order.html", d)
+}
+
+func (s *Server) adminAPIOrders(w http.ResponseWriter, r *http.Request) {
+	orders, _, err := s.findOrders(r)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	if orders == nil {
+		orders = []engine.Order{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"orders": orders})
+}
+
+func (s *Server) adminAPIStuck(w http.ResponseWriter, r *http.Request) {
+	stuck, err := s.cfg.Store.Stuck(r.Context(), engine.StuckFilter{State: engine.State(r.URL.Query().Get("state")), Deadlines: s.cfg.Deadlines})
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	if stuck == nil {
+		stuck = []engine.StuckOrder{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"stuck": stuck})
+}
+
+func (s *Server) adminAPIOrder(w http.ResponseWriter, r *http.Request) {
+	d, err := s.orderDetail(r)
+	if errors.Is(err, engine.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no such order")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// adminInput is what an admin action says: who, why, and for refunds how much.
+type adminInput struct {
+	Who       string `json:"who"`
+	Reason    string `json:"reason"`
+	AmountFen int64  `json:"amount_fen"`
+	State     string `json:"state"`
+	DryRun    bool   `json:"dry_run"`
+}
+
+func readAdminInput(r *http.Request, form bool) (adminInput, error) {
+	var in adminInput
+	if form {
+		in.Reason, in.Who = r.PostFormValue("reason"), "web"
+	} else if err := decodeBody(r, &in); err != nil {
+		return in, err
+	}
+	if strings.TrimSpace(in.Reason) == "" {
+		return in, errors.New("a reason is required: it is written to the order's history")
+	}
+	if in.Who == "" {
+		in.Who = "api"
+	}
+	return in, nil
+}
+
+// adminAct replays, closes or refunds one order on an admin's word.
+func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := engine.OrderID(r.PathValue("id"))
+		in, err := readAdminInput(r, form)
+		if err != nil || !engine.ValidOrderID(id) {
+			if err == nil {
+				err = errors.New("malformed order id")
+			}
+			s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusBadRequest, err.Error())
+			return
+		}
+		c := engine.Command{ID: engine.NewID(string(verb)), Verb: verb, OrderID: id, Actor: "admin:" + in.Who, Reason: in.Reason}
+		switch verb {
+		case engine.VerbClose:
+			c.Close = &engine.CloseAsk{}
+		case engine.VerbRefund:
+			if in.AmountFen <= 0 {
+				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity, "amount_fen must be positive")
+				return
+			}
+			c.Refund = &engine.RefundAsk{OutRefundNo: "wxr" + strings.TrimPrefix(engine.NewID("r"), "r_"), AmountFen: in.AmountFen, Reason: in.Reason}
+		}
+		res, err := s.send(r.Context(), c, true)
+		switch {
+		case errors.Is(err, errNoReply):
+			s.adminAnswer(w, r, form, id, res, http.StatusAccepted, "sent; the engine will apply it")
+		case err != nil:
+			s.adminAnswer(w, r, form, id, res, http.StatusServiceUnavailable, err.Error())
+		case !res.Applied:
+			s.adminAnswer(w, r, form, id, res, statusOf(res.Code), fmt.Sprintf("refused: %s: %s", res.Code, res.Reason))
+		default:
+			s.adminAnswer(w, r, form, id, res, http.StatusOK, fmt.Sprintf("%s done: the order is %s", verb, res.Order.State))
+		}
+	}
+}
+
+func (s *Server) adminAnswer(w http.ResponseWriter, r *http.Request, form bool, id engine.OrderID, res engine.Result, status int, msg string) {
+	if form {
+		target := "/admin/"
+		if id != "" && engine.ValidOrderID(id) {
+			target = "/admin/orders/" + string(id)
+		}
+		http.Redirect(w, r, target+"?m="+url.QueryEscape(msg), http.StatusSeeOther)
+		return
+	}
+	if status >= 400 {
+		writeError(w, status, res.Code, msg)
+		return
+	}
+	writeJSON(w, status, map[string]any{"message": msg, "result": res})
+}
+
+// adminReplayStuck replays every stuck order (optionally of one state).
+func (s *Server) adminReplayStuck(form bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		in, err := readAdminInput(r, form)
+		if err != nil {
+			s.adminAnswer(w, r, form, "", engine.Result{}, http.StatusBadRequest, err.Error())
+			return
+		}
+		stuck, err := s.cfg.Store.Stuck(r.Context(), engine.StuckFilter{State: engine.State(in.State), Deadlines: s.cfg.Deadlines})
+		if err != nil {
+			s.adminAnswer(w, r, form, "", engine.Result{}, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		ids := make([]engine.OrderID, 0, len(stuck))
+		for _, o := range stuck {
+			ids = append(ids, o.ID)
+			if in.DryRun {
+				continue
+			}
+			c := engine.Command{ID: engine.NewID("replay"), Verb: engine.VerbReplay, OrderID: o.ID, Actor: "admin:" + in.Who, Reason: in.Reason}
+			if _, err := s.send(r.Context(), c, false); err != nil {
+				s.adminAnswer(w, r, form, "", engine.Result{}, http.StatusServiceUnavailable, err.Error())
+				return
+			}
+		}
+		if form {
+			s.adminAnswer(w, r, true, "", engine.Result{}, http.StatusOK, fmt.Sprintf("%d stuck orders replayed", len(ids)))
+			return
+		}
+		b, _ := json.Marshal(ids)
+		writeJSON(w, http.StatusOK, map[string]any{"replayed": json.RawMessage(b), "dry_run": in.DryRun})
+	}
+}
