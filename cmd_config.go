@@ -29,6 +29,7 @@ type settings struct {
 	LogFormat    string // WXFLOW_LOG: "text" or "json"
 	LogLevel     string // WXFLOW_LOG_LEVEL: debug, info, warn, error
 	AdminToken   string // WXFLOW_ADMIN_TOKEN: the admin page's and API's bearer token
+	MetricsAddr  string // WXFLOW_METRICS_ADDR: where engine and worker processes serve /metrics
 }
 
 // WeChat's real hosts, used when WXFLOW_WECHAT_URL is not set.
@@ -48,8 +49,9 @@ func (s *settings) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.MerchantDir, "merchant-dir", env("WXFLOW_MERCHANT_DIR", ""), "merchant key folder (env WXFLOW_MERCHANT_DIR; default <data>/sim)")
 	fs.StringVar(&s.WechatURL, "wechat-url", env("WXFLOW_WECHAT_URL", ""), "base URL standing for every WeChat host, e.g. the simulator (env WXFLOW_WECHAT_URL)")
 	fs.StringVar(&s.WechatCA, "wechat-ca", env("WXFLOW_WECHAT_CA", ""), "extra root CA file to trust for WeChat (env WXFLOW_WECHAT_CA)")
-	fs.StringVar(&s.LogFormat, "log", env("WXFLOW_LOG", "text"), "log format: text or json (env WXFLOW_LOG)")
+	fs.StringVar(&s.LogFormat, "log", env("WXFLOW_LOG", ""), "log format: text or json (env WXFLOW_LOG; default json, text for dev)")
 	fs.StringVar(&s.LogLevel, "log-level", env("WXFLOW_LOG_LEVEL", "info"), "log level (env WXFLOW_LOG_LEVEL)")
+	fs.StringVar(&s.MetricsAddr, "metrics-addr", env("WXFLOW_METRICS_ADDR", ""), "engine and worker processes: serve /metrics here (env WXFLOW_METRICS_ADDR; the API serves its own)")
 	s.AdminToken = os.Getenv("WXFLOW_ADMIN_TOKEN") // never a flag: it would show in ps
 }
 
@@ -69,7 +71,7 @@ func (s *settings) resolve() {
 	s.MerchantDir = cmp.Or(s.MerchantDir, filepath.Join(s.DataDir, "sim"))
 	s.MerchantName = cmp.Or(s.MerchantName, "default")
 	s.HTTPAddr = cmp.Or(s.HTTPAddr, "127.0.0.1:8080")
-	s.LogFormat = cmp.Or(s.LogFormat, "text")
+	s.LogFormat = cmp.Or(s.LogFormat, "json")
 }
 
 // wechatHosts returns the base URLs of the platform, pay and OAuth hosts.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -105,12 +106,13 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 	if err != nil {
 		return fail(err)
 	}
-	wc, err := newWechatClients(s)
+	metrics := api.NewMetrics()
+	wc, err := newWechatClients(s, metrics)
 	if err != nil {
 		nc.Close()
 		return fail(err)
 	}
-	eng, err := engine.New(engine.Config{ExpiryInterval: o.Expiry, Logger: log,
+	eng, err := engine.New(engine.Config{ExpiryInterval: o.Expiry, Logger: log, Observer: metrics,
 		Reconcile: engine.ReconcileConfig{Interval: o.Expiry, PaymentDelay: o.Reconcile, RefundDelay: o.Reconcile}}, store, nc, js)
 	if err != nil {
 		nc.Close()
@@ -122,12 +124,13 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 	st.AdminToken = s.AdminToken
 	srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
 		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: st.SimURL, Logger: log,
-		AdminToken: s.AdminToken})
+		AdminToken: s.AdminToken, Metrics: metrics})
 	if err != nil {
 		nc.Close()
 		return fail(err)
 	}
 	st.API = srv
+	metrics.ObserveDeployment(store, js, srv)
 
 	g.Go(func() error { return simulator.Run(gctx) })
 	g.Go(func() error { return simulator.Serve(gctx, simLn) })
@@ -159,6 +162,7 @@ func devCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			s.LogFormat = cmp.Or(s.LogFormat, "text")
 			log := s.logger("dev")
 			if o.Demo > 0 && s.LogLevel == "info" {
 				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

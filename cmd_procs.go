@@ -96,7 +96,9 @@ func engineCommand() *cobra.Command {
 				return err
 			}
 			defer closeAll()
-			eng, err := engine.New(engine.Config{Logger: log}, store, nc, js)
+			metrics := api.NewMetrics()
+			serveMetrics(ctx, s.MetricsAddr, metrics, log)
+			eng, err := engine.New(engine.Config{Logger: log, Observer: metrics}, store, nc, js)
 			if err != nil {
 				return err
 			}
@@ -129,17 +131,19 @@ func apiCommand() *cobra.Command {
 				return err
 			}
 			defer closeAll()
-			wc, err := newWechatClients(&s)
+			metrics := api.NewMetrics()
+			wc, err := newWechatClients(&s, metrics)
 			if err != nil {
 				return err
 			}
 			_, _, oauth := s.wechatHosts()
 			srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
 				Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: oauth, Logger: log,
-				AdminToken: s.AdminToken})
+				AdminToken: s.AdminToken, Metrics: metrics})
 			if err != nil {
 				return err
 			}
+			metrics.ObserveDeployment(store, js, srv)
 			ln, err := net.Listen("tcp", s.HTTPAddr)
 			if err != nil {
 				return err
@@ -170,7 +174,9 @@ func workerCommand() *cobra.Command {
 				return err
 			}
 			defer nc.Drain()
-			wc, err := newWechatClients(&s)
+			metrics := api.NewMetrics()
+			serveMetrics(ctx, s.MetricsAddr, metrics, log)
+			wc, err := newWechatClients(&s, metrics)
 			if err != nil {
 				return err
 			}

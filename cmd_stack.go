@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
@@ -62,7 +64,7 @@ type wechatClients struct {
 
 // newWechatClients loads the merchant's keys and builds its clients, pointed
 // at WeChat's hosts or at the simulator (WXFLOW_WECHAT_URL).
-func newWechatClients(s *settings) (*wechatClients, error) {
+func newWechatClients(s *settings, metrics *api.Metrics) (*wechatClients, error) {
 	m, err := wechat.LoadMerchant(s.MerchantName, s.MerchantDir)
 	if err != nil {
 		return nil, fmt.Errorf("merchant keys in %s: %w", s.MerchantDir, err)
@@ -71,17 +73,22 @@ func newWechatClients(s *settings) (*wechatClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	httpClient := &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		},
+	var transport http.RoundTripper = &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
 	}
+	if metrics != nil {
+		transport = metrics.WrapTransport(transport)
+	}
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: transport}
 	mpURL, payURL, _ := s.wechatHosts()
 	c := &wechatClients{Merchant: m}
-	if c.V2, err = v2.NewClient(v2.Config{BaseURL: payURL, Merchant: m, HTTPClient: httpClient, RootCAs: roots}); err != nil {
+	v2cfg := v2.Config{BaseURL: payURL, Merchant: m, HTTPClient: httpClient, RootCAs: roots}
+	if metrics != nil {
+		v2cfg.WrapTransport = metrics.WrapTransport
+	}
+	if c.V2, err = v2.NewClient(v2cfg); err != nil {
 		return nil, err
 	}
 	if c.V3, err = v3.NewClient(v3.Config{BaseURL: payURL, Merchant: m, HTTPClient: httpClient}); err != nil {
@@ -104,4 +111,24 @@ func codeBucket(ctx context.Context, js jetstream.JetStream) jetstream.KeyValue 
 		return nil
 	}
 	return kv
+}
+
+// serveMetrics serves /metrics on addr until ctx ends (for the processes
+// other than the API, which serves them itself); nothing when addr is empty.
+func serveMetrics(ctx context.Context, addr string, m *api.Metrics, log *slog.Logger) {
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics listener", "addr", addr, "err", err)
+		}
+	}()
 }

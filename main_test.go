@@ -151,6 +151,30 @@ func TestEndToEnd(t *testing.T) {
 	if cfg.Signature != mp.JSSDKSignature(ticket, cfg.NonceStr, cfg.Timestamp, "https://shop.example/pay?order=1") {
 		t.Errorf("wx.config signature does not match the shared ticket: %+v", cfg)
 	}
+
+	// The metrics tell the same story.
+	resp, err := http.Get(st.APIURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(body)
+	for _, want := range []string{
+		`wxflow_transitions_total{event="notified",from="signed",to="notified"}`,
+		`wxflow_transitions_total{event="refunded",from="refunding",to="refunded"}`,
+		`wxflow_wechat_calls_total{api="/pay/unifiedorder",outcome="2xx"}`,
+		`wxflow_wechat_calls_total{api="/v3/pay/transactions/jsapi",outcome="2xx"}`,
+		`wxflow_wechat_call_seconds_bucket{api="/secapi/pay/refund"`,
+		`wxflow_notifications_total{result="accepted"}`,
+		`wxflow_outbox_backlog 0`,
+		`wxflow_stuck_orders{state="signed"} 0`,
+		`wxflow_consumer_pending{consumer="prepay",stream="WXFLOW_EVT"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func errorf(format string, args ...any) error {
@@ -235,6 +259,18 @@ func TestReplayAndReconcile(t *testing.T) {
 	for _, d := range state.Notifications {
 		if !d.Dropped {
 			t.Fatalf("a notification was sent: %+v", d)
+		}
+	}
+	resp, err := http.Get(st.APIURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`wxflow_commands_refused_total{code="nothing_to_replay",verb="replay"}`,
+		`wxflow_transitions_total{event="query_requested",from="signed",to="signed"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 

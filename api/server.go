@@ -38,6 +38,8 @@ type Config struct {
 	V3       *v3.Client
 	// Tickets serves GET /v1/jssdk/config; the endpoint answers 503 when nil.
 	Tickets TicketSource
+	// Metrics, when set, are served at /metrics.
+	Metrics *Metrics
 	// AdminToken guards /admin/ and /admin/api/; without one they are off.
 	AdminToken string
 	// Deadlines say when an order is stuck; engine.DefaultDeadlines when nil.
@@ -111,6 +113,9 @@ func (s *Server) routes() (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", s.ready)
+	if s.cfg.Metrics != nil {
+		m.Handle("GET /metrics", s.cfg.Metrics.Handler())
+	}
 	if err := s.adminRoutes(m); err != nil {
 		return nil, err
 	}

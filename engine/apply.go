@@ -63,6 +63,9 @@ var errVersionConflict = errors.New("engine: order changed concurrently")
 // for infrastructure failures only (the caller retries those).
 func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if err := validCommand(cmd); err != nil {
+		if e.cfg.Observer != nil {
+			e.cfg.Observer.Refused(cmd.Verb, CodeInvalid)
+		}
 		return Result{Code: CodeInvalid, Reason: err.Error()}, nil
 	}
 	var res Result
@@ -80,6 +83,14 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 	}
 	if err == nil && len(res.Events) > 0 {
 		e.relay.Wake()
+	}
+	if err == nil && e.cfg.Observer != nil {
+		for _, ev := range res.Events {
+			e.cfg.Observer.Transition(ev.From, ev.To, ev.Type)
+		}
+		if !res.Applied {
+			e.cfg.Observer.Refused(cmd.Verb, res.Code)
+		}
 	}
 	return res, err
 }

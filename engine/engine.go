@@ -25,6 +25,8 @@ type Config struct {
 	Reconcile ReconcileConfig
 	// Streams configures what Provision declares.
 	Streams StreamsConfig
+	// Observer hears every applied transition and every refusal (metrics); optional.
+	Observer Observer
 	// Logger receives the engine's logs; discarded when nil.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -56,6 +58,13 @@ func (c *Config) Validate() error {
 		return errors.New("engine: negative relay batch or interval")
 	}
 	return nil
+}
+
+// Observer hears what Apply did, after the transaction committed. It must be
+// fast and safe for concurrent use (a metrics adapter, typically).
+type Observer interface {
+	Transition(from, to State, t EventType)
+	Refused(verb Verb, code string)
 }
 
 // Engine applies commands to orders and publishes the facts. Several engine

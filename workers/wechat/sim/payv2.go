@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -88,7 +89,8 @@ func (s *Sim) merchantCertificate(r *http.Request) bool {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
 		return false
 	}
-	return strings.EqualFold(fmt.Sprintf("%X", r.TLS.PeerCertificates[0].SerialNumber), s.keys.Merchant.SerialNo)
+	want, ok := new(big.Int).SetString(s.keys.Merchant.SerialNo, 16)
+	return ok && r.TLS.PeerCertificates[0].SerialNumber.Cmp(want) == 0
 }
 
 // checkNotifyURL applies WeChat's rule (absolute, no query) and the

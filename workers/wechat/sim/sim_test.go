@@ -470,3 +470,23 @@ func TestNoSecretInLogs(t *testing.T) {
 		t.Errorf("the log does not show the order: %s", logs)
 	}
 }
+
+// TestClientCertificateSerials: a merchant serial whose hex starts with 0
+// must still be recognised (big.Int formatting drops leading zeros).
+func TestClientCertificateSerials(t *testing.T) {
+	for range 40 { // new keys each time: about 1 in 16 serials start with a 0 digit
+		w := newWorld(t, sim.Config{})
+		ctx := context.Background()
+		uo, err := w.v2.UnifiedOrder(ctx, v2.UnifiedOrderRequest{Body: "b", OutTradeNo: "T-SERIAL", TotalFen: 2, ClientIP: "127.0.0.1", NotifyURL: w.shop.URL + "/v2/pay", OpenID: "o"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.pay(t, uo.PrepayID)
+		if _, err := w.v2.Refund(ctx, v2.RefundRequest{OutTradeNo: "T-SERIAL", OutRefundNo: "R-SERIAL", TotalFen: 2, RefundFen: 1}); err != nil {
+			t.Fatalf("serial %s: %v", w.sim.Keys().Merchant.SerialNo, err)
+		}
+		if strings.HasPrefix(w.sim.Keys().Merchant.SerialNo, "0") {
+			return
+		}
+	}
+}

@@ -27,6 +27,8 @@ type Config struct {
 	SignType SignType
 	// RootCAs are the roots the mutual-TLS refund client trusts; the system's when nil.
 	RootCAs *x509.CertPool
+	// WrapTransport, when set, wraps the mutual-TLS client's transport (metrics, tracing).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client calls WeChat Pay API v2 for one merchant. It is safe for concurrent use.
@@ -50,14 +52,15 @@ func NewClient(cfg Config) (*Client, error) {
 		c.http = &http.Client{Timeout: 10 * time.Second}
 	}
 	if cfg.Merchant.Certificate != nil {
-		c.tlsHTTP = &http.Client{
-			Timeout: c.http.Timeout,
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{
-				RootCAs:      cfg.RootCAs,
-				Certificates: []tls.Certificate{*cfg.Merchant.Certificate},
-				MinVersion:   tls.VersionTLS12,
-			}},
+		var rt http.RoundTripper = &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs:      cfg.RootCAs,
+			Certificates: []tls.Certificate{*cfg.Merchant.Certificate},
+			MinVersion:   tls.VersionTLS12,
+		}}
+		if cfg.WrapTransport != nil {
+			rt = cfg.WrapTransport(rt)
 		}
+		c.tlsHTTP = &http.Client{Timeout: c.http.Timeout, Transport: rt}
 	}
 	return c, nil
 }

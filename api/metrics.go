@@ -1,0 +1,156 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wxflow/wxflow/engine"
+)
+
+// Metrics are wxflow's Prometheus metrics, in a registry of their own (no
+// package-level state). One value serves a whole process: it observes the
+// engine, wraps the WeChat HTTP clients and is served at /metrics.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	transitions *prometheus.CounterVec
+	refused     *prometheus.CounterVec
+	calls       *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+}
+
+// NewMetrics registers the counters and histograms; Go and process
+// collectors come with them.
+func NewMetrics() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_transitions_total",
+		Help: "Applied order events, by state before and after and by event type."}, []string{"from", "to", "event"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_commands_refused_total",
+		Help: "Commands recorded as no-ops, by verb and reason code."}, []string{"verb", "code"})
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_wechat_calls_total",
+		Help: "Calls to WeChat by API and outcome (HTTP status class, or error)."}, []string{"api", "outcome"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wxflow_wechat_call_seconds",
+		Help: "Latency of calls to WeChat by API.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 13)}, []string{"api"})
+	m.Registry.MustRegister(m.transitions, m.refused, m.calls, m.latency,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Transition counts an applied event (engine.Observer).
+func (m *Metrics) Transition(from, to engine.State, t engine.EventType) {
+	m.transitions.WithLabelValues(string(from), string(to), string(t)).Inc()
+}
+
+// Refused counts a no-op command (engine.Observer).
+func (m *Metrics) Refused(verb engine.Verb, code string) {
+	m.refused.WithLabelValues(string(verb), code).Inc()
+}
+
+// Handler serves the registry.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// WrapTransport counts and times every call a WeChat client makes. The API
+// label is the URL path without ids (/v3/pay/transactions/out-trade-no/{no}).
+func (m *Metrics) WrapTransport(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		api := apiLabel(r.URL.Path)
+		start := time.Now()
+		resp, err := next.RoundTrip(r)
+		m.latency.WithLabelValues(api).Observe(time.Since(start).Seconds())
+		outcome := "error"
+		if err == nil {
+			outcome = strconv.Itoa(resp.StatusCode/100) + "xx"
+		}
+		m.calls.WithLabelValues(api, outcome).Inc()
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// apiLabel keeps metric cardinality bounded: the path up to the first id.
+func apiLabel(path string) string {
+	for _, prefix := range []string{"/v3/pay/transactions/out-trade-no/", "/v3/refund/domestic/refunds/"} {
+		if strings.HasPrefix(path, prefix) {
+			rest := strings.TrimPrefix(path, prefix)
+			if i := strings.Index(rest, "/"); i >= 0 {
+				return prefix + "{no}" + rest[i:]
+			}
+			return prefix + "{no}"
+		}
+	}
+	return path
+}
+
+// ObserveDeployment adds the gauges read from the store and NATS at scrape
+// time: outbox backlog, stuck orders by state, consumer lag, and the API's
+// notification counters.
+func (m *Metrics) ObserveDeployment(store *engine.Store, js jetstream.JetStream, srv *Server) {
+	m.Registry.MustRegister(&deploymentCollector{store: store, js: js, srv: srv})
+}
+
+var (
+	backlogDesc  = prometheus.NewDesc("wxflow_outbox_backlog", "Outbox rows not yet published.", nil, nil)
+	stuckDesc    = prometheus.NewDesc("wxflow_stuck_orders", "Orders stuck, by state.", []string{"state"}, nil)
+	lagDesc      = prometheus.NewDesc("wxflow_consumer_pending", "Messages not yet delivered or not yet acked, by stream and consumer.", []string{"stream", "consumer"}, nil)
+	notifiedDesc = prometheus.NewDesc("wxflow_notifications_total", "WeChat notifications, by result.", []string{"result"}, nil)
+)
+
+type deploymentCollector struct {
+	store *engine.Store
+	js    jetstream.JetStream
+	srv   *Server
+}
+
+func (c *deploymentCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- backlogDesc
+	ch <- stuckDesc
+	ch <- lagDesc
+	ch <- notifiedDesc
+}
+
+func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var backlog float64
+	if err := c.store.DB().GetContext(ctx, &backlog, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"); err == nil {
+		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, backlog)
+	}
+	if stuck, err := c.store.Stuck(ctx, engine.StuckFilter{}); err == nil {
+		n := map[engine.State]float64{}
+		for _, o := range stuck {
+			n[o.State]++
+		}
+		for _, st := range engine.AllStates {
+			ch <- prometheus.MustNewConstMetric(stuckDesc, prometheus.GaugeValue, n[st], string(st))
+		}
+	}
+	for _, stream := range []string{engine.CommandStream, engine.EventStream} {
+		s, err := c.js.Stream(ctx, stream)
+		if err != nil {
+			continue
+		}
+		lister := s.ListConsumers(ctx)
+		for info := range lister.Info() {
+			ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue,
+				float64(info.NumPending)+float64(info.NumAckPending), stream, info.Name)
+		}
+	}
+	if c.srv != nil {
+		ch <- prometheus.MustNewConstMetric(notifiedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsAccepted.Load()), "accepted")
+		ch <- prometheus.MustNewConstMetric(notifiedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsRejected.Load()), "rejected")
+	}
+}
