@@ -88,8 +88,12 @@ func TestStuckOrdersAndReplay(t *testing.T) {
 	if out := admin("admin", "stuck"); !strings.Contains(out, "0 stuck") {
 		t.Fatalf("after the replays: %s", out)
 	}
-	if out := admin("admin", "show", string(stuck[1].ID)); !strings.Contains(out, "admin:ops") || !strings.Contains(out, "WeChat is back") {
+	out = admin("admin", "show", string(stuck[1].ID))
+	if !strings.Contains(out, "admin:ops") || !strings.Contains(out, "WeChat is back") {
 		t.Fatalf("show does not tell who and why: %s", out)
+	}
+	if !strings.Contains(out, "calls to WeChat") || !strings.Contains(out, "retry  SYSTEMERROR") || !strings.Contains(out, "dead") {
+		t.Fatalf("show does not list the calls to WeChat and their outcomes: %s", out)
 	}
 }
 

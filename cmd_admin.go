@@ -11,12 +11,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers"
 )
 
 // adminCommand groups the admin tools: reading ones work on a data folder
@@ -113,11 +115,13 @@ func adminShowCommand() *cobra.Command {
 					}
 				}
 			}
+			calls, callsErr := readCalls(cmd, &s, o.ID)
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return json.NewEncoder(out).Encode(map[string]any{"order": o, "history": h, "refunds": refunds, "stuck": why})
+				return json.NewEncoder(out).Encode(map[string]any{"order": o, "history": h, "refunds": refunds, "stuck": why, "calls": calls})
 			}
 			printOrder(out, o, h, refunds, why)
+			printCalls(out, calls, callsErr)
 			return nil
 		},
 	}
@@ -372,4 +376,35 @@ func sendAdmin(cmd *cobra.Command, s *settings, c engine.Command) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// readCalls reads an order's call records from NATS, if NATS is reachable:
+// `show` works on a data folder alone too, without them.
+func readCalls(cmd *cobra.Command, s *settings, id engine.OrderID) ([]workers.CallRecord, error) {
+	nc, err := nats.Connect(s.NATSURL, nats.Timeout(2*time.Second), nats.Name("wxflow admin"))
+	if err != nil {
+		return nil, fmt.Errorf("NATS at %s not reachable: %w", s.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+	defer cancel()
+	return workers.ReadCalls(ctx, js, id)
+}
+
+func printCalls(w io.Writer, calls []workers.CallRecord, err error) {
+	if err != nil {
+		fmt.Fprintf(w, "calls to WeChat: unknown (%v)\n", err)
+		return
+	}
+	fmt.Fprintln(w, "calls to WeChat")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range calls {
+		fmt.Fprintf(tw, "  %s\t%s\ton %s\t#%d\t%s\t%s\t%s\t%s\n", c.At.Format("15:04:05.000"), c.Worker, c.Event, c.Delivery,
+			c.Took.Round(time.Microsecond), c.Outcome, c.Code, c.Error)
+	}
+	tw.Flush()
 }

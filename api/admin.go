@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers"
 )
 
 //go:embed templates/*.html
@@ -191,7 +192,11 @@ func (s *Server) orderDetail(r *http.Request) (map[string]any, error) {
 			}
 		}
 	}
-	return map[string]any{"Order": o, "History": h, "Refunds": refunds, "Why": why}, nil
+	calls, err := workers.ReadCalls(ctx, s.cfg.JS, id)
+	if err != nil {
+		s.log.Warn("admin: call records", "order_id", id, "err", err)
+	}
+	return map[string]any{"Order": o, "History": h, "Refunds": refunds, "Why": why, "Calls": calls}, nil
 }
 
 func (s *Server) adminOrderPage(w http.ResponseWriter, r *http.Request) {

@@ -17,8 +17,11 @@ const (
 	CommandStream = "WXFLOW_CMD"
 	EventStream   = "WXFLOW_EVT"
 	DeadStream    = "WXFLOW_DLQ"
-	TokenBucket   = "wxflow_tokens"
-	LeaseBucket   = "wxflow_leases"
+	// CallStream keeps the workers' call records (wxflow.calls.<order_id>) for a week.
+	CallStream        = "WXFLOW_CALLS"
+	CallSubjectPrefix = "wxflow.calls."
+	TokenBucket       = "wxflow_tokens"
+	LeaseBucket       = "wxflow_leases"
 	// CodeBucket remembers the openid each single-use OAuth / login code
 	// gave, so a replayed authorize step does not spend the code twice.
 	CodeBucket = "wxflow_codes"
@@ -68,6 +71,8 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) e
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow, MaxAge: cfg.EventMaxAge},
 		{Name: DeadStream, Subjects: []string{DeadLetterPrefix + ">"}, Retention: jetstream.LimitsPolicy,
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow},
+		{Name: CallStream, Subjects: []string{CallSubjectPrefix + ">"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour},
 	}
 	for _, sc := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {

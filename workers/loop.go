@@ -113,8 +113,15 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 	}
 	log = log.With("order_id", ev.OrderID, "event", ev.ID, "trace_id", ev.TraceID, "delivery", meta.NumDelivered)
 	cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+	start := time.Now()
 	cmd, err := h.Handle(cctx, ev)
 	cancel()
+	if ctx.Err() == nil {
+		dead := err != nil && wechat.IsRetryable(err) && int(meta.NumDelivered) >= cfg.MaxDeliver
+		outcome, code, msg := outcomeOf(err, dead)
+		recordCall(js, ev.OrderID, CallRecord{At: start.UTC(), Worker: h.Name(), Event: ev.Type, Delivery: meta.NumDelivered,
+			Took: time.Since(start), Outcome: outcome, Code: code, Error: msg})
+	}
 	switch {
 	case err == nil:
 		if cmd != nil {
