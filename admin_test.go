@@ -92,7 +92,7 @@ func TestStuckOrdersAndReplay(t *testing.T) {
 	if !strings.Contains(out, "admin:ops") || !strings.Contains(out, "WeChat is back") {
 		t.Fatalf("show does not tell who and why: %s", out)
 	}
-	if !strings.Contains(out, "calls to WeChat") || !strings.Contains(out, "retry  SYSTEMERROR") || !strings.Contains(out, "dead") {
+	if !strings.Contains(out, "calls to WeChat") || !strings.Contains(out, "retry  SYSTEM") || !strings.Contains(out, "dead") {
 		t.Fatalf("show does not list the calls to WeChat and their outcomes: %s", out)
 	}
 }
