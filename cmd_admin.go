@@ -50,7 +50,11 @@ func adminStuckCommand() *cobra.Command {
 				return err
 			}
 			defer store.Close()
-			stuck, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: engine.State(state), OlderThan: olderThan})
+			deadlines, err := s.deadlines()
+			if err != nil {
+				return err
+			}
+			stuck, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: engine.State(state), OlderThan: olderThan, Deadlines: deadlines})
 			if err != nil {
 				return err
 			}
@@ -228,7 +232,11 @@ func adminReplayCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				list, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: engine.State(state)})
+				deadlines, err := s.deadlines()
+				if err != nil {
+					return err
+				}
+				list, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: engine.State(state), Deadlines: deadlines})
 				store.Close()
 				if err != nil {
 					return err

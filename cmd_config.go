@@ -5,12 +5,15 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/wxflow/wxflow/engine"
 )
 
 // settings is everything a wxflow process needs to find the rest of its
@@ -30,6 +33,7 @@ type settings struct {
 	LogLevel     string // WXFLOW_LOG_LEVEL: debug, info, warn, error
 	AdminToken   string // WXFLOW_ADMIN_TOKEN: the admin page's and API's bearer token
 	MetricsAddr  string // WXFLOW_METRICS_ADDR: where engine and worker processes serve /metrics
+	StuckAfter   string // WXFLOW_STUCK_AFTER: per-state deadlines, e.g. "created=1m,refunding=30m"
 }
 
 // WeChat's real hosts, used when WXFLOW_WECHAT_URL is not set.
@@ -52,6 +56,7 @@ func (s *settings) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.LogFormat, "log", env("WXFLOW_LOG", ""), "log format: text or json (env WXFLOW_LOG; default json, text for dev)")
 	fs.StringVar(&s.LogLevel, "log-level", env("WXFLOW_LOG_LEVEL", "info"), "log level (env WXFLOW_LOG_LEVEL)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", env("WXFLOW_METRICS_ADDR", ""), "engine and worker processes: serve /metrics here (env WXFLOW_METRICS_ADDR; the API serves its own)")
+	fs.StringVar(&s.StuckAfter, "stuck-after", env("WXFLOW_STUCK_AFTER", ""), `per-state deadlines past which an order is stuck, e.g. "created=1m,prepaid=2m,refunding=30m" (env WXFLOW_STUCK_AFTER)`)
 	s.AdminToken = os.Getenv("WXFLOW_ADMIN_TOKEN") // never a flag: it would show in ps
 }
 
@@ -116,3 +121,20 @@ func (s *settings) logger(component string) *slog.Logger {
 
 // shutdownTimeout bounds each step of a graceful shutdown.
 const shutdownTimeout = 10 * time.Second
+
+// deadlines parses StuckAfter over engine.DefaultDeadlines.
+func (s *settings) deadlines() (map[engine.State]time.Duration, error) {
+	out := maps.Clone(engine.DefaultDeadlines)
+	if strings.TrimSpace(s.StuckAfter) == "" {
+		return out, nil
+	}
+	for part := range strings.SplitSeq(s.StuckAfter, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		d, err := time.ParseDuration(v)
+		if _, waiting := out[engine.State(k)]; !ok || err != nil || !waiting || d < 0 {
+			return nil, fmt.Errorf("stuck-after %q: want state=duration for a waiting state (created, authorized, prepaid, signed, refunding)", part)
+		}
+		out[engine.State(k)] = d
+	}
+	return out, nil
+}

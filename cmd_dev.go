@@ -107,6 +107,11 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 		return fail(err)
 	}
 	metrics := api.NewMetrics()
+	deadlines, err := s.deadlines()
+	if err != nil {
+		nc.Close()
+		return fail(err)
+	}
 	wc, err := newWechatClients(s, metrics)
 	if err != nil {
 		nc.Close()
@@ -124,7 +129,7 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 	st.AdminToken = s.AdminToken
 	srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
 		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: st.SimURL, Logger: log,
-		AdminToken: s.AdminToken, Metrics: metrics})
+		AdminToken: s.AdminToken, Metrics: metrics, Deadlines: deadlines})
 	if err != nil {
 		nc.Close()
 		return fail(err)

@@ -132,6 +132,10 @@ func apiCommand() *cobra.Command {
 			}
 			defer closeAll()
 			metrics := api.NewMetrics()
+			deadlines, err := s.deadlines()
+			if err != nil {
+				return err
+			}
 			wc, err := newWechatClients(&s, metrics)
 			if err != nil {
 				return err
@@ -139,7 +143,7 @@ func apiCommand() *cobra.Command {
 			_, _, oauth := s.wechatHosts()
 			srv, err := api.New(api.Config{Merchant: wc.Merchant, Store: store, NC: nc, JS: js, V2: wc.V2, V3: wc.V3,
 				Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: nc, JS: js}, OAuthBaseURL: oauth, Logger: log,
-				AdminToken: s.AdminToken, Metrics: metrics})
+				AdminToken: s.AdminToken, Metrics: metrics, Deadlines: deadlines})
 			if err != nil {
 				return err
 			}

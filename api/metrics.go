@@ -129,7 +129,11 @@ func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
 	if err := c.store.DB().GetContext(ctx, &backlog, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"); err == nil {
 		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, backlog)
 	}
-	if stuck, err := c.store.Stuck(ctx, engine.StuckFilter{}); err == nil {
+	var deadlines map[engine.State]time.Duration
+	if c.srv != nil {
+		deadlines = c.srv.cfg.Deadlines
+	}
+	if stuck, err := c.store.Stuck(ctx, engine.StuckFilter{Deadlines: deadlines}); err == nil {
 		n := map[engine.State]float64{}
 		for _, o := range stuck {
 			n[o.State]++
