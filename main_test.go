@@ -136,6 +136,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d event rows, %d events in the stream", eventRows, len(seen))
 	}
 	t.Logf("%d orders, %d events, each once in the stream", orders, len(seen))
+	runVerify(t, ctx, s.DataDir, s.NATSURL)
 
 	// The JS-SDK config is signed with the shared jsapi_ticket, fragment dropped.
 	var cfg mp.JSSDKConfig
@@ -274,6 +275,8 @@ func TestReplayAndReconcile(t *testing.T) {
 		}
 	}
 
+	runVerify(t, ctx, s.DataDir, s.NATSURL)
+
 	// The admin tools see the result: nothing stuck, and each timeline.
 	var out strings.Builder
 	admin := rootCommand()
@@ -292,5 +295,20 @@ func TestReplayAndReconcile(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "timeline") || !strings.Contains(out.String(), "admin:test") {
 		t.Errorf("show: %s", out.String())
+	}
+}
+
+// runVerify runs `wxflow verify` on a data folder and fails on any breach.
+func runVerify(t *testing.T, ctx context.Context, dataDir, natsURL string) {
+	t.Helper()
+	var out strings.Builder
+	cmd := rootCommand()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"verify", "--data", dataDir, "--nats", natsURL, "--unsent-after", "10s"})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("wxflow verify: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "no breach") {
+		t.Fatalf("wxflow verify: %s", out.String())
 	}
 }

@@ -386,3 +386,34 @@ func TestReplayEveryState(t *testing.T) {
 		t.Fatalf("replay of a refunding order: %+v", res)
 	}
 }
+
+func TestVerifyFindsBreaches(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	e, _, _ := newEngine(t, store)
+	ctx := context.Background()
+	paid(t, e, "v1", 100)
+	paid(t, e, "v2", 200)
+	if _, err := e.Relay().RelayOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := store.Verify(ctx, time.Minute); err != nil || len(b) != 0 {
+		t.Fatalf("a clean store: %v %v", b, err)
+	}
+	db := store.DB()
+	db.MustExec(`UPDATE order_events SET reason = 'paid, source frontend' WHERE order_id = 'v1' AND type = 'notified'`)
+	db.MustExec(`UPDATE order_events SET from_state = 'closed' WHERE order_id = 'v2' AND type = 'notified'`)
+	db.MustExec(`UPDATE outbox SET sent_at = NULL, created_at = ? WHERE event_id = (SELECT MIN(event_id) FROM outbox)`, time.Now().Add(-time.Hour).UTC())
+	b, err := store.Verify(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := map[string]bool{}
+	for _, x := range b {
+		rules[x.Rule] = true
+	}
+	for _, want := range []string{engine.RulePaidUnverified, engine.RuleTransition, engine.RuleSequence, engine.RuleOutboxUnsent} {
+		if !rules[want] {
+			t.Errorf("Verify missed %s: %+v", want, b)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
+)
+
+// verifyCommand scans the store, the event stream and log files for broken
+// money rules, and exits non-zero on any.
+func verifyCommand() *cobra.Command {
+	var s settings
+	var logs []string
+	var unsentAfter time.Duration
+	var noStream, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the invariants: verified payments, refunds within payments, allowed transitions, every event once in the stream, no secret in the logs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			store, err := openStore(cmd, &s)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			breaches, err := store.Verify(ctx, unsentAfter)
+			if err != nil {
+				return err
+			}
+			if !noStream {
+				more, err := verifyStream(ctx, &s, store)
+				if err != nil {
+					return err
+				}
+				breaches = append(breaches, more...)
+			}
+			if len(logs) > 0 {
+				more, err := verifyLogs(&s, logs)
+				if err != nil {
+					return err
+				}
+				breaches = append(breaches, more...)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if breaches == nil {
+					breaches = []engine.Breach{}
+				}
+				_ = json.NewEncoder(out).Encode(breaches)
+			} else {
+				for _, b := range breaches {
+					fmt.Fprintf(out, "BREACH %s %s: %s\n", b.Rule, b.OrderID, b.Detail)
+				}
+			}
+			if len(breaches) > 0 {
+				return fmt.Errorf("verify: %d breaches", len(breaches))
+			}
+			if !asJSON {
+				fmt.Fprintln(out, "verify: no breach")
+			}
+			return nil
+		},
+	}
+	s.register(cmd.Flags())
+	f := cmd.Flags()
+	f.StringSliceVar(&logs, "logs", nil, "log files to scan for the merchant's secrets")
+	f.DurationVar(&unsentAfter, "unsent-after", time.Minute, "an outbox row unsent for longer is a breach")
+	f.BoolVar(&noStream, "no-stream", false, "skip the event stream (when NATS is not running)")
+	f.BoolVar(&asJSON, "json", false, "print the breaches as JSON")
+	return cmd
+}
+
+// verifyStream checks that every event row is in the event stream exactly once.
+func verifyStream(ctx context.Context, s *settings, store *engine.Store) ([]engine.Breach, error) {
+	nc, err := nats.Connect(s.NATSURL, nats.Timeout(3*time.Second), nats.Name("wxflow verify"))
+	if err != nil {
+		return nil, fmt.Errorf("verify: NATS at %s (use --no-stream to skip the stream): %w", s.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := js.Stream(ctx, engine.EventStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]int{}
+	if info.State.Msgs > 0 {
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			return nil, err
+		}
+		for range info.State.Msgs {
+			msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+			if err != nil {
+				return nil, fmt.Errorf("verify: reading the event stream: %w", err)
+			}
+			var ev struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(msg.Data(), &ev) == nil {
+				seen[ev.ID]++
+			}
+		}
+	}
+	var rows []struct {
+		ID      string         `db:"id"`
+		OrderID engine.OrderID `db:"order_id"`
+	}
+	if err := store.DB().SelectContext(ctx, &rows, "SELECT e.id, e.order_id FROM order_events e JOIN outbox o ON o.event_id = e.id WHERE o.sent_at IS NOT NULL"); err != nil {
+		return nil, err
+	}
+	var out []engine.Breach
+	for _, r := range rows {
+		switch n := seen[r.ID]; {
+		case n == 0 && info.State.FirstTime.IsZero():
+		case n == 0:
+			out = append(out, engine.Breach{OrderID: r.OrderID, Rule: "event_missing_from_stream", Detail: r.ID})
+		case n > 1:
+			out = append(out, engine.Breach{OrderID: r.OrderID, Rule: "event_doubled_in_stream", Detail: fmt.Sprintf("%s %d times", r.ID, n)})
+		}
+	}
+	return out, nil
+}
+
+// verifyLogs looks for the merchant's secrets in log files.
+func verifyLogs(s *settings, files []string) ([]engine.Breach, error) {
+	m, err := wechat.LoadMerchant(s.MerchantName, s.MerchantDir)
+	if err != nil {
+		return nil, fmt.Errorf("verify: the merchant's secrets are needed to look for them: %w", err)
+	}
+	secrets := map[string]string{"appsecret": string(m.AppSecret), "api_key": string(m.APIKey), "api_v3_key": string(m.APIv3Key)}
+	if raw, err := os.ReadFile(s.MerchantDir + "/" + wechat.PrivateKeyFile); err == nil {
+		lines := bytes.Split(raw, []byte("\n"))
+		if len(lines) > 2 {
+			secrets["private key"] = string(lines[1]) // a line of the key's body
+		}
+	}
+	var out []engine.Breach
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for name, secret := range secrets {
+			if secret != "" && bytes.Contains(data, []byte(secret)) {
+				out = append(out, engine.Breach{Rule: "secret_in_logs", Detail: fmt.Sprintf("%s in %s", name, f)})
+			}
+		}
+	}
+	return out, nil
+}
