@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 // Secret is a string that must never be printed: its String, GoString and
@@ -62,6 +65,63 @@ type Merchant struct {
 	WechatPayPublicKeyID string
 	// WechatPayPublicKey verifies v3 responses and notifications.
 	WechatPayPublicKey *rsa.PublicKey
+	// PlatformCertificates are the older WeChat Pay platform certificates, by
+	// serial (upper-case hex), still accepted while a merchant migrates to the
+	// public key: WeChat then signs with either, and names which in
+	// Wechatpay-Serial. Loaded from platform_cert_*.pem.
+	PlatformCertificates map[string]*x509.Certificate
+}
+
+// VerificationKey returns the key that verifies a v3 signature whose
+// Wechatpay-Serial is serial: the WeChat Pay public key by its id, or a
+// platform certificate by its serial. An unknown serial has no key.
+func (m *Merchant) VerificationKey(serial string) (*rsa.PublicKey, bool) {
+	if serial != "" && serial == m.WechatPayPublicKeyID && m.WechatPayPublicKey != nil {
+		return m.WechatPayPublicKey, true
+	}
+	if c, ok := m.PlatformCertificates[strings.ToUpper(serial)]; ok {
+		if k, ok := c.PublicKey.(*rsa.PublicKey); ok {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+// CertificateFromPKCS12 reads the merchant's apiclient_cert.p12, whose
+// password is the mchid.
+func CertificateFromPKCS12(data []byte, password string) (*tls.Certificate, error) {
+	key, cert, err := pkcs12.Decode(data, password)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+}
+
+// PlatformCertificatePrefix names platform certificate files: platform_cert_<anything>.pem.
+const PlatformCertificatePrefix = "platform_cert_"
+
+func loadPlatformCertificates(dir string) (map[string]*x509.Certificate, error) {
+	files, err := filepath.Glob(filepath.Join(dir, PlatformCertificatePrefix+"*.pem"))
+	if err != nil || len(files) == 0 {
+		return nil, err
+	}
+	out := map[string]*x509.Certificate{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		block, _ := pem.Decode(raw)
+		if block == nil {
+			return nil, fmt.Errorf("%s: no PEM block", f)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out[strings.ToUpper(c.SerialNumber.Text(16))] = c
+	}
+	return out, nil
 }
 
 // LogValue lets a Merchant be logged safely: identifiers only.
@@ -118,15 +178,23 @@ func LoadMerchant(name, dir string) (*Merchant, error) {
 	if m.PrivateKey, err = ParseRSAPrivateKey(keyPEM); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, PrivateKeyFile, err)
 	}
-	certPEM, err := os.ReadFile(filepath.Join(dir, CertificateFile))
-	if err != nil {
+	// The client certificate: the PEM pair, or else the .p12 (password = mchid).
+	if certPEM, err := os.ReadFile(filepath.Join(dir, CertificateFile)); err == nil {
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, CertificateFile, err)
+		}
+		m.Certificate = &cert
+	} else if p12, perr := os.ReadFile(filepath.Join(dir, PKCS12File)); perr == nil {
+		if m.Certificate, err = CertificateFromPKCS12(p12, cfg.MchID); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, PKCS12File, err)
+		}
+	} else {
+		return nil, fmt.Errorf("%w: neither %s nor %s: %w", ErrMerchantConfig, CertificateFile, PKCS12File, err)
+	}
+	if m.PlatformCertificates, err = loadPlatformCertificates(dir); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMerchantConfig, err)
 	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, CertificateFile, err)
-	}
-	m.Certificate = &cert
 	pubPEM, err := os.ReadFile(filepath.Join(dir, WechatPayPublicKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMerchantConfig, err)

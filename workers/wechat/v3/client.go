@@ -112,13 +112,16 @@ func (c *Client) do(ctx context.Context, method, pathAndQuery string, in, out an
 	return nil
 }
 
-// verify checks WeChat's signature headers with the WeChat Pay public key;
-// an unknown serial is refused.
+// verify checks WeChat's signature headers with the key Wechatpay-Serial
+// names: the WeChat Pay public key, or a platform certificate while a
+// merchant migrates. An unknown serial is refused.
 func (c *Client) verify(h http.Header, body []byte) error {
-	if serial := h.Get("Wechatpay-Serial"); serial != c.cfg.Merchant.WechatPayPublicKeyID {
+	serial := h.Get("Wechatpay-Serial")
+	key, ok := c.cfg.Merchant.VerificationKey(serial)
+	if !ok {
 		return fmt.Errorf("%w: unknown Wechatpay-Serial %q", wechat.ErrSignature, serial)
 	}
-	return VerifyResponse(c.cfg.Merchant.WechatPayPublicKey, h, body, c.cfg.Now())
+	return VerifyResponse(key, h, body, c.cfg.Now())
 }
 
 // Amount is a v3 amount in fen.
