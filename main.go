@@ -30,6 +30,6 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand(), natsCommand(), simCommand(), migrateCommand(), engineCommand(), apiCommand(), workerCommand(), demoCommand(), adminCommand(), verifyCommand())
+	root.AddCommand(devCommand(), natsCommand(), simCommand(), migrateCommand(), engineCommand(), apiCommand(), workerCommand(), demoCommand(), adminCommand(), verifyCommand(), benchCommand())
 	return root
 }

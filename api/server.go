@@ -122,6 +122,9 @@ func (s *Server) routes() (http.Handler, error) {
 	return m, nil
 }
 
+// Metrics returns the server's metrics (nil when it has none).
+func (s *Server) Metrics() *Metrics { return s.cfg.Metrics }
+
 // Handler returns the API's handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
