@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,7 +85,7 @@ func benchCommand() *cobra.Command {
 	var orders, concurrency, refundEvery int
 	var payAPI string
 	var asJSON bool
-	var dataDir string
+	var dataDir, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure orders/s and transition latency of the whole lifecycle against the simulator, beside the raw ceiling of NATS and SQLite",
@@ -97,6 +98,17 @@ func benchCommand() *cobra.Command {
 				}
 				defer os.RemoveAll(dir)
 				dataDir = dir
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			rep, err := runBench(cmd.Context(), benchOptions{Orders: orders, Concurrency: concurrency, PayAPI: payAPI,
 				RefundEvery: refundEvery, DataDir: dataDir, Progress: !asJSON && isTerminal(os.Stderr)})
@@ -118,6 +130,7 @@ func benchCommand() *cobra.Command {
 	f.IntVar(&refundEvery, "refund-every", 5, "refund every Nth order in full after payment (0: none)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (fields in docs/PERFORMANCE.md)")
 	f.StringVar(&dataDir, "data", "", "data folder (default: a temporary one, removed afterwards)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run here")
 	return cmd
 }
 

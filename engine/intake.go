@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +34,24 @@ func (e *Engine) runIntake(ctx context.Context) error {
 		return fmt.Errorf("engine: intake: %w", err)
 	}
 	go func() { <-ctx.Done(); it.Drain() }()
+	// Commands of different orders are applied in parallel, one order's in
+	// order: each order id always goes to the same shard.
+	shards := make([]chan jetstream.Msg, e.cfg.IntakeShards)
+	var wg sync.WaitGroup
+	for i := range shards {
+		shards[i] = make(chan jetstream.Msg, 64)
+		wg.Go(func() {
+			for msg := range shards[i] {
+				e.handleCommand(ctx, msg)
+			}
+		})
+	}
+	defer func() {
+		for _, ch := range shards {
+			close(ch)
+		}
+		wg.Wait()
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -41,8 +61,22 @@ func (e *Engine) runIntake(ctx context.Context) error {
 			e.log.Warn("intake", "err", err)
 			continue
 		}
-		e.handleCommand(ctx, msg)
+		shards[shardOf(msg.Data(), len(shards))] <- msg
 	}
+}
+
+// shardOf picks a shard by the command's order id, read without decoding
+// the whole command; undecodable data goes to shard 0.
+func shardOf(data []byte, n int) int {
+	var head struct {
+		OrderID OrderID `json:"order_id"`
+	}
+	if n <= 1 || json.Unmarshal(data, &head) != nil {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(head.OrderID))
+	return int(h.Sum32() % uint32(n))
 }
 
 func (e *Engine) handleCommand(ctx context.Context, msg jetstream.Msg) {
