@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,7 +186,7 @@ func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
 	return res, nil
 }
 
-func isNoRows(err error) bool { return err != nil && err.Error() == "sql: no rows in result set" }
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
 // write stores a change: the order (insert, or update guarded by its
 // version), the refund rows, and one event row plus one outbox row per event.
