@@ -210,8 +210,8 @@ func demoDrive(ctx context.Context, cfg demoConfig, r *demoResult) error {
 	case scenarioRefundPart:
 		refund = max(1, r.AmountFen/3)
 	}
-	if err := api.do(ctx, http.MethodPost, "/v1/orders/"+string(r.OrderID)+"/refunds",
-		map[string]any{"amount_fen": refund, "reason": "demo"}, nil); err != nil {
+	if err := api.doHeader(ctx, http.MethodPost, "/v1/orders/"+string(r.OrderID)+"/refunds",
+		map[string]any{"amount_fen": refund, "reason": "demo"}, nil, "Idempotency-Key", "demo-refund-"+string(r.OrderID)); err != nil {
 		return fmt.Errorf("refund: %w", err)
 	}
 	if err := final(); err != nil {
@@ -305,17 +305,35 @@ func (c *jsonClient) do(ctx context.Context, method, path string, in, out any) e
 }
 
 func (c *jsonClient) doHeader(ctx context.Context, method, path string, in, out any, header ...string) error {
+	for {
+		retry, err := c.once(ctx, method, path, in, out, header...)
+		if err == nil || !retry {
+			return err
+		}
+		// The process may be restarting (the reliability run kills it): every
+		// request the demo makes is idempotent, so it tries again.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// once makes one request and says whether a failure is worth retrying
+// (no answer, or a 5xx).
+func (c *jsonClient) once(ctx context.Context, method, path string, in, out any, header ...string) (bool, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return false, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, body)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -325,20 +343,20 @@ func (c *jsonClient) doHeader(ctx context.Context, method, path string, in, out 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return ctx.Err() == nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return err
+		return true, err
 	}
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
+		return resp.StatusCode >= 500, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
 	}
 	if out == nil || len(raw) == 0 {
-		return nil
+		return false, nil
 	}
-	return json.Unmarshal(raw, out)
+	return false, json.Unmarshal(raw, out)
 }
 
 // demoCommand drives orders through a running deployment (the Procfile's)
