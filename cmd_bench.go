@@ -31,6 +31,7 @@ import (
 // BenchReport is what `wxflow bench --json` prints. Durations are in
 // milliseconds; rates per second.
 type BenchReport struct {
+	Preloaded   int     `json:"preloaded"`    // orders in the table before the run
 	Orders      int     `json:"orders"`       // orders driven through create → … → notified
 	Refunded    int     `json:"refunded"`     // of which refunded in full afterwards
 	Concurrency int     `json:"concurrency"`  // orders in flight at once
@@ -42,6 +43,8 @@ type BenchReport struct {
 	// WeChatCallsPerOrder counts every HTTP call to the simulator per order.
 	WeChatCallsPerOrder float64 `json:"wechat_calls_per_order"`
 	PeakRSSMiB          float64 `json:"peak_rss_mib"`
+	// RSSMiB samples the resident memory every 10 s of the run: flat means no growth per order.
+	RSSMiB []float64 `json:"rss_mib"`
 	DBBytes             int64   `json:"db_bytes"`
 	StreamBytes         uint64  `json:"stream_bytes"` // the events stream
 	// The ceiling: the same number of SQLite transactions of the same shape
@@ -82,7 +85,7 @@ func percentiles(d []time.Duration) Percentiles {
 }
 
 func benchCommand() *cobra.Command {
-	var orders, concurrency, refundEvery int
+	var orders, concurrency, refundEvery, preload int
 	var payAPI string
 	var asJSON bool
 	var dataDir, cpuProfile string
@@ -111,7 +114,7 @@ func benchCommand() *cobra.Command {
 				defer pprof.StopCPUProfile()
 			}
 			rep, err := runBench(cmd.Context(), benchOptions{Orders: orders, Concurrency: concurrency, PayAPI: payAPI,
-				RefundEvery: refundEvery, DataDir: dataDir, Progress: !asJSON && isTerminal(os.Stderr)})
+				RefundEvery: refundEvery, DataDir: dataDir, Progress: !asJSON && isTerminal(os.Stderr), Preload: preload})
 			if err != nil {
 				return err
 			}
@@ -128,6 +131,7 @@ func benchCommand() *cobra.Command {
 	f.IntVar(&concurrency, "concurrency", 32, "orders in flight at once")
 	f.StringVar(&payAPI, "pay-api", "mixed", "v2, v3 or mixed")
 	f.IntVar(&refundEvery, "refund-every", 5, "refund every Nth order in full after payment (0: none)")
+	f.IntVar(&preload, "preload", 0, "first fill the orders table with this many paid orders (and one event each)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (fields in docs/PERFORMANCE.md)")
 	f.StringVar(&dataDir, "data", "", "data folder (default: a temporary one, removed afterwards)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run here")
@@ -135,9 +139,9 @@ func benchCommand() *cobra.Command {
 }
 
 type benchOptions struct {
-	Orders, Concurrency, RefundEvery int
-	PayAPI, DataDir                  string
-	Progress                         bool
+	Orders, Concurrency, RefundEvery, Preload int
+	PayAPI, DataDir                           string
+	Progress                                  bool
 }
 
 func isTerminal(f *os.File) bool {
@@ -151,6 +155,12 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := settings{DataDir: o.DataDir, HTTPAddr: "127.0.0.1:0"}
+	if o.Preload > 0 {
+		s.resolve()
+		if err := preloadOrders(ctx, s.DBURL, o.Preload); err != nil {
+			return nil, fmt.Errorf("preload: %w", err)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.001,
 		Expiry: time.Second, Reconcile: time.Hour}, log)
@@ -248,6 +258,24 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 			}
 		}
 	}
+	var rssMu sync.Mutex
+	var rss []float64
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+				rssMu.Lock()
+				rss = append(rss, procStatusMiB("VmRSS:"))
+				rssMu.Unlock()
+			}
+		}
+	}()
 	start := time.Now()
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(o.Concurrency)
@@ -312,16 +340,20 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 		return nil, err
 	}
 	took := time.Since(start)
+	stopSampling()
 	if progress != nil {
 		progress.Wait()
 	}
-	rep := &BenchReport{Orders: o.Orders, Refunded: int(refunded.Load()), Concurrency: o.Concurrency, PayAPI: o.PayAPI,
+	rep := &BenchReport{Preloaded: o.Preload, Orders: o.Orders, Refunded: int(refunded.Load()), Concurrency: o.Concurrency, PayAPI: o.PayAPI,
 		Seconds: took.Seconds(), OrdersPerS: float64(o.Orders) / took.Seconds(), Latency: map[string]Percentiles{}}
 	for k, v := range lat {
 		rep.Latency[k] = percentiles(v)
 	}
 	rep.WeChatCallsPerOrder = (calls() - callsBefore) / float64(o.Orders)
-	rep.PeakRSSMiB = peakRSSMiB()
+	rep.PeakRSSMiB = procStatusMiB("VmHWM:")
+	rssMu.Lock()
+	rep.RSSMiB = rss
+	rssMu.Unlock()
 	if fi, err := os.Stat(filepath.Join(o.DataDir, "wxflow.db")); err == nil {
 		rep.DBBytes = fi.Size()
 	}
@@ -421,14 +453,15 @@ func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, 
 	return nil
 }
 
-// peakRSSMiB reads the process's high-water resident memory (Linux).
-func peakRSSMiB() float64 {
+// procStatusMiB reads a memory line of /proc/self/status (Linux): VmHWM:
+// is the peak resident memory, VmRSS: the current one.
+func procStatusMiB(field string) float64 {
 	raw, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
 			return kb / 1024
 		}
@@ -437,8 +470,8 @@ func peakRSSMiB() float64 {
 }
 
 func printBench(w io.Writer, r *BenchReport) {
-	fmt.Fprintf(w, "%d orders (%d refunded), concurrency %d, pay API %s: %.1f orders/s (%.2f s)\n",
-		r.Orders, r.Refunded, r.Concurrency, r.PayAPI, r.OrdersPerS, r.Seconds)
+	fmt.Fprintf(w, "%d orders (%d refunded), concurrency %d, pay API %s, %d preloaded: %.1f orders/s (%.2f s)\n",
+		r.Orders, r.Refunded, r.Concurrency, r.PayAPI, r.Preloaded, r.OrdersPerS, r.Seconds)
 	keys := make([]string, 0, len(r.Latency))
 	for k := range r.Latency {
 		keys = append(keys, k)
@@ -454,4 +487,50 @@ func printBench(w io.Writer, r *BenchReport) {
 	fmt.Fprintf(w, "ceiling: %d SQLite transactions in %.2f s + %d JetStream round trips in %.2f s = %.1f orders/s\n",
 		r.Ceiling.Transactions, r.Ceiling.SQLSeconds, r.Ceiling.RoundTrips, r.Ceiling.NATSSeconds, r.Ceiling.OrdersPerS)
 	fmt.Fprintf(w, "ratio = engine orders/s ÷ ceiling orders/s = %.2f\n", r.Ratio)
+}
+
+// preloadOrders fills the store with n paid orders and one event each, in
+// batches of 10,000 rows per transaction.
+func preloadOrders(ctx context.Context, dsn string, n int) error {
+	store, err := engine.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	db := store.DB()
+	now := time.Now().UTC()
+	for done := 0; done < n; {
+		tx, err := db.BeginTxx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		ins, err := tx.PreparexContext(ctx, db.Rebind(`INSERT INTO orders (id, merchant, out_trade_no, description, amount_fen, pay_api, client,
+			openid, state, transaction_id, paid_fen, expires_at, created_at, updated_at, version)
+			VALUES (?, 'default', ?, 'preload', 100, 'v2', 'jsapi', ?, 'notified', ?, 100, ?, ?, ?, 1)`))
+		if err != nil {
+			tx.Rollback()
+			return err
+		}
+		ev, err := tx.PreparexContext(ctx, db.Rebind(`INSERT INTO order_events (id, order_id, seq, type, from_state, to_state, at,
+			command_id, actor, reason, trace_id) VALUES (?, ?, 1, 'notified', 'signed', 'notified', ?, ?, 'preload', 'paid, source query', '')`))
+		if err != nil {
+			tx.Rollback()
+			return err
+		}
+		for end := min(done+10000, n); done < end; done++ {
+			id := fmt.Sprintf("o_preload%09d", done)
+			if _, err := ins.ExecContext(ctx, id, fmt.Sprintf("PRE%09d", done), "oPRELOAD", fmt.Sprintf("42%016d", done), now, now, now); err != nil {
+				tx.Rollback()
+				return err
+			}
+			if _, err := ev.ExecContext(ctx, "evt_"+id, id, now, "preload:"+id); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
