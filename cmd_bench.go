@@ -44,9 +44,9 @@ type BenchReport struct {
 	WeChatCallsPerOrder float64 `json:"wechat_calls_per_order"`
 	PeakRSSMiB          float64 `json:"peak_rss_mib"`
 	// RSSMiB samples the resident memory every 10 s of the run: flat means no growth per order.
-	RSSMiB []float64 `json:"rss_mib"`
-	DBBytes             int64   `json:"db_bytes"`
-	StreamBytes         uint64  `json:"stream_bytes"` // the events stream
+	RSSMiB      []float64 `json:"rss_mib"`
+	DBBytes     int64     `json:"db_bytes"`
+	StreamBytes uint64    `json:"stream_bytes"` // the events stream
 	// The ceiling: the same number of SQLite transactions of the same shape
 	// (an UPDATE and two INSERTs) and twice as many JetStream publish+consume
 	// round trips (event to a worker, command back), as many at once, with
