@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -88,7 +89,7 @@ func benchCommand() *cobra.Command {
 	var orders, concurrency, refundEvery, preload int
 	var payAPI string
 	var asJSON bool
-	var dataDir, cpuProfile string
+	var dataDir, cpuProfile, memProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure orders/s and transition latency of the whole lifecycle against the simulator, beside the raw ceiling of NATS and SQLite",
@@ -114,7 +115,8 @@ func benchCommand() *cobra.Command {
 				defer pprof.StopCPUProfile()
 			}
 			rep, err := runBench(cmd.Context(), benchOptions{Orders: orders, Concurrency: concurrency, PayAPI: payAPI,
-				RefundEvery: refundEvery, DataDir: dataDir, Progress: !asJSON && isTerminal(os.Stderr), Preload: preload})
+				RefundEvery: refundEvery, DataDir: dataDir, Progress: !asJSON && isTerminal(os.Stderr), Preload: preload,
+				MemProfile: memProfile})
 			if err != nil {
 				return err
 			}
@@ -135,12 +137,13 @@ func benchCommand() *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (fields in docs/PERFORMANCE.md)")
 	f.StringVar(&dataDir, "data", "", "data folder (default: a temporary one, removed afterwards)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run here")
+	f.StringVar(&memProfile, "memprofile", "", "write a heap profile taken at the end of the run here")
 	return cmd
 }
 
 type benchOptions struct {
 	Orders, Concurrency, RefundEvery, Preload int
-	PayAPI, DataDir                           string
+	PayAPI, DataDir, MemProfile               string
 	Progress                                  bool
 }
 
@@ -341,6 +344,13 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	}
 	took := time.Since(start)
 	stopSampling()
+	if o.MemProfile != "" {
+		runtime.GC()
+		if f, err := os.Create(o.MemProfile); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	if progress != nil {
 		progress.Wait()
 	}
