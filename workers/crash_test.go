@@ -2,13 +2,10 @@ package workers_test
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
@@ -16,6 +13,7 @@ import (
 	"github.com/wxflow/wxflow/workers/wechat/mp"
 	"github.com/wxflow/wxflow/workers/wechat/pay"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
+	"github.com/wxflow/wxflow/workers/wechat/sim/simtest"
 	"github.com/wxflow/wxflow/workers/wechat/v2"
 	"github.com/wxflow/wxflow/workers/wechat/v3"
 )
@@ -25,22 +23,12 @@ import (
 // answered and before the result was published: the second run must not
 // cause a second effect at WeChat, and must give the same result.
 func TestCrashAfterWeChatSucceeded(t *testing.T) {
-	s, err := sim.New(sim.Config{KeysDir: t.TempDir(), TimeScale: 0.001})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Run(ctx)
-	srv := httptest.NewUnstartedServer(s)
-	srv.TLS = s.ServerTLSConfig()
-	srv.StartTLS()
-	defer srv.Close()
+	s, url, hc := simtest.Start(t, sim.Config{TimeScale: 0.001})
+	ctx := context.Background()
 	m := s.Keys().Merchant
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.RootCAs()}}}
-	c2, _ := v2.NewClient(v2.Config{BaseURL: srv.URL, Merchant: m, HTTPClient: hc, RootCAs: s.RootCAs()})
-	c3, _ := v3.NewClient(v3.Config{BaseURL: srv.URL, Merchant: m, HTTPClient: hc})
-	cmp, _ := mp.NewClient(mp.Config{BaseURL: srv.URL, AppID: m.AppID, AppSecret: m.AppSecret, HTTPClient: hc})
+	c2, _ := v2.NewClient(v2.Config{BaseURL: url, Merchant: m, HTTPClient: hc, RootCAs: s.RootCAs()})
+	c3, _ := v3.NewClient(v3.Config{BaseURL: url, Merchant: m, HTTPClient: hc})
+	cmp, _ := mp.NewClient(mp.Config{BaseURL: url, AppID: m.AppID, AppSecret: m.AppSecret, HTTPClient: hc})
 	payments, _ := pay.New(pay.Config{Merchant: m, V2: c2, V3: c3, NotifyBaseURL: "http://127.0.0.1:1"})
 	_, _, js := enginetest.StartNATS(t)
 	codes, err := js.KeyValue(ctx, engine.CodeBucket)
@@ -62,7 +50,7 @@ func TestCrashAfterWeChatSucceeded(t *testing.T) {
 	}
 
 	// authorize with a single-use OAuth code: the redelivery reuses the code's answer.
-	resp, err := hc.Post(srv.URL+"/sim/oauth/code", "application/json", strings.NewReader(`{"openid":"oCRASH"}`))
+	resp, err := hc.Post(url+"/sim/oauth/code", "application/json", strings.NewReader(`{"openid":"oCRASH"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +72,7 @@ func TestCrashAfterWeChatSucceeded(t *testing.T) {
 		if a.Prepaid.PrepayID == "" || a.Prepaid.PrepayID != b.Prepaid.PrepayID || a.ID != b.ID {
 			t.Fatalf("%s prepay twice: %q / %q", api, a.Prepaid.PrepayID, b.Prepaid.PrepayID)
 		}
-		pr, err := hc.Post(srv.URL+"/sim/pay", "application/json", strings.NewReader(`{"prepay_id":"`+a.Prepaid.PrepayID+`"}`))
+		pr, err := hc.Post(url+"/sim/pay", "application/json", strings.NewReader(`{"prepay_id":"`+a.Prepaid.PrepayID+`"}`))
 		if err != nil || pr.StatusCode != http.StatusOK {
 			t.Fatalf("pay: %v", err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
+	"github.com/wxflow/wxflow/workers/wechat/sim/simtest"
 )
 
 // counting counts the calls to cgi-bin/token.
@@ -31,20 +31,12 @@ func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestOneRefresherForTheDeployment(t *testing.T) {
-	s, err := sim.New(sim.Config{KeysDir: t.TempDir(), TimeScale: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, url, _ := simtest.Start(t, sim.Config{TimeScale: 0.01})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go s.Run(ctx)
-	srv := httptest.NewUnstartedServer(s)
-	srv.TLS = s.ServerTLSConfig()
-	srv.StartTLS()
-	defer srv.Close()
 	counter := &counting{next: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.RootCAs()}}}
 	m := s.Keys().Merchant
-	client, _ := mp.NewClient(mp.Config{BaseURL: srv.URL, AppID: m.AppID, AppSecret: m.AppSecret, HTTPClient: &http.Client{Transport: counter}})
+	client, _ := mp.NewClient(mp.Config{BaseURL: url, AppID: m.AppID, AppSecret: m.AppSecret, HTTPClient: &http.Client{Transport: counter}})
 	_, nc, js := enginetest.StartNATS(t)
 
 	var wg sync.WaitGroup
@@ -55,6 +47,7 @@ func TestOneRefresherForTheDeployment(t *testing.T) {
 	reader := &tokens.Reader{AppID: m.AppID, NC: nc, JS: js}
 	var first string
 	enginetest.WaitFor(t, 5*time.Second, func() error {
+		var err error
 		first, err = reader.JSAPITicket(ctx)
 		return err
 	})
