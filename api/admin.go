@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -357,7 +356,6 @@ func (s *Server) adminReplayStuck(form bool) http.HandlerFunc {
 			s.adminAnswer(w, r, true, "", engine.Result{}, http.StatusOK, fmt.Sprintf("%d stuck orders replayed", len(ids)))
 			return
 		}
-		b, _ := json.Marshal(ids)
-		writeJSON(w, http.StatusOK, map[string]any{"replayed": json.RawMessage(b), "dry_run": in.DryRun})
+		writeJSON(w, http.StatusOK, map[string]any{"replayed": ids, "dry_run": in.DryRun})
 	}
 }

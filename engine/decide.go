@@ -169,7 +169,7 @@ func (e *Engine) decideNotify(ch *change, cmd Command) (*change, *refusal, error
 	if err != nil {
 		return nil, &refusal{code: CodeInvalidState, reason: fmt.Sprintf("notify is not allowed in state %s", o.State)}, nil
 	}
-	ch.events = append(ch.events, Event{Type: EventNotified, From: o.State, To: to, Reason: "paid, source " + p.Source})
+	ch.events = append(ch.events, Event{Type: EventNotified, From: o.State, To: to, Reason: paidReason(p.Source)})
 	o.State, o.TransactionID, o.PaidFen = to, p.TransactionID, p.AmountFen
 	if o.OpenID == "" {
 		o.OpenID = p.OpenID
@@ -278,3 +278,6 @@ func replayable(s State, closeRequested bool) (EventType, bool) {
 	}
 	return "", false
 }
+
+// paidReason is the history's reason of a payment; Verify reads the source back from it.
+func paidReason(source string) string { return "paid, source " + source }

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -81,7 +80,7 @@ func (s *Store) Verify(ctx context.Context, unsentAfter time.Duration) ([]Breach
 			if !allowedMove(EventType(e.Type), e.From, e.To) {
 				out = append(out, Breach{o.ID, RuleTransition, fmt.Sprintf("seq %d: %s %s → %s", e.Seq, e.Type, e.From, e.To)})
 			}
-			if EventType(e.Type) == EventNotified && (strings.HasSuffix(e.Reason, "source "+SourceNotification) || strings.HasSuffix(e.Reason, "source "+SourceQuery)) {
+			if EventType(e.Type) == EventNotified && (e.Reason == paidReason(SourceNotification) || e.Reason == paidReason(SourceQuery)) {
 				verified = true
 			}
 			state = e.To
