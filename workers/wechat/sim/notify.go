@@ -172,16 +172,17 @@ func (s *Sim) deliver(ctx context.Context, d *delivery, delay time.Duration) {
 			}
 		}
 		s.mu.Lock()
-		done := d.Delivered
+		done, body := d.Delivered, d.body
 		s.mu.Unlock()
 		if done {
 			return
 		}
-		err := s.send(ctx, d)
+		err := s.send(ctx, d, body)
 		s.mu.Lock()
 		d.Attempts++
 		if err == nil {
-			d.Delivered, d.LastError = true, ""
+			// Delivered: the body is not needed any more (a long run keeps only the record).
+			d.Delivered, d.LastError, d.body = true, "", nil
 		} else {
 			d.LastError = err.Error()
 		}
@@ -199,10 +200,10 @@ func (s *Sim) deliver(ctx context.Context, d *delivery, delay time.Duration) {
 }
 
 // send makes one delivery attempt and judges the answer as WeChat does.
-func (s *Sim) send(ctx context.Context, d *delivery) error {
+func (s *Sim) send(ctx context.Context, d *delivery, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func (s *Sim) send(ctx context.Context, d *delivery) error {
 		req.Header.Set(k, v)
 	}
 	if d.Kind == "v3-pay" || d.Kind == "v3-refund" {
-		hdr, err := v3.SignResponseHeaders(s.keys.WechatPayKey, s.keys.Merchant.WechatPayPublicKeyID, d.body, s.now())
+		hdr, err := v3.SignResponseHeaders(s.keys.WechatPayKey, s.keys.Merchant.WechatPayPublicKeyID, body, s.now())
 		if err != nil {
 			return err
 		}
