@@ -201,7 +201,7 @@ func (a *adminFlags) check() error {
 
 func connectJS(cmd *cobra.Command, s *settings) (jetstream.JetStream, func(), error) {
 	s.resolve()
-	nc, js, err := connectNATS(cmd.Context(), s.NATSURL, "admin", s.logger("admin"))
+	nc, js, err := connectNATS(cmd.Context(), s, "admin", s.logger("admin"))
 	if err != nil {
 		return nil, nil, err
 	}

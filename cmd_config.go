@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 type settings struct {
 	DataDir      string // WXFLOW_DATA: the data folder (SQLite, embedded NATS, simulator keys)
 	DBURL        string // WXFLOW_DB_URL: "sqlite:PATH" or "postgres://…"; default sqlite in DataDir
-	NATSURL      string // WXFLOW_NATS_URL: an external NATS; default the embedded one
+	NATSURL      string // WXFLOW_NATS_URL: an external NATS (comma-separated for a cluster); default the embedded one
+	Replicas     int    // WXFLOW_NATS_REPLICAS: replicas of every stream and bucket (3 on a 3-node cluster)
 	HTTPAddr     string // WXFLOW_HTTP_ADDR: where the API listens
 	PublicURL    string // WXFLOW_PUBLIC_URL: how WeChat reaches the API (notify URLs)
 	MerchantName string // WXFLOW_MERCHANT: wxflow's name for the merchant
@@ -47,6 +49,7 @@ func (s *settings) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.DataDir, "data", env("WXFLOW_DATA", "data"), "data folder (env WXFLOW_DATA)")
 	fs.StringVar(&s.DBURL, "db", env("WXFLOW_DB_URL", ""), "database URL, sqlite:PATH or postgres://… (env WXFLOW_DB_URL; default sqlite in the data folder)")
 	fs.StringVar(&s.NATSURL, "nats", env("WXFLOW_NATS_URL", ""), "NATS URL (env WXFLOW_NATS_URL; default nats://127.0.0.1:4250, the embedded server)")
+	fs.IntVar(&s.Replicas, "nats-replicas", envInt("WXFLOW_NATS_REPLICAS", 1), "replicas of wxflow's streams and buckets: 1 on one server, 3 on a 3-node cluster (env WXFLOW_NATS_REPLICAS)")
 	fs.StringVar(&s.HTTPAddr, "http", env("WXFLOW_HTTP_ADDR", "127.0.0.1:8080"), "API listen address (env WXFLOW_HTTP_ADDR)")
 	fs.StringVar(&s.PublicURL, "public-url", env("WXFLOW_PUBLIC_URL", ""), "public base URL of the API for WeChat notifications (env WXFLOW_PUBLIC_URL; default http://<http addr>)")
 	fs.StringVar(&s.MerchantName, "merchant", env("WXFLOW_MERCHANT", "default"), "merchant name used in notify URLs (env WXFLOW_MERCHANT)")
@@ -61,6 +64,14 @@ func (s *settings) register(fs *pflag.FlagSet) {
 }
 
 func env(name, def string) string { return cmp.Or(os.Getenv(name), def) }
+
+// envInt is env for a number; a value that is not a number keeps the default.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
 
 // resolve fills the defaults that depend on other settings.
 func (s *settings) resolve() {

@@ -27,6 +27,7 @@ import (
 // devOptions configure `wxflow dev`.
 type devOptions struct {
 	NATSPort    int           // embedded NATS port; -1 for any free port
+	NATSURL     string        // an external NATS (a cluster, in tests) instead of the embedded one
 	SimAddr     string        // where the simulator listens
 	TimeScale   float64       // the simulator's time scale
 	Expiry      time.Duration // how often expired orders are closed and quiet ones reconciled
@@ -53,15 +54,21 @@ type devStack struct {
 // stops when ctx ends; wait on the returned group.
 func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) (*devStack, *errgroup.Group, error) {
 	s.resolve()
-	ns, err := natsembed.Start(natsembed.Config{Port: o.NATSPort, StoreDir: filepath.Join(s.DataDir, "nats"), ServerName: "wxflow-dev"})
-	if err != nil {
-		return nil, nil, err
+	var ns *natsembed.Server // nil with an external NATS; Stop is then a no-op
+	if o.NATSURL != "" {
+		s.NATSURL = o.NATSURL
+	} else {
+		var err error
+		ns, err = natsembed.Start(natsembed.Config{Port: o.NATSPort, StoreDir: filepath.Join(s.DataDir, "nats"), ServerName: "wxflow-dev"})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := ns.WriteURLFile(s.DataDir); err != nil {
+			ns.Stop()
+			return nil, nil, err
+		}
+		s.NATSURL = ns.ClientURL()
 	}
-	if err := ns.WriteURLFile(s.DataDir); err != nil {
-		ns.Stop()
-		return nil, nil, err
-	}
-	s.NATSURL = ns.ClientURL()
 	st := &devStack{NATS: ns}
 	g, gctx := errgroup.WithContext(ctx)
 	cleanup := func() {}
@@ -102,7 +109,7 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 	}
 	st.Store = store
 	cleanup = func() { simLn.Close(); apiLn.Close(); store.Close() }
-	nc, js, err := connectNATS(ctx, s.NATSURL, "dev", log)
+	nc, js, err := connectNATS(ctx, s, "dev", log)
 	if err != nil {
 		return fail(err)
 	}

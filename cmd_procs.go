@@ -173,7 +173,7 @@ func workerCommand() *cobra.Command {
 			s.resolve()
 			log := s.logger("worker-" + args[0])
 			ctx := cmd.Context()
-			nc, js, err := connectNATS(ctx, s.NATSURL, "worker "+args[0], log)
+			nc, js, err := connectNATS(ctx, &s, "worker "+args[0], log)
 			if err != nil {
 				return err
 			}
@@ -232,7 +232,7 @@ func openDeployment(ctx context.Context, s *settings, name string, log *slog.Log
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	nc, js, err := connectNATS(ctx, s.NATSURL, name, log)
+	nc, js, err := connectNATS(ctx, s, name, log)
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, nil, err

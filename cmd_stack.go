@@ -22,8 +22,11 @@ import (
 )
 
 // connectNATS connects to the deployment's NATS and provisions wxflow's
-// streams and buckets (idempotent), so any process may start first.
-func connectNATS(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+// streams and buckets (idempotent), so any process may start first. It keeps
+// trying for 30 s: a server still starting, or a cluster still electing its
+// JetStream leader, answers nothing useful for a moment.
+func connectNATS(ctx context.Context, s *settings, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	url := s.NATSURL
 	nc, err := nats.Connect(url,
 		nats.Name("wxflow "+name),
 		nats.MaxReconnects(-1),
@@ -46,11 +49,19 @@ func connectNATS(ctx context.Context, url, name string, log *slog.Logger) (*nats
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := engine.Provision(pctx, js, engine.StreamsConfig{}); err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("provision streams on %s: %w", url, err)
+	for {
+		err := engine.Provision(pctx, js, engine.StreamsConfig{Replicas: s.Replicas})
+		if err == nil {
+			return nc, js, nil
+		}
+		log.Warn("provisioning streams, retrying", "err", err)
+		select {
+		case <-pctx.Done():
+			nc.Close()
+			return nil, nil, fmt.Errorf("provision streams on %s: %w", url, err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return nc, js, nil
 }
 
 // wechatClients are the WeChat clients of one merchant.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -100,24 +101,17 @@ func verifyStream(ctx context.Context, s *settings, store *engine.Store) ([]engi
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]int{}
-	if info.State.Msgs > 0 {
-		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-		if err != nil {
-			return nil, err
+	// A cluster node that just came back may not serve a consumer yet: read
+	// the whole stream again a few times before giving up.
+	var seen map[string]int
+	for attempt := 1; ; attempt++ {
+		if seen, err = countEvents(ctx, stream, info.State.Msgs); err == nil {
+			break
 		}
-		for range info.State.Msgs {
-			msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-			if err != nil {
-				return nil, fmt.Errorf("verify: reading the event stream: %w", err)
-			}
-			var ev struct {
-				ID string `json:"id"`
-			}
-			if json.Unmarshal(msg.Data(), &ev) == nil {
-				seen[ev.ID]++
-			}
+		if attempt == 5 || ctx.Err() != nil {
+			return nil, fmt.Errorf("verify: reading the event stream: %w", err)
 		}
+		time.Sleep(time.Second)
 	}
 	var rows []struct {
 		ID      string         `db:"id"`
@@ -137,6 +131,37 @@ func verifyStream(ctx context.Context, s *settings, store *engine.Store) ([]engi
 		}
 	}
 	return out, nil
+}
+
+// countEvents reads the stream's first n messages and counts each event id.
+func countEvents(ctx context.Context, stream jetstream.Stream, n uint64) (map[string]int, error) {
+	seen := map[string]int{}
+	if n == 0 {
+		return seen, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	for range n {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		// On a cluster the consumer may live on another node whose interest
+		// has not reached ours yet: its first pulls find no responder.
+		for wait := 0; errors.Is(err, nats.ErrNoResponders) && wait < 50; wait++ {
+			time.Sleep(100 * time.Millisecond)
+			msg, err = cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(msg.Data(), &ev) == nil {
+			seen[ev.ID]++
+		}
+	}
+	return seen, nil
 }
 
 // verifyLogs looks for the merchant's secrets in log files.

@@ -9,8 +9,10 @@ package natsembed
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,6 +40,23 @@ type Config struct {
 	Logs bool
 	// ReadyTimeout bounds the wait for the server to accept clients (10 s when 0).
 	ReadyTimeout time.Duration
+	// Cluster joins the server to a JetStream cluster; nil runs it alone.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig makes the embedded server one node of a JetStream cluster, so
+// that wxflow's streams and buckets can be replicated (R3) and survive the
+// loss of a node. Every node needs its own ServerName and StoreDir.
+type ClusterConfig struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Port is where the node listens for its peers' routes (a random free
+	// port when -1); on the same Host as clients.
+	Port int
+	// Routes are the peers' route URLs, e.g. "nats://127.0.0.1:6250"; a
+	// node's own URL may be listed (it is skipped), so every node can be
+	// given the same list.
+	Routes []string
 }
 
 // Server is a running embedded NATS server.
@@ -75,6 +94,17 @@ func Start(cfg Config) (*Server, error) {
 		NoSigs:     true,
 		NoLog:      !cfg.Logs,
 	}
+	if c := cfg.Cluster; c != nil {
+		if cfg.ServerName == "" || c.Name == "" {
+			return nil, errors.New("natsembed: a cluster node needs a ServerName and a cluster Name")
+		}
+		routes, err := parseRoutes(c.Routes)
+		if err != nil {
+			return nil, err
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: cfg.Host, Port: c.Port}
+		opts.Routes = routes
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: %w", err)
@@ -88,6 +118,19 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w after %s (is %s:%d already in use?)", ErrNotReady, cfg.ReadyTimeout, cfg.Host, cfg.Port)
 	}
 	return &Server{Server: ns}, nil
+}
+
+// parseRoutes turns route URLs into the server's options.
+func parseRoutes(routes []string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, r := range routes {
+		u, err := url.Parse(strings.TrimSpace(r))
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("natsembed: bad route %q (want nats://host:port)", r)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // WriteURLFile records the client URL in dir/URLFile for other processes.

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// TestClusterNodeLoss runs orders on a 3-node JetStream cluster whose streams
+// and buckets are replicated three times, kills the node leading the command
+// stream in the middle of the run and brings it back a few seconds later:
+// every order must still reach its right state, each event once in the
+// stream, and `wxflow verify` must find no breach.
+func TestClusterNodeLoss(t *testing.T) {
+	orders := 120
+	if testing.Short() {
+		orders = 30
+	}
+	cluster := enginetest.StartCluster(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", Replicas: 3}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, g, err := startDev(ctx, &s, devOptions{NATSURL: cluster.URL(), SimAddr: "127.0.0.1:0", TimeScale: 0.01,
+		Expiry: 200 * time.Millisecond, Reconcile: 3 * time.Second, Faults: sim.Faults{DuplicateNotify: true, Seed: 11}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = g.Wait() })
+
+	done := make(chan []demoResult, 1)
+	go func() {
+		done <- runDemo(ctx, demoConfig{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
+			SimClient: st.SimClient, Timeout: 120 * time.Second})
+	}()
+
+	// Once a third of the orders exist, kill the command stream's leader.
+	enginetest.WaitFor(t, 60*time.Second, func() error {
+		var n int
+		if err := st.Store.DB().Get(&n, "SELECT COUNT(*) FROM orders"); err != nil || n < orders/3 {
+			return errorf("%d orders so far (%v)", n, err)
+		}
+		return nil
+	})
+	nc, err := nats.Connect(cluster.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	leader := cluster.Leader(ctx, js, engine.CommandStream)
+	if leader < 0 {
+		leader = 0
+	}
+	cluster.Kill(leader)
+	t.Logf("killed node%d, the leader of %s", leader+1, engine.CommandStream)
+	time.Sleep(3 * time.Second)
+	cluster.Restart(leader)
+	t.Logf("node%d is back", leader+1)
+
+	for _, r := range <-done {
+		if !r.ok() {
+			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	enginetest.WaitFor(t, 15*time.Second, func() error {
+		var backlog int
+		if err := st.Store.DB().Get(&backlog, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"); err != nil || backlog > 0 {
+			return errorf("outbox backlog %d (%v)", backlog, err)
+		}
+		return nil
+	})
+	runVerify(t, ctx, s.DataDir, s.NATSURL)
+}
