@@ -244,8 +244,21 @@ func TestV2PaymentNotification(t *testing.T) {
 	if status, out := h.do(t, http.MethodPost, "/v1/orders/"+string(o.ID)+"/refunds", "application/json", []byte(`{"amount_fen":1001}`)); status != http.StatusUnprocessableEntity {
 		t.Fatalf("over-refund: %d %s", status, out)
 	}
-	if status, out := h.do(t, http.MethodPost, "/v1/orders/"+string(o.ID)+"/refunds", "application/json", []byte(`{"amount_fen":400}`)); status != http.StatusAccepted {
+	refunds := "/v1/orders/" + string(o.ID) + "/refunds"
+	if status, out := h.do(t, http.MethodPost, refunds, "application/json", []byte(`{"amount_fen":400,"out_refund_no":"SHOP-R-0001"}`)); status != http.StatusAccepted {
 		t.Fatalf("refund: %d %s", status, out)
+	}
+	// Asked again: the same answer; with another amount under the same
+	// out_refund_no: a conflict, and the refund stays as first asked.
+	if status, out := h.do(t, http.MethodPost, refunds, "application/json", []byte(`{"amount_fen":400,"out_refund_no":"SHOP-R-0001"}`)); status != http.StatusAccepted {
+		t.Fatalf("refund repeated: %d %s", status, out)
+	}
+	if status, out := h.do(t, http.MethodPost, refunds, "application/json", []byte(`{"amount_fen":500,"out_refund_no":"SHOP-R-0001"}`)); status != http.StatusConflict {
+		t.Fatalf("same out_refund_no, another amount: %d %s", status, out)
+	}
+	rs, err := h.store.Refunds(context.Background(), o.ID)
+	if err != nil || len(rs) != 1 || rs[0].AmountFen != 400 {
+		t.Fatalf("refunds %+v (%v), want one of 400 fen", rs, err)
 	}
 }
 

@@ -262,7 +262,10 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 	case no == "":
 		no = "wxr" + strings.TrimPrefix(engine.NewID("r"), "r_")
 	}
-	cmd := engine.Command{ID: "refund:" + string(o.ID) + ":" + no, Verb: engine.VerbRefund, OrderID: o.ID, Actor: "shop",
+	// The amount is part of the command id: the same out_refund_no asked again
+	// with another amount is not a repeat but a conflict, which only the
+	// engine, past the stream's de-duplication, can tell.
+	cmd := engine.Command{ID: fmt.Sprintf("refund:%s:%s:%d", o.ID, no, q.AmountFen), Verb: engine.VerbRefund, OrderID: o.ID, Actor: "shop",
 		Reason: q.Reason, Refund: &engine.RefundAsk{OutRefundNo: no, AmountFen: q.AmountFen, Reason: q.Reason}}
 	s.answer(w, r, cmd, http.StatusAccepted)
 }

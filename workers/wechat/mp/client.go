@@ -101,7 +101,7 @@ func (c *Client) AccessToken(ctx context.Context) (Token, error) {
 	if err := c.get(ctx, "/cgi-bin/token", q, &out); err != nil {
 		return Token{}, err
 	}
-	return Token{Value: out.AccessToken, ExpiresIn: time.Duration(out.ExpiresIn) * time.Second}, nil
+	return newToken("cgi-bin/token", out.AccessToken, out.ExpiresIn)
 }
 
 // JSAPITicket fetches the JS-SDK ticket with a global access_token.
@@ -113,5 +113,24 @@ func (c *Client) JSAPITicket(ctx context.Context, accessToken string) (Token, er
 	if err := c.get(ctx, "/cgi-bin/ticket/getticket", url.Values{"access_token": {accessToken}, "type": {"jsapi"}}, &out); err != nil {
 		return Token{}, err
 	}
-	return Token{Value: out.Ticket, ExpiresIn: time.Duration(out.ExpiresIn) * time.Second}, nil
+	return newToken("cgi-bin/ticket/getticket", out.Ticket, out.ExpiresIn)
+}
+
+// maxTokenLife bounds a token's announced lifetime (WeChat's are 7200 s): a
+// larger or non-positive expires_in is a broken answer, not a token to keep.
+const maxTokenLife = 7 * 24 * time.Hour
+
+// newToken checks a token answer: a token shared by every process must never
+// be empty or live a negative or overflowing time.
+func newToken(api, value string, expiresIn int) (Token, error) {
+	life := time.Duration(expiresIn) * time.Second
+	if value == "" || expiresIn <= 0 || life > maxTokenLife {
+		return Token{}, incomplete(api, fmt.Sprintf("token with a lifetime (expires_in %d)", expiresIn))
+	}
+	return Token{Value: value, ExpiresIn: life}, nil
+}
+
+// incomplete is a 200 answer without what wxflow cannot go on without.
+func incomplete(api, what string) error {
+	return &wechat.Error{API: api, Err: fmt.Errorf("%w: the answer has no %s", wechat.ErrMalformed, what)}
 }

@@ -51,6 +51,9 @@ func (c *Client) ExchangeCode(ctx context.Context, code string) (OAuthToken, err
 	if t.IsSnapshotUser == 1 {
 		return OAuthToken{}, ErrSnapshotUser
 	}
+	if t.OpenID == "" {
+		return OAuthToken{}, incomplete("sns/oauth2/access_token", "openid")
+	}
 	return t, nil
 }
 
@@ -89,6 +92,11 @@ type Session struct {
 func (c *Client) JSCode2Session(ctx context.Context, jsCode string) (Session, error) {
 	var s Session
 	q := url.Values{"appid": {c.cfg.AppID}, "secret": {string(c.cfg.AppSecret)}, "js_code": {jsCode}, "grant_type": {"authorization_code"}}
-	err := c.get(ctx, "/sns/jscode2session", q, &s)
-	return s, err
+	if err := c.get(ctx, "/sns/jscode2session", q, &s); err != nil {
+		return Session{}, err
+	}
+	if s.OpenID == "" {
+		return Session{}, incomplete("sns/jscode2session", "openid")
+	}
+	return s, nil
 }

@@ -91,7 +91,9 @@ func (s *Sim) handleTicket(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"errcode": 0, "errmsg": "ok", "ticket": t, "expires_in": int(s.cfg.TokenTTL.Seconds())})
 }
 
-// issueCode makes a single-use code (5 minutes, scaled) for openid.
+// issueCode makes a single-use code for openid that lives 5 minutes, not
+// scaled: the time scale speeds WeChat's own clocks up, not the shop's round
+// trip from the front end, which a code must outlive.
 func (s *Sim) issueCode(openid string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,7 +101,7 @@ func (s *Sim) issueCode(openid string) string {
 		openid = "oSIM" + randomAlnum(24)
 	}
 	c := "SIMCODE" + randomAlnum(25)
-	s.codes[c] = &code{OpenID: openid, Expires: s.now().Add(s.scaled(5 * time.Minute))}
+	s.codes[c] = &code{OpenID: openid, Expires: s.now().Add(5 * time.Minute)}
 	s.openids[openid] = true
 	return c
 }

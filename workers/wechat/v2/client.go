@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,8 +147,10 @@ func ParseTime(s string) (time.Time, error) {
 
 // parseFen reads an amount in fen; errors wrap wechat.ErrMalformed.
 func parseFen(field, s string) (int64, error) {
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
+	// Decimal digits only: Sscan would read "1.5" as 1, "0x64" as 100 and
+	// "010" as 8, and an amount must never be a guess.
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || s[0] == '+' || len(s) > 1 && s[0] == '0' {
 		return 0, fmt.Errorf("%w: %s=%q is not an amount in fen", wechat.ErrMalformed, field, s)
 	}
 	return n, nil

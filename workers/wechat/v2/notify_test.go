@@ -101,3 +101,41 @@ func FuzzParseRefundNotify(f *testing.F) {
 		}
 	})
 }
+
+// TestParseNotifyAmounts: a correctly signed notification whose total_fee is
+// not plain decimal digits is malformed, never read as a guess ("1.5" as 1,
+// "0x64" as 100, "010" as 8).
+func TestParseNotifyAmounts(t *testing.T) {
+	c, vs := vectorClient(t)
+	var in struct {
+		RawBody string `json:"raw_body"`
+	}
+	vs.ByID(t, "v2_payment_notify_verify").Decode(t, "inputs", &in)
+	params, err := v2.ParseXML([]byte(in.RawBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		fee  string
+		want int64 // -1: malformed
+	}{
+		{"1", 1}, {"0", 0}, {"100", 100}, {"9223372036854775807", 9223372036854775807},
+		{"1.5", -1}, {"0x64", -1}, {"010", -1}, {"1e3", -1}, {"100abc", -1}, {"1_000", -1},
+		{"-1", -1}, {"+1", -1}, {" 1", -1}, {"", -1}, {"9223372036854775808", -1},
+	} {
+		p := map[string]string{}
+		for k, v := range params {
+			p[k] = v
+		}
+		p["total_fee"] = tc.fee
+		delete(p, "sign")
+		p["sign"] = v2.Sign(p, vs.Keys.V2APIKey, v2.SignType(p["sign_type"]))
+		n, err := c.ParseNotify(v2.EncodeXML(p))
+		switch {
+		case tc.want < 0 && !errors.Is(err, wechat.ErrMalformed):
+			t.Errorf("total_fee %q: err = %v, want ErrMalformed", tc.fee, err)
+		case tc.want >= 0 && (err != nil || n.TotalFen != tc.want):
+			t.Errorf("total_fee %q: %+v, %v; want %d fen", tc.fee, n, err, tc.want)
+		}
+	}
+}

@@ -190,7 +190,11 @@ func FuzzParseXML(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := v2.ParseXML(v2.EncodeXML(params))
+		encoded := v2.EncodeXML(params)
+		if len(encoded) > v2.MaxXMLBytes {
+			return // CDATA wrapping made a document near the limit too big: refused, rightly
+		}
+		again, err := v2.ParseXML(encoded)
 		if err != nil {
 			t.Fatalf("re-encoded document does not parse: %v", err)
 		}

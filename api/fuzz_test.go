@@ -1,0 +1,212 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxflow/wxflow/api"
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+	"github.com/wxflow/wxflow/workers/wechat/v3"
+	"github.com/wxflow/wxflow/workers/wechat/wechattest"
+)
+
+// refundTarget is the shop API over a real engine, NATS and SQLite, with one
+// paid order to refund. No worker runs, so a refund the engine accepts stays
+// pending until settle marks it done, as WeChat's refund notification would.
+type refundTarget struct {
+	url    string
+	client *http.Client
+	eng    *engine.Engine
+	store  *engine.Store
+	order  engine.OrderID
+	paid   int64
+}
+
+// newRefundTarget starts the stack and drives one order of paidFen to
+// notified. It takes a testing.TB, unlike the other tests' harness, so that a
+// fuzz target starts it once per process instead of once per input; and it
+// uses the vectors' merchant, which needs no key generation.
+func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
+	tb.Helper()
+	_, nc, js := enginetest.StartNATS(tb)
+	store := enginetest.OpenSQLite(tb)
+	eng, err := engine.New(engine.Config{}, store, nc, js)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = eng.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+
+	vs := wechattest.Load(tb)
+	key, err := wechat.ParseRSAPrivateKey([]byte(vs.Keys.V3.MerchantPrivateKeyPEM))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub, err := wechat.ParseRSAPublicKey([]byte(vs.Keys.V3.WechatpayPublicKeyPEM))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := &wechat.Merchant{Name: "default", AppID: "wxd678efh567hg6787", MchID: vs.Keys.V3.MchID,
+		APIKey: wechat.Secret(vs.Keys.V2APIKey), APIv3Key: wechat.Secret(vs.Keys.V3.APIv3Key),
+		SerialNo: vs.Keys.V3.MerchantSerialNo, PrivateKey: key,
+		WechatPayPublicKeyID: vs.Keys.V3.WechatpayPublicKeyID, WechatPayPublicKey: pub}
+	c2, err := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: m})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c3, err := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: m})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Merchant: m, Store: store, NC: nc, JS: js, V2: c2, V3: c3})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(hs.Close)
+
+	id := engine.OrderID("o_fuzzrefund")
+	steps := []engine.Command{
+		{ID: "create:" + string(id), Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
+			Create: &engine.CreateOrder{Merchant: m.Name, OutTradeNo: "FUZZ-REFUND-0001", Description: "d", AmountFen: paidFen,
+				PayAPI: engine.PayV3, Client: engine.ClientJSAPI, OpenID: "o1", RequestHash: "h"}},
+		{ID: "a:" + string(id), Verb: engine.VerbAuthorize, OrderID: id, Authorize: &engine.Authorize{OpenID: "o1"}},
+		{ID: "p:" + string(id), Verb: engine.VerbPrepaid, OrderID: id, Prepaid: &engine.PrepaidInfo{PrepayID: "wx1"}},
+		{ID: "s:" + string(id), Verb: engine.VerbSigned, OrderID: id, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(`{"paySign":"x"}`)}},
+		{ID: "n:" + string(id), Verb: engine.VerbNotify, OrderID: id,
+			Notify: &engine.Payment{TransactionID: "4200000001", AmountFen: paidFen, Source: engine.SourceNotification}},
+	}
+	for _, c := range steps {
+		if res, err := eng.Apply(context.Background(), c); err != nil || !res.Applied {
+			tb.Fatalf("%s: %+v %v", c.Verb, res, err)
+		}
+	}
+	return &refundTarget{url: hs.URL, client: hs.Client(), eng: eng, store: store, order: id, paid: paidFen}
+}
+
+// post sends body as a refund request of the paid order.
+func (rt *refundTarget) post(t *testing.T, body []byte) (int, []byte) {
+	t.Helper()
+	resp, err := rt.client.Post(rt.url+"/v1/orders/"+string(rt.order)+"/refunds", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// settle marks every pending refund succeeded, so that the next request may
+// refund again (the engine runs one refund of an order at a time).
+func (rt *refundTarget) settle(t *testing.T, refunds []engine.Refund) {
+	t.Helper()
+	for _, r := range refunds {
+		if r.State != engine.RefundPending {
+			continue
+		}
+		c := engine.Command{ID: "refunded:" + r.OutRefundNo, Verb: engine.VerbRefunded, OrderID: rt.order, Actor: "wechat:notify",
+			Refunded: &engine.RefundDone{OutRefundNo: r.OutRefundNo, RefundID: "5030" + r.OutRefundNo, Succeeded: true,
+				Source: engine.SourceNotification}}
+		if res, err := rt.eng.Apply(context.Background(), c); err != nil || !res.Applied {
+			t.Fatalf("settle %s: %+v %v", r.OutRefundNo, res, err)
+		}
+	}
+}
+
+// refundFields are the JSON names of api.RefundRequest; encoding/json
+// matches them without regard to case.
+var refundFields = []string{"amount_fen", "reason", "out_refund_no"}
+
+// FuzzRefundRequest posts arbitrary bodies to POST /v1/orders/{id}/refunds
+// of a paid order: the shop's refund request, the one request that moves
+// money back out.
+//
+// It asserts that no body makes the server fail (5xx); that whatever is not
+// refused as a bad request (400) is JSON that decodes into api.RefundRequest
+// and names no field but the request's; and that a refund the engine
+// accepts (202) is for 1 fen to 10 million CNY, is held under the
+// out_refund_no the shop gave (a new pending refund of that amount when it
+// gave none), and leaves the order's refunds within what was paid.
+//
+// The refund held under a given out_refund_no is of the amount asked: the
+// same out_refund_no asked again with another amount is a conflict (409),
+// never an accepted repeat of the first request.
+func FuzzRefundRequest(f *testing.F) {
+	f.Add([]byte(`{"amount_fen":100,"reason":"damaged","out_refund_no":"SHOP-R-000001"}`))
+	f.Add([]byte(`{"amount_fen":-1}`))
+	rt := newRefundTarget(f, 1_000_000_000)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		status, answer := rt.post(t, body)
+		t.Logf("%d %s", status, answer)
+		if status >= 500 {
+			t.Fatalf("answered %d %s", status, answer)
+		}
+		if status == http.StatusBadRequest {
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("answered %d %s to a body that is not JSON", status, answer)
+		}
+		var q api.RefundRequest
+		if err := json.Unmarshal(body, &q); err != nil {
+			t.Fatalf("answered %d %s to a body that does not decode: %v", status, answer, err)
+		}
+		var fields map[string]json.RawMessage
+		_ = json.Unmarshal(body, &fields)
+		for k := range fields {
+			known := false
+			for _, name := range refundFields {
+				known = known || strings.EqualFold(k, name)
+			}
+			if !known {
+				t.Fatalf("answered %d %s to a body with the unknown field %q", status, answer, k)
+			}
+		}
+		if status != http.StatusAccepted {
+			return
+		}
+		if q.AmountFen <= 0 || q.AmountFen > 1_000_000_000 {
+			t.Fatalf("accepted a refund of %d fen", q.AmountFen)
+		}
+		var refunds []engine.Refund
+		enginetest.WaitFor(t, 5*time.Second, func() error {
+			var err error
+			if refunds, err = rt.store.Refunds(context.Background(), rt.order); err != nil {
+				return err
+			}
+			for _, r := range refunds {
+				if q.OutRefundNo != "" && r.OutRefundNo == q.OutRefundNo && r.AmountFen != q.AmountFen {
+					t.Fatalf("accepted %d fen under %s, which holds a refund of %d fen", q.AmountFen, q.OutRefundNo, r.AmountFen)
+				}
+				if q.OutRefundNo != "" && r.OutRefundNo == q.OutRefundNo ||
+					q.OutRefundNo == "" && r.State == engine.RefundPending && r.AmountFen == q.AmountFen {
+					return nil
+				}
+			}
+			return fmt.Errorf("asked %+v, answered %s, the engine holds %+v", q, answer, refunds)
+		})
+		var total int64
+		for _, r := range refunds {
+			if r.State != engine.RefundFailed {
+				total += r.AmountFen
+			}
+		}
+		if total > rt.paid {
+			t.Fatalf("refunds total %d fen of %d paid", total, rt.paid)
+		}
+		rt.settle(t, refunds)
+	})
+}
