@@ -21,21 +21,22 @@ import (
 // deployment. Each field has a flag and an environment variable; the flag
 // wins. Defaults describe the local layout of `wxflow dev` and the Procfile.
 type settings struct {
-	DataDir      string // WXFLOW_DATA: the data folder (SQLite, embedded NATS, simulator keys)
-	DBURL        string // WXFLOW_DB_URL: "sqlite:PATH" or "postgres://…"; default sqlite in DataDir
-	NATSURL      string // WXFLOW_NATS_URL: an external NATS (comma-separated for a cluster); default the embedded one
-	Replicas     int    // WXFLOW_NATS_REPLICAS: replicas of every stream and bucket (3 on a 3-node cluster)
-	HTTPAddr     string // WXFLOW_HTTP_ADDR: where the API listens
-	PublicURL    string // WXFLOW_PUBLIC_URL: how WeChat reaches the API (notify URLs)
-	MerchantName string // WXFLOW_MERCHANT: wxflow's name for the merchant
-	MerchantDir  string // WXFLOW_MERCHANT_DIR: merchant.json and key files
-	WechatURL    string // WXFLOW_WECHAT_URL: one base URL for every WeChat host (the simulator)
-	WechatCA     string // WXFLOW_WECHAT_CA: extra root CA (PEM) to trust, e.g. the simulator's
-	LogFormat    string // WXFLOW_LOG: "text" or "json"
-	LogLevel     string // WXFLOW_LOG_LEVEL: debug, info, warn, error
-	AdminToken   string // WXFLOW_ADMIN_TOKEN: the admin page's and API's bearer token
-	MetricsAddr  string // WXFLOW_METRICS_ADDR: where engine and worker processes serve /metrics
-	StuckAfter   string // WXFLOW_STUCK_AFTER: per-state deadlines, e.g. "created=1m,refunding=30m"
+	DataDir       string        // WXFLOW_DATA: the data folder (SQLite, embedded NATS, simulator keys)
+	DBURL         string        // WXFLOW_DB_URL: "sqlite:PATH" or "postgres://…"; default sqlite in DataDir
+	NATSURL       string        // WXFLOW_NATS_URL: an external NATS (comma-separated for a cluster); default the embedded one
+	Replicas      int           // WXFLOW_NATS_REPLICAS: replicas of every stream and bucket (3 on a 3-node cluster)
+	HTTPAddr      string        // WXFLOW_HTTP_ADDR: where the API listens
+	PublicURL     string        // WXFLOW_PUBLIC_URL: how WeChat reaches the API (notify URLs)
+	MerchantName  string        // WXFLOW_MERCHANT: wxflow's name for the merchant
+	MerchantDir   string        // WXFLOW_MERCHANT_DIR: merchant.json and key files
+	WechatURL     string        // WXFLOW_WECHAT_URL: one base URL for every WeChat host (the simulator)
+	WechatCA      string        // WXFLOW_WECHAT_CA: extra root CA (PEM) to trust, e.g. the simulator's
+	WechatTimeout time.Duration // WXFLOW_WECHAT_TIMEOUT: how long a call to WeChat may take before it is retried
+	LogFormat     string        // WXFLOW_LOG: "text" or "json"
+	LogLevel      string        // WXFLOW_LOG_LEVEL: debug, info, warn, error
+	AdminToken    string        // WXFLOW_ADMIN_TOKEN: the admin page's and API's bearer token
+	MetricsAddr   string        // WXFLOW_METRICS_ADDR: where engine and worker processes serve /metrics
+	StuckAfter    string        // WXFLOW_STUCK_AFTER: per-state deadlines, e.g. "created=1m,refunding=30m"
 }
 
 // WeChat's real hosts, used when WXFLOW_WECHAT_URL is not set.
@@ -56,6 +57,7 @@ func (s *settings) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.MerchantDir, "merchant-dir", env("WXFLOW_MERCHANT_DIR", ""), "merchant key folder (env WXFLOW_MERCHANT_DIR; default <data>/sim)")
 	fs.StringVar(&s.WechatURL, "wechat-url", env("WXFLOW_WECHAT_URL", ""), "base URL standing for every WeChat host, e.g. the simulator (env WXFLOW_WECHAT_URL)")
 	fs.StringVar(&s.WechatCA, "wechat-ca", env("WXFLOW_WECHAT_CA", ""), "extra root CA file to trust for WeChat (env WXFLOW_WECHAT_CA)")
+	fs.DurationVar(&s.WechatTimeout, "wechat-timeout", envDuration("WXFLOW_WECHAT_TIMEOUT", 10*time.Second), "how long one call to WeChat may take; it is retried after (env WXFLOW_WECHAT_TIMEOUT)")
 	fs.StringVar(&s.LogFormat, "log", env("WXFLOW_LOG", ""), "log format: text or json (env WXFLOW_LOG; default json, text for dev)")
 	fs.StringVar(&s.LogLevel, "log-level", env("WXFLOW_LOG_LEVEL", "info"), "log level (env WXFLOW_LOG_LEVEL)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", env("WXFLOW_METRICS_ADDR", ""), "engine and worker processes: serve /metrics here (env WXFLOW_METRICS_ADDR; the API serves its own)")
@@ -64,6 +66,14 @@ func (s *settings) register(fs *pflag.FlagSet) {
 }
 
 func env(name, def string) string { return cmp.Or(os.Getenv(name), def) }
+
+// envDuration is env for a duration; a value that is not one keeps the default.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
 
 // envInt is env for a number; a value that is not a number keeps the default.
 func envInt(name string, def int) int {

@@ -169,6 +169,7 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 func devCommand() *cobra.Command {
 	var s settings
 	var o devOptions
+	var chaos float64
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
@@ -178,6 +179,9 @@ func devCommand() *cobra.Command {
 			log := s.logger("dev")
 			if o.Demo > 0 && s.LogLevel == "info" {
 				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			if chaos > 0 {
+				o.Faults = sim.Chaos(chaos, o.Faults.Seed)
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
@@ -214,5 +218,6 @@ func devCommand() *cobra.Command {
 	f.IntVar(&o.Demo, "demo", 0, "drive N orders through the simulator, print a summary and exit (0 when all is right)")
 	f.IntVar(&o.Concurrency, "demo-concurrency", 16, "concurrent orders of the demo")
 	o.Faults.RegisterFlags(f)
+	f.Float64Var(&chaos, "chaos", 0, "the simulator fails this share of API calls in every way, duplicates every notification, reorders and drops this share")
 	return cmd
 }

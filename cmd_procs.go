@@ -26,6 +26,7 @@ import (
 func simCommand() *cobra.Command {
 	var addr, keys, logFormat string
 	var cfg sim.Config
+	var chaos float64
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run the WeChat simulator (HTTPS; keys and its CA in --keys)",
@@ -33,6 +34,9 @@ func simCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s := settings{LogFormat: logFormat, LogLevel: "info"}
 			cfg.KeysDir, cfg.Logger = keys, s.logger("sim")
+			if chaos > 0 {
+				cfg.Faults = sim.Chaos(chaos, cfg.Faults.Seed)
+			}
 			simulator, err := sim.New(cfg)
 			if err != nil {
 				return err
@@ -58,6 +62,7 @@ func simCommand() *cobra.Command {
 	f.Float64Var(&cfg.TimeScale, "time-scale", 1, "scale of WeChat's delays (retries, token life, refund settlement)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 7200*time.Second, "access_token and jsapi_ticket lifetime")
 	cfg.Faults.RegisterFlags(f)
+	f.Float64Var(&chaos, "chaos", 0, "fail this share of API calls in every way, duplicate every notification, reorder and drop this share (replaces the other fault flags)")
 	return cmd
 }
 

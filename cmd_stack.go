@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -92,7 +93,7 @@ func newWechatClients(s *settings, metrics *api.Metrics) (*wechatClients, error)
 	if metrics != nil {
 		transport = metrics.WrapTransport(transport)
 	}
-	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: transport}
+	httpClient := &http.Client{Timeout: cmp.Or(s.WechatTimeout, 10*time.Second), Transport: transport}
 	mpURL, payURL, _ := s.wechatHosts()
 	c := &wechatClients{Merchant: m}
 	v2cfg := v2.Config{BaseURL: payURL, Merchant: m, HTTPClient: httpClient, RootCAs: roots}

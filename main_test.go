@@ -234,29 +234,8 @@ func TestReplayAndReconcile(t *testing.T) {
 			}
 		}
 	}
-	// WeChat's side: one payment per order, refunds never above it, none doubled.
+	checkLedgers(t, ctx, st, results)
 	state := st.Sim.Snapshot()
-	refunded := map[string]int64{}
-	for _, rf := range state.Refunds {
-		refunded[rf.OutTradeNo] += rf.RefundFen
-	}
-	for _, o := range state.Orders {
-		if refunded[o.OutTradeNo] > o.TotalFen {
-			t.Errorf("%s: %d fen refunded of %d", o.OutTradeNo, refunded[o.OutTradeNo], o.TotalFen)
-		}
-	}
-	for _, r := range results {
-		o, _ := st.Store.Order(ctx, r.OrderID)
-		var wechatRefunded int64
-		for _, so := range state.Orders {
-			if so.OutTradeNo == o.OutTradeNo {
-				wechatRefunded = refunded[so.OutTradeNo]
-			}
-		}
-		if wechatRefunded != o.RefundedFen {
-			t.Errorf("order %s: wxflow says %d fen refunded, WeChat %d", o.ID, o.RefundedFen, wechatRefunded)
-		}
-	}
 	for _, d := range state.Notifications {
 		if !d.Dropped {
 			t.Fatalf("a notification was sent: %+v", d)
@@ -310,5 +289,37 @@ func runVerify(t *testing.T, ctx context.Context, dataDir, natsURL string) {
 	}
 	if !strings.Contains(out.String(), "no breach") {
 		t.Fatalf("wxflow verify: %s", out.String())
+	}
+}
+
+// checkLedgers compares WeChat's ledger (the simulator's) with wxflow's: the
+// orders WeChat was paid for are the ones wxflow counts paid, no refund at
+// WeChat exceeds its payment, and each order's refunds agree to the fen.
+func checkLedgers(t *testing.T, ctx context.Context, st *devStack, results []demoResult) {
+	t.Helper()
+	state := st.Sim.Snapshot()
+	refunded := map[string]int64{}
+	for _, rf := range state.Refunds {
+		refunded[rf.OutTradeNo] += rf.RefundFen
+	}
+	paidAtWeChat := map[string]bool{}
+	for _, o := range state.Orders {
+		if refunded[o.OutTradeNo] > o.TotalFen {
+			t.Errorf("%s: %d fen refunded of %d", o.OutTradeNo, refunded[o.OutTradeNo], o.TotalFen)
+		}
+		paidAtWeChat[o.OutTradeNo] = !o.PaidAt.IsZero()
+	}
+	for _, r := range results {
+		o, err := st.Store.Order(ctx, r.OrderID)
+		if err != nil {
+			t.Errorf("order %s: %v", r.OrderID, err)
+			continue
+		}
+		if paid := o.PaidFen > 0; paid != paidAtWeChat[o.OutTradeNo] {
+			t.Errorf("order %s: wxflow paid=%v (%d fen), WeChat paid=%v", o.ID, paid, o.PaidFen, paidAtWeChat[o.OutTradeNo])
+		}
+		if refunded[o.OutTradeNo] != o.RefundedFen {
+			t.Errorf("order %s: wxflow says %d fen refunded, WeChat %d", o.ID, o.RefundedFen, refunded[o.OutTradeNo])
+		}
 	}
 }

@@ -19,6 +19,13 @@ type Faults struct {
 	TimeoutRate float64 `json:"timeout_rate"`
 	// Latency is added to every API call.
 	Latency time.Duration `json:"latency"`
+	// SlowRate answers a call only after SlowDelay (2 s when 0): slow, not lost.
+	SlowRate  float64       `json:"slow_rate"`
+	SlowDelay time.Duration `json:"slow_delay"`
+	// LostAnswerRate applies a call and then loses its answer (HTTP 502 in
+	// its place): the caller must ask again, and WeChat's idempotency by
+	// out_trade_no / out_refund_no must make the repeat harmless.
+	LostAnswerRate float64 `json:"lost_answer_rate"`
 	// DuplicateNotify sends every notification twice, concurrently.
 	DuplicateNotify bool `json:"duplicate_notify"`
 	// ReorderNotifyRate delays a notification's first delivery by up to ReorderDelay.
@@ -36,10 +43,26 @@ func (f *Faults) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&f.HTTP5xxRate, "fault-5xx", 0, "share of API calls answered HTTP 502")
 	fs.Float64Var(&f.TimeoutRate, "fault-timeout", 0, "share of API calls that never answer")
 	fs.DurationVar(&f.Latency, "fault-latency", 0, "latency added to every API call")
+	fs.Float64Var(&f.SlowRate, "fault-slow", 0, "share of API calls answered only after --fault-slow-delay")
+	fs.DurationVar(&f.SlowDelay, "fault-slow-delay", 2*time.Second, "how late a slow answer comes")
+	fs.Float64Var(&f.LostAnswerRate, "fault-lost-answer", 0, "share of API calls applied whose answer is lost (HTTP 502)")
 	fs.BoolVar(&f.DuplicateNotify, "dup-notify", false, "send every notification twice")
 	fs.Float64Var(&f.ReorderNotifyRate, "reorder-notify", 0, "share of notifications delayed (reordered)")
 	fs.Float64Var(&f.DropNotifyRate, "drop-notify", 0, "share of notifications never sent")
 	fs.Uint64Var(&f.Seed, "fault-seed", 0, "seed of the fault choices (0: random)")
+}
+
+// Chaos is WeChat on a very bad day: a share p of API calls fail — a
+// quarter SYSTEMERROR, a fifth HTTP 502, a quarter slow, 15% never answered
+// and 15% applied with the answer lost — every notification is sent twice, a
+// share p of them late (reordered) and a share p never (the reconciler's
+// queries must find those payments).
+func Chaos(p float64, seed uint64) Faults {
+	return Faults{
+		SystemErrorRate: p * 0.25, HTTP5xxRate: p * 0.20, SlowRate: p * 0.25, TimeoutRate: p * 0.15, LostAnswerRate: p * 0.15,
+		SlowDelay: 2 * time.Second, DuplicateNotify: true, ReorderNotifyRate: p, ReorderDelay: 2 * time.Second,
+		DropNotifyRate: p, Seed: seed,
+	}
 }
 
 // dice draws the fault decisions from one seeded source.

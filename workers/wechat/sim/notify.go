@@ -143,16 +143,19 @@ func (s *Sim) queue(kind, url, key string, body []byte, header map[string]string
 	f := s.faults
 	if s.dice.hit(f.DropNotifyRate) {
 		d.Dropped = true
+		s.injected["notify_dropped"]++
 		s.log.Info("fault: notification dropped", "kind", kind, "key", key)
 		return
 	}
 	var delay time.Duration
 	if s.dice.hit(f.ReorderNotifyRate) {
 		delay = s.dice.upTo(max(f.ReorderDelay, time.Second))
+		s.injected["notify_reordered"]++
 	}
 	copies := 1
 	if f.DuplicateNotify {
 		copies = 2
+		s.injected["notify_duplicated"]++
 	}
 	for range copies {
 		s.work <- func(ctx context.Context) { s.deliver(ctx, d, delay) }

@@ -8,6 +8,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -59,6 +61,7 @@ type Sim struct {
 
 	mu          sync.Mutex
 	faults      Faults
+	injected    map[string]int // faults injected so far, by kind
 	dice        *dice
 	orders      map[string]*order // by out_trade_no
 	byPrepay    map[string]*order
@@ -115,7 +118,7 @@ func New(cfg Config) (*Sim, error) {
 		faults: cfg.Faults, dice: newDice(cfg.Faults.Seed),
 		orders: map[string]*order{}, byPrepay: map[string]*order{}, refunds: map[string]*refund{},
 		codes: map[string]*code{}, openids: map[string]bool{}, tokens: map[string]token{}, tickets: map[string]token{},
-		calls: map[string]int{}, work: make(chan func(context.Context), 1024), closed: make(chan struct{}),
+		calls: map[string]int{}, injected: map[string]int{}, work: make(chan func(context.Context), 1024), closed: make(chan struct{}),
 	}
 	s.routes()
 	return s, nil
@@ -177,6 +180,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if s.dice.hit(f.TimeoutRate) {
 			s.log.Info("fault: timeout", "path", r.URL.Path)
+			s.inject("timeout")
 			select {
 			case <-r.Context().Done():
 			case <-time.After(30 * time.Second):
@@ -186,6 +190,23 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if s.dice.hit(f.HTTP5xxRate) {
 			s.log.Info("fault: HTTP 502", "path", r.URL.Path)
+			s.inject("http_502")
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		if s.dice.hit(f.SlowRate) {
+			s.log.Info("fault: slow answer", "path", r.URL.Path)
+			s.inject("slow_answer")
+			select {
+			case <-time.After(cmp.Or(f.SlowDelay, 2*time.Second)):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if s.dice.hit(f.LostAnswerRate) {
+			s.log.Info("fault: answer lost after applying", "path", r.URL.Path)
+			s.inject("lost_answer")
+			s.mux.ServeHTTP(&discardAnswer{header: http.Header{}}, r)
 			http.Error(w, "bad gateway", http.StatusBadGateway)
 			return
 		}
@@ -193,12 +214,31 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// discardAnswer is a ResponseWriter that drops what it is given: the answer
+// of a call applied whose answer the network then loses.
+type discardAnswer struct{ header http.Header }
+
+func (d *discardAnswer) Header() http.Header         { return d.header }
+func (d *discardAnswer) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardAnswer) WriteHeader(int)             {}
+
 // systemError reports whether to answer this pay call with SYSTEMERROR.
 func (s *Sim) systemError() bool {
 	s.mu.Lock()
 	p := s.faults.SystemErrorRate
 	s.mu.Unlock()
-	return s.dice.hit(p)
+	if !s.dice.hit(p) {
+		return false
+	}
+	s.inject("system_error")
+	return true
+}
+
+// inject counts an injected fault (the caller does not hold s.mu).
+func (s *Sim) inject(kind string) {
+	s.mu.Lock()
+	s.injected[kind]++
+	s.mu.Unlock()
 }
 
 // ServerTLSConfig serves HTTPS with a certificate from the simulator's CA
@@ -322,6 +362,10 @@ type State struct {
 	Orders        []order    `json:"orders"`
 	Refunds       []refund   `json:"refunds"`
 	Notifications []delivery `json:"notifications"`
+	// FaultsInjected counts the faults injected so far, by kind: system_error,
+	// http_502, timeout, slow_answer, lost_answer, notify_dropped,
+	// notify_reordered, notify_duplicated.
+	FaultsInjected map[string]int `json:"faults_injected"`
 }
 
 // Snapshot returns a copy of the simulator's state.
@@ -338,6 +382,7 @@ func (s *Sim) Snapshot() State {
 	for _, d := range s.deliveries {
 		st.Notifications = append(st.Notifications, *d)
 	}
+	st.FaultsInjected = maps.Clone(s.injected)
 	return st
 }
 

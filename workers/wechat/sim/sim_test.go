@@ -452,6 +452,36 @@ func TestFaultsAreRetryable(t *testing.T) {
 	}
 }
 
+// TestLostAnswer: WeChat applies the call, the answer is lost; asking again
+// finds what the first call did (the same prepay_id, one refund).
+func TestLostAnswer(t *testing.T) {
+	w := newWorld(t, sim.Config{Faults: sim.Faults{LostAnswerRate: 1, Seed: 1}})
+	ctx := context.Background()
+	req := v3.PrepayRequest{Description: "d", OutTradeNo: "T3-LOST", TotalFen: 100, OpenID: "o", NotifyURL: w.shop.URL + "/v3/pay"}
+	if _, err := w.v3.PrepayJSAPI(ctx, req); !wechat.IsRetryable(err) {
+		t.Fatalf("lost answer: err = %v, want a retryable error", err)
+	}
+	resp, err := w.http.Post(w.url+"/sim/faults", "application/json", strings.NewReader(`{}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("clear faults: %v", err)
+	}
+	if tx, err := w.v3.QueryByOutTradeNo(ctx, "T3-LOST"); err != nil || tx.TradeState != "NOTPAY" {
+		t.Fatalf("the order the lost answer created: %+v %v", tx, err)
+	}
+	id, err := w.v3.PrepayJSAPI(ctx, req)
+	if err != nil || id == "" {
+		t.Fatalf("asked again: %q %v", id, err)
+	}
+}
+
+// TestSlowAnswer: a slow answer comes, late.
+func TestSlowAnswer(t *testing.T) {
+	w := newWorld(t, sim.Config{Faults: sim.Faults{SlowRate: 1, SlowDelay: 50 * time.Millisecond, Seed: 1}})
+	if _, err := w.v3.QueryByOutTradeNo(context.Background(), "NOPE"); !errors.Is(err, wechat.ErrOrderNotExist) {
+		t.Fatalf("slow answer: %v", err)
+	}
+}
+
 func TestNoSecretInLogs(t *testing.T) {
 	w := newWorld(t, sim.Config{})
 	ctx := context.Background()

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// TestChaos runs orders against WeChat on a very bad day (sim.Chaos at 20%):
+// a fifth of the calls fail as SYSTEMERROR, HTTP 502, no answer, a slow
+// answer or an answer lost after the call was applied; every notification
+// is sent twice, a fifth late and a fifth never. Every order must still end
+// right, WeChat's ledger must agree with wxflow's, and verify be clean.
+func TestChaos(t *testing.T) {
+	orders := 84
+	if testing.Short() {
+		orders = 28
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", WechatTimeout: 1500 * time.Millisecond}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	faults := sim.Chaos(0.2, 13)
+	faults.SlowDelay = 500 * time.Millisecond
+	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.01,
+		Expiry: 200 * time.Millisecond, Reconcile: 2 * time.Second, Faults: faults}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = g.Wait() })
+
+	results := runDemo(ctx, demoConfig{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
+		SimClient: st.SimClient, Timeout: 120 * time.Second})
+	for _, r := range results {
+		if !r.ok() {
+			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
+		}
+	}
+	checkLedgers(t, ctx, st, results)
+	runVerify(t, ctx, s.DataDir, s.NATSURL)
+
+	injected := st.Sim.Snapshot().FaultsInjected
+	for _, kind := range []string{"system_error", "http_502", "timeout", "slow_answer", "lost_answer", "notify_dropped", "notify_reordered", "notify_duplicated"} {
+		if injected[kind] == 0 {
+			t.Errorf("no %s fault was injected: %v", kind, injected)
+		}
+	}
+	newCodes := 0
+	for _, r := range results {
+		newCodes += r.NewCodes
+	}
+	t.Logf("%d orders (%d made again: their code spent by a lost answer), faults injected: %v", orders, newCodes, injected)
+}
