@@ -82,10 +82,13 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
 		}
 	}
-	if err == nil && len(res.Events) > 0 {
+	if err != nil {
+		return res, storeError(err)
+	}
+	if len(res.Events) > 0 {
 		e.relay.Wake()
 	}
-	if err == nil && e.cfg.Observer != nil {
+	if e.cfg.Observer != nil {
 		for _, ev := range res.Events {
 			e.cfg.Observer.Transition(ev.From, ev.To, ev.Type)
 		}
@@ -93,7 +96,7 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 			e.cfg.Observer.Refused(cmd.Verb, res.Code)
 		}
 	}
-	return res, err
+	return res, nil
 }
 
 func validCommand(c Command) error {

@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -88,7 +90,11 @@ func (e *Engine) handleCommand(ctx context.Context, msg jetstream.Msg) {
 	}
 	res, err := e.Apply(ctx, cmd)
 	if err != nil {
-		e.log.Warn("apply failed, will retry", "command", cmd.ID, "order_id", cmd.OrderID, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, ErrStoreFull) {
+			level = slog.LevelError // an operator must free space; commands wait in the stream meanwhile
+		}
+		e.log.Log(ctx, level, "apply failed, will retry", "command", cmd.ID, "order_id", cmd.OrderID, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}

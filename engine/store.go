@@ -5,14 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	"github.com/jmoiron/sqlx"
-	_ "github.com/mattn/go-sqlite3" // SQLite driver "sqlite3"
+	"github.com/mattn/go-sqlite3" // SQLite driver "sqlite3"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -50,8 +52,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			}
 		}
 		s.dialect = "sqlite3"
-		s.db, err = sqlx.Open("sqlite3", "file:"+path+
-			"?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL")
+		s.db, err = sqlx.Open("sqlite3", sqliteDSN(path))
 		if err == nil {
 			s.db.SetMaxOpenConns(8)
 		}
@@ -68,6 +69,51 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqliteDSN is the driver's DSN for "PATH[?options]": WAL, a 10 s busy
+// timeout, immediate write transactions, foreign keys; options given in the
+// URL (e.g. "?_busy_timeout=200") win over these defaults.
+func sqliteDSN(pathAndQuery string) string {
+	path, query, _ := strings.Cut(pathAndQuery, "?")
+	q, _ := url.ParseQuery(query)
+	for k, v := range map[string]string{"_journal_mode": "WAL", "_busy_timeout": "10000", "_foreign_keys": "on",
+		"_txlock": "immediate", "_synchronous": "NORMAL"} {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Errors of the store that callers handle: wait and try again, or tell an
+// operator. Nothing was written when Apply returns one of them.
+var (
+	// ErrStoreBusy: another writer held the database past the busy timeout.
+	ErrStoreBusy = errors.New("engine: store busy (locked by another writer)")
+	// ErrStoreFull: the disk holding the database is full.
+	ErrStoreFull = errors.New("engine: store full (no space left for the database)")
+)
+
+// storeError tells a busy or full database apart, wrapping the driver's error.
+func storeError(err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrBusy, sqlite3.ErrLocked:
+			return fmt.Errorf("%w: %w", ErrStoreBusy, err)
+		case sqlite3.ErrFull:
+			return fmt.Errorf("%w: %w", ErrStoreFull, err)
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "53100" || pe.Code == "53000") { // disk_full, insufficient_resources
+		return fmt.Errorf("%w: %w", ErrStoreFull, err)
+	}
+	if err != nil && strings.Contains(err.Error(), "database is locked") {
+		return fmt.Errorf("%w: %w", ErrStoreBusy, err)
+	}
+	return err
 }
 
 // Migrate applies the embedded migrations that are not applied yet.
