@@ -33,13 +33,18 @@ func TestChaos(t *testing.T) {
 	t.Cleanup(func() { cancel(); _ = g.Wait() })
 
 	results := runDemo(ctx, demoConfig{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
-		SimClient: st.SimClient, Timeout: 120 * time.Second})
+		SimClient: st.SimClient, Timeout: 120 * time.Second, Forge: true})
 	for _, r := range results {
 		if !r.ok() {
 			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
 		}
 	}
 	checkLedgers(t, ctx, st, results)
+	l, err := auditLedger(ctx, demoConfig{APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.SimClient}, results)
+	if err != nil || !l.ok() || l.ForgedSent == 0 {
+		t.Errorf("%v (%v)", l, err)
+	}
+	t.Log(l)
 	runVerify(t, ctx, s.DataDir, s.NATSURL)
 
 	injected := st.Sim.Snapshot().FaultsInjected

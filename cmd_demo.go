@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -56,21 +57,27 @@ type demoConfig struct {
 	SimURL      string       // the simulator (payer, login and OAuth codes)
 	SimClient   *http.Client // trusts the simulator's CA
 	Timeout     time.Duration
+	// Forge posts forged payment notifications for every order before its
+	// payer pays (they must all be refused); Merchant names the notify URLs.
+	Forge    bool
+	Merchant string
 }
 
 // demoResult is one order's outcome.
 type demoResult struct {
-	N           int
-	Scenario    scenario
-	PayAPI      engine.PayAPI
-	Client      engine.Client
-	Auth        string
-	OrderID     engine.OrderID
-	Want, Got   engine.State
-	AmountFen   int64
-	RefundedFen int64
-	NewCodes    int // orders given up because WeChat spent their code with the answer lost
-	Err         error
+	N              int
+	Scenario       scenario
+	PayAPI         engine.PayAPI
+	Client         engine.Client
+	Auth           string
+	OrderID        engine.OrderID
+	Want, Got      engine.State
+	AmountFen      int64
+	RefundedFen    int64
+	NewCodes       int // orders given up because WeChat spent their code with the answer lost
+	Forged         int // forged notifications posted for this order
+	ForgedAccepted int // … that wxflow answered as accepted (must be 0)
+	Err            error
 }
 
 func (r demoResult) ok() bool { return r.Err == nil && r.Want == r.Got }
@@ -191,6 +198,11 @@ func demoDrive(ctx context.Context, cfg demoConfig, r *demoResult) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.Forge {
+		sent, accepted := forgeNotifications(ctx, cfg.APIURL, cmp.Or(cfg.Merchant, "default"), v.Order)
+		r.Forged += sent
+		r.ForgedAccepted += accepted
 	}
 	var params json.RawMessage
 	if err := api.do(ctx, http.MethodGet, "/v1/orders/"+string(r.OrderID)+"/pay-params", nil, &params); err != nil {
@@ -421,8 +433,15 @@ func demoCommand() *cobra.Command {
 			pool.AppendCertsFromPEM(pemBytes)
 			cfg.SimClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 			start := time.Now()
-			if !printDemoSummary(cmd.OutOrStdout(), runDemo(cmd.Context(), cfg), time.Since(start)) {
-				return errors.New("demo: some orders did not reach the state they should")
+			results := runDemo(cmd.Context(), cfg)
+			ok := printDemoSummary(cmd.OutOrStdout(), results, time.Since(start))
+			l, err := auditLedger(cmd.Context(), cfg, results)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), l)
+			if !ok || !l.ok() {
+				return errors.New("demo: some orders did not end right, or the books disagree")
 			}
 			return nil
 		},
@@ -434,5 +453,7 @@ func demoCommand() *cobra.Command {
 	f.StringVar(&cfg.SimURL, "sim", "https://127.0.0.1:8443", "the WeChat simulator")
 	f.StringVar(&ca, "sim-ca", "data/sim/sim_ca.pem", "the simulator's CA certificate")
 	f.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "how long one order may take")
+	f.BoolVar(&cfg.Forge, "forge", false, "post forged payment notifications for every order before it is paid (all must be refused)")
+	f.StringVar(&cfg.Merchant, "merchant", "default", "the merchant name in wxflow's notify URLs")
 	return cmd
 }

@@ -197,9 +197,15 @@ func devCommand() *cobra.Command {
 				return g.Wait()
 			}
 			start := time.Now()
-			results := runDemo(ctx, demoConfig{Orders: o.Demo, Concurrency: o.Concurrency, APIURL: st.APIURL,
-				SimURL: st.SimURL, SimClient: st.SimClient})
+			dc := demoConfig{Orders: o.Demo, Concurrency: o.Concurrency, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.SimClient}
+			results := runDemo(ctx, dc)
 			ok := printDemoSummary(out, results, time.Since(start))
+			if l, err := auditLedger(ctx, dc, results); err != nil || !l.ok() {
+				fmt.Fprintln(out, l, err)
+				ok = false
+			} else {
+				fmt.Fprintln(out, l)
+			}
 			cancel()
 			_ = g.Wait()
 			if !ok {

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+)
+
+// ledger is the money check of a demo run, WeChat's books (the simulator's)
+// against wxflow's. Every count must be 0.
+type ledger struct {
+	Lost           int `json:"lost"`            // paid or refunded at WeChat, not in wxflow; or an order not in its right state
+	Doubled        int `json:"doubled"`         // counted more in wxflow than at WeChat; or a payment at WeChat for no order
+	OverRefunded   int `json:"over_refunded"`   // refunds above the payment, on either side
+	ForgedSent     int `json:"forged_sent"`     // forged payment notifications posted to wxflow
+	ForgedAccepted int `json:"forged_accepted"` // forged notifications answered as accepted, or orders paid in wxflow and not at WeChat
+}
+
+func (l ledger) String() string {
+	return fmt.Sprintf("ledger: lost %d, doubled %d, over-refunded %d, forged accepted %d (of %d forged notifications)",
+		l.Lost, l.Doubled, l.OverRefunded, l.ForgedAccepted, l.ForgedSent)
+}
+
+// ok says whether the books agree.
+func (l ledger) ok() bool { return l.Lost+l.Doubled+l.OverRefunded+l.ForgedAccepted == 0 }
+
+// simState is the part of GET /sim/state the ledger reads.
+type simState struct {
+	Orders []struct {
+		OutTradeNo string    `json:"out_trade_no"`
+		TotalFen   int64     `json:"total_fen"`
+		PaidAt     time.Time `json:"paid_at"`
+	} `json:"orders"`
+	Refunds []struct {
+		OutTradeNo string `json:"out_trade_no"`
+		RefundFen  int64  `json:"refund_fen"`
+		Status     string `json:"status"`
+	} `json:"refunds"`
+}
+
+// auditLedger compares the run's orders in wxflow with WeChat's books.
+func auditLedger(ctx context.Context, cfg demoConfig, results []demoResult) (ledger, error) {
+	var l ledger
+	for _, r := range results {
+		l.ForgedSent += r.Forged
+		l.ForgedAccepted += r.ForgedAccepted
+	}
+	var st simState
+	if err := (&jsonClient{base: cfg.SimURL, http: cfg.SimClient}).do(ctx, http.MethodGet, "/sim/state", nil, &st); err != nil {
+		return l, fmt.Errorf("WeChat's books: %w", err)
+	}
+	paid, refunded := map[string]int64{}, map[string]int64{}
+	for _, o := range st.Orders {
+		if !o.PaidAt.IsZero() {
+			paid[o.OutTradeNo] = o.TotalFen
+		}
+	}
+	for _, r := range st.Refunds {
+		if r.Status == "SUCCESS" {
+			refunded[r.OutTradeNo] += r.RefundFen
+		}
+	}
+	api := &jsonClient{base: cfg.APIURL, http: http.DefaultClient}
+	for _, r := range results {
+		if !r.ok() {
+			l.Lost++
+		}
+		if r.OrderID == "" {
+			continue
+		}
+		var v orderView
+		if err := api.do(ctx, http.MethodGet, "/v1/orders/"+string(r.OrderID), nil, &v); err != nil {
+			return l, err
+		}
+		o := v.Order
+		switch wechatPaid := paid[o.OutTradeNo]; {
+		case wechatPaid > o.PaidFen:
+			l.Lost++
+		case o.PaidFen > 0 && wechatPaid == 0:
+			l.ForgedAccepted++
+		case o.PaidFen > wechatPaid:
+			l.Doubled++
+		}
+		switch wechatRefunded := refunded[o.OutTradeNo]; {
+		case wechatRefunded > o.RefundedFen && o.State != engine.Refunding:
+			l.Lost++
+		case wechatRefunded < o.RefundedFen:
+			l.Doubled++
+		}
+		if o.RefundedFen > o.PaidFen || refunded[o.OutTradeNo] > paid[o.OutTradeNo] {
+			l.OverRefunded++
+		}
+	}
+	return l, nil
+}
+
+// forgeNotifications posts payment notifications no one at WeChat signed for
+// an order the payer has not paid: v2 with a made-up signature and signed
+// with a wrong key, v3 with a made-up signature. It returns how many it sent
+// and how many wxflow answered as accepted (it must be none).
+func forgeNotifications(ctx context.Context, apiURL, merchant string, o engine.Order) (sent, accepted int) {
+	base := strings.TrimRight(apiURL, "/") + "/wechat/notify/" + merchant
+	fields := map[string]string{
+		"return_code": "SUCCESS", "result_code": "SUCCESS", "out_trade_no": o.OutTradeNo,
+		"total_fee": strconv.FormatInt(o.AmountFen, 10), "cash_fee": strconv.FormatInt(o.AmountFen, 10),
+		"transaction_id": "4200000000" + strconv.FormatInt(time.Now().UnixNano(), 10)[:18], "openid": o.OpenID,
+		"trade_type": "JSAPI", "bank_type": "OTHERS", "fee_type": "CNY", "time_end": v2.FormatTime(time.Now()),
+		"nonce_str": v2.NonceStr(),
+	}
+	madeUp := map[string]string{"sign": "0123456789ABCDEF0123456789ABCDEF"}
+	wrongKey := map[string]string{"sign": v2.Sign(fields, "0123456789abcdef0123456789abcdef", v2.SignMD5)}
+	for _, extra := range []map[string]string{madeUp, wrongKey} {
+		p := map[string]string{}
+		for k, v := range fields {
+			p[k] = v
+		}
+		for k, v := range extra {
+			p[k] = v
+		}
+		status, body := post(ctx, base+"/v2/pay", "text/xml", v2.EncodeXML(p), nil)
+		sent++
+		if status == http.StatusOK && bytes.Contains(body, []byte("<return_code><![CDATA[SUCCESS]]>")) {
+			accepted++
+		}
+	}
+	v3body := fmt.Sprintf(`{"id":"forged-%s","create_time":%q,"event_type":"TRANSACTION.SUCCESS","resource_type":"encrypt-resource","resource":{"algorithm":"AEAD_AES_256_GCM","ciphertext":%q,"nonce":"0123456789ab","associated_data":"transaction"}}`,
+		o.ID, time.Now().Format(time.RFC3339), base64.StdEncoding.EncodeToString([]byte(`{"out_trade_no":"`+o.OutTradeNo+`","trade_state":"SUCCESS"}`)))
+	header := map[string]string{"Wechatpay-Timestamp": strconv.FormatInt(time.Now().Unix(), 10), "Wechatpay-Nonce": v2.NonceStr(),
+		"Wechatpay-Serial": "PUB_KEY_ID_FORGED", "Wechatpay-Signature": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 256))}
+	status, _ := post(ctx, base+"/v3/pay", "application/json", []byte(v3body), header)
+	sent++
+	if status >= 200 && status < 300 {
+		accepted++
+	}
+	return sent, accepted
+}
+
+// post sends one notification and returns the status and body (0 when it
+// could not be sent).
+func post(ctx context.Context, url, contentType string, body []byte, header map[string]string) (int, []byte) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, out
+}
