@@ -24,7 +24,7 @@ import (
 
 // connectNATS connects to the deployment's NATS and provisions wxflow's
 // streams and buckets (idempotent), so any process may start first. It keeps
-// trying for 30 s: a server still starting, or a cluster still electing its
+// trying for 60 s: a server still starting, or a cluster still electing its
 // JetStream leader, answers nothing useful for a moment.
 func connectNATS(ctx context.Context, s *settings, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	url := s.NATSURL
@@ -48,10 +48,14 @@ func connectNATS(ctx context.Context, s *settings, name string, log *slog.Logger
 		nc.Close()
 		return nil, nil, fmt.Errorf("JetStream: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		err := engine.Provision(pctx, js, engine.StreamsConfig{Replicas: s.Replicas})
+		// Each try has its own deadline: a cluster without a JetStream leader
+		// yet may leave a request unanswered rather than refuse it.
+		actx, acancel := context.WithTimeout(pctx, 5*time.Second)
+		err := engine.Provision(actx, js, engine.StreamsConfig{Replicas: s.Replicas})
+		acancel()
 		if err == nil {
 			return nc, js, nil
 		}
