@@ -318,7 +318,7 @@ func printDemoSummary(w io.Writer, results []demoResult, took time.Duration) boo
 		newCodes += r.NewCodes
 	}
 	if newCodes > 0 {
-		fmt.Fprintf(w, "%d orders failed safely (40163: WeChat spent the code, its answer was lost) and were made again with a new code\n", newCodes)
+		fmt.Fprintf(w, "%d orders failed safely (40163: WeChat spent the code, its answer never reached wxflow) and were made again with a new code\n", newCodes)
 	}
 	for _, r := range results {
 		if !r.ok() {

@@ -90,6 +90,7 @@ func migrateCommand() *cobra.Command {
 // engineCommand runs the command intake, the outbox relay and the expiry.
 func engineCommand() *cobra.Command {
 	var s settings
+	var reconcile engine.ReconcileConfig
 	cmd := &cobra.Command{
 		Use:   "engine",
 		Short: "Run the engine: command intake, outbox relay, order expiry",
@@ -103,7 +104,7 @@ func engineCommand() *cobra.Command {
 			defer closeAll()
 			metrics := api.NewMetrics()
 			serveMetrics(ctx, s.MetricsAddr, metrics, log)
-			eng, err := engine.New(engine.Config{Logger: log, Observer: metrics}, store, nc, js)
+			eng, err := engine.New(engine.Config{Logger: log, Observer: metrics, Reconcile: reconcile}, store, nc, js)
 			if err != nil {
 				return err
 			}
@@ -112,6 +113,9 @@ func engineCommand() *cobra.Command {
 		},
 	}
 	s.register(cmd.Flags())
+	f := cmd.Flags()
+	f.DurationVar(&reconcile.PaymentDelay, "reconcile-payment-after", 0, "query WeChat about an order signed and quiet this long (default 1m)")
+	f.DurationVar(&reconcile.RefundDelay, "reconcile-refund-after", 0, "query WeChat about a refund pending and quiet this long (default 2m)")
 	return cmd
 }
 

@@ -16,6 +16,7 @@
 # the event stream and the logs. All counts must be 0.
 #
 # Usage: scripts/reliability.sh [--short]     (--short: CI's smaller runs)
+#   ORDERS=N overrides the orders per run; SCENARIOS="chaos store" runs only those.
 # Writes the report to $OUT (default docs/RELIABILITY.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ start() {
 }
 restart() { # NAME: the same process again
   case $1 in
-    engine) start engine engine ;;
+    engine) start engine engine --reconcile-payment-after 10s --reconcile-refund-after 10s ;;
     api) start api api ;;
     worker*) start "$1" worker all ;;
     nats) start nats nats --port "$nats_port" ;;
@@ -70,8 +71,8 @@ start_sim() { # extra flags of `wxflow sim`
     >"$run/logs/sim.log" 2>&1 &
   for _ in $(seq 1 100); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
 }
-start_app() {
-  start engine engine; start api api; start worker1 worker all; start worker2 worker all
+start_app() { # the reconciler queries after 10 s of quiet instead of 1-2 min, to keep runs short
+  start engine engine --reconcile-payment-after 10s --reconcile-refund-after 10s; start api api; start worker1 worker all; start worker2 worker all
   sleep 2
 }
 start_demo() { # ORDERS
@@ -108,61 +109,67 @@ finish() {
 }
 
 # 1. crash: kill -9 a random process every 2 s.
-begin crash
-start nats nats --port "$nats_port"
-start_sim
-start_app
-start_demo "$orders"
-declare -A killed
-kills=0
-while kill -0 "$demo" 2>/dev/null; do
-  sleep 2
-  kill -0 "$demo" 2>/dev/null || break
-  victims=(engine api worker1 worker2 nats)
-  v=${victims[$((RANDOM % 5))]}
-  killnow "$v"; kills=$((kills + 1)); killed[$v]=$(( ${killed[$v]:-0} + 1 ))
-  sleep 0.$((RANDOM % 9 + 1))
-  restart "$v"
-done
-finish crash "$orders" "kill -9 ×$kills: engine ${killed[engine]:-0}, api ${killed[api]:-0}, workers $(( ${killed[worker1]:-0} + ${killed[worker2]:-0} )), NATS ${killed[nats]:-0}"
+scenario_crash() {
+  begin crash
+  start nats nats --port "$nats_port"
+  start_sim
+  start_app
+  start_demo "$orders"
+  declare -A killed
+  kills=0
+  while kill -0 "$demo" 2>/dev/null; do
+    sleep 2
+    kill -0 "$demo" 2>/dev/null || break
+    victims=(engine api worker1 worker2 nats)
+    v=${victims[$((RANDOM % 5))]}
+    killnow "$v"; kills=$((kills + 1)); killed[$v]=$(( ${killed[$v]:-0} + 1 ))
+    sleep 0.$((RANDOM % 9 + 1))
+    restart "$v"
+  done
+  finish crash "$orders" "kill -9 ×$kills: engine ${killed[engine]:-0}, api ${killed[api]:-0}, workers $(( ${killed[worker1]:-0} + ${killed[worker2]:-0} )), NATS ${killed[nats]:-0}"
+}
 
 # 2. cluster: three NATS nodes, R3; kill -9 one node every 5 s, back 3 s later.
-begin cluster
-np=(x "$(free_port)" "$(free_port)" "$(free_port)"); cp=(x "$(free_port)" "$(free_port)" "$(free_port)")
-routes="nats://127.0.0.1:${cp[1]},nats://127.0.0.1:${cp[2]},nats://127.0.0.1:${cp[3]}"
-start_node() { start "nats$1" nats --name "n$1" --port "${np[$1]}" --store "$run/nats$1" --cluster-port "${cp[$1]}" --routes "$routes"; }
-start_node 1; start_node 2; start_node 3
-export WXFLOW_NATS_URL="nats://127.0.0.1:${np[1]},nats://127.0.0.1:${np[2]},nats://127.0.0.1:${np[3]}" WXFLOW_NATS_REPLICAS=3
-sleep 3
-start_sim
-start_app
-start_demo "$orders"
-nodekills=0
-while kill -0 "$demo" 2>/dev/null; do
-  sleep 5
-  kill -0 "$demo" 2>/dev/null || break
-  node=$((RANDOM % 3 + 1))
-  killnow "nats$node"; nodekills=$((nodekills + 1))
+scenario_cluster() {
+  begin cluster
+  np=(x "$(free_port)" "$(free_port)" "$(free_port)"); cp=(x "$(free_port)" "$(free_port)" "$(free_port)")
+  routes="nats://127.0.0.1:${cp[1]},nats://127.0.0.1:${cp[2]},nats://127.0.0.1:${cp[3]}"
+  start_node() { start "nats$1" nats --name "n$1" --port "${np[$1]}" --store "$run/nats$1" --cluster-port "${cp[$1]}" --routes "$routes"; }
+  start_node 1; start_node 2; start_node 3
+  export WXFLOW_NATS_URL="nats://127.0.0.1:${np[1]},nats://127.0.0.1:${np[2]},nats://127.0.0.1:${np[3]}" WXFLOW_NATS_REPLICAS=3
   sleep 3
-  start_node "$node"
-done
-finish cluster "$orders" "3 nodes, R3; a node kill -9'd and restarted ×$nodekills"
+  start_sim
+  start_app
+  start_demo "$orders"
+  nodekills=0
+  while kill -0 "$demo" 2>/dev/null; do
+    sleep 5
+    kill -0 "$demo" 2>/dev/null || break
+    node=$((RANDOM % 3 + 1))
+    killnow "nats$node"; nodekills=$((nodekills + 1))
+    sleep 3
+    start_node "$node"
+  done
+  finish cluster "$orders" "3 nodes, R3; a node kill -9'd and restarted ×$nodekills"
+}
 
 # 3. chaos: the simulator at 20%.
-begin chaos
-export WXFLOW_WECHAT_TIMEOUT=2s
-start nats nats --port "$nats_port"
-start_sim --chaos 0.2 --fault-slow-delay 1s
-start_app
-start_demo "$orders"
-wait_demo_then_faults() {
-  while kill -0 "$demo" 2>/dev/null; do sleep 1; done
-  curl -s --cacert "$WXFLOW_WECHAT_CA" "https://127.0.0.1:$sim_port/sim/state" |
-    python3 -c 'import json,sys; f=json.load(sys.stdin).get("faults_injected",{}); print(", ".join("%s %d" % (k.replace("_"," "), v) for k, v in sorted(f.items())))' 2>/dev/null ||
-    echo "20% of calls"
+scenario_chaos() {
+  begin chaos
+  export WXFLOW_WECHAT_TIMEOUT=2s
+  start nats nats --port "$nats_port"
+  start_sim --chaos 0.2 --fault-slow-delay 1s
+  start_app
+  start_demo "$orders"
+  wait_demo_then_faults() {
+    while kill -0 "$demo" 2>/dev/null; do sleep 1; done
+    curl -s --cacert "$WXFLOW_WECHAT_CA" "https://127.0.0.1:$sim_port/sim/state" |
+      python3 -c 'import json,sys; f=json.load(sys.stdin).get("faults_injected",{}); print(", ".join("%s %d" % (k.replace("_"," "), v) for k, v in sorted(f.items())))' 2>/dev/null ||
+      echo "20% of calls"
+  }
+  chaos_faults=$(wait_demo_then_faults)
+  finish chaos "$orders" "$chaos_faults"
 }
-chaos_faults=$(wait_demo_then_faults)
-finish chaos "$orders" "$chaos_faults"
 
 # 4 and 5: Go tests for the store's faults and for bad input.
 gotests() { # SCENARIO PACKAGE REGEX DESCRIPTION
@@ -175,10 +182,19 @@ gotests() { # SCENARIO PACKAGE REGEX DESCRIPTION
   echo "| $1 | – | $4 ($passed tests passed, $skipped skipped) | 0 | 0 | 0 | 0 | – | $result |" >>"$rows"
   { echo "### $1"; echo; echo '```'; { grep -E '^(--- |    .*_test.go)' "$log" || true; } | head -n 30; echo '```'; echo; } >>"$details"
 }
-gotests store ./engine 'TestSQLiteLocked|TestDiskFull|TestRelayCrashWindows|TestConcurrentRefundsNeverExceedPayment' \
-  "SQLite locked past its busy timeout; data disk full (tmpfs); crash between commit and publish; 20 racing refunds"
-gotests input ./api 'TestV2PaymentNotification|TestV3PaymentNotification|TestCreateValidation|TestCreateIdempotency|TestAdminAPI|FuzzRefundRequest' \
-  "forged, tampered, foreign, stale, unknown-order, oversized, DOCTYPE, wrong-type notifications; bad shop input; reused out_refund_no; admin token"
+scenario_store() {
+  gotests store ./engine 'TestSQLiteLocked|TestDiskFull|TestRelayCrashWindows|TestConcurrentRefundsNeverExceedPayment' \
+    "SQLite locked past its busy timeout; data disk full (tmpfs); crash between commit and publish; 20 racing refunds"
+}
+
+scenario_input() {
+  gotests input ./api 'TestV2PaymentNotification|TestV3PaymentNotification|TestCreateValidation|TestCreateIdempotency|TestAdminAPI|FuzzRefundRequest' \
+    "forged, tampered, foreign, stale, unknown-order, oversized, DOCTYPE, wrong-type notifications; bad shop input; reused out_refund_no; admin token"
+}
+
+for sc in ${SCENARIOS:-crash cluster chaos store input}; do
+  "scenario_$sc"
+done
 
 {
   echo "# Reliability"

@@ -51,8 +51,13 @@ func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command
 	o := ev.Order
 	openid := o.OpenID
 	if openid == "" && w.Codes != nil {
-		if e, err := w.Codes.Get(ctx, string(o.ID)); err == nil {
+		e, err := w.Codes.Get(ctx, string(o.ID))
+		switch {
+		case err == nil:
 			openid = string(e.Value()) // the code was exchanged before: reuse its answer
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			// Unsure whether the code was spent: asking WeChat could meet 40163.
+			return nil, &wechat.Error{API: "codes", Retryable: true, Err: err}
 		}
 	}
 	switch {
@@ -73,13 +78,37 @@ func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command
 		return nil, errors.New("order has no openid, oauth_code or login_code")
 	}
 	if o.OpenID == "" && w.Codes != nil {
-		if _, err := w.Codes.Put(ctx, string(o.ID), []byte(openid)); err != nil {
+		if err := keepCodeAnswer(ctx, w.Codes, string(o.ID), openid); err != nil {
 			return nil, &wechat.Error{API: "codes", Retryable: true, Err: err}
 		}
 	}
 	c := resultCommand(w.Name(), engine.VerbAuthorize, ev)
 	c.Authorize = &engine.Authorize{OpenID: openid}
 	return c, nil
+}
+
+// keepCodeAnswer stores a code's openid, trying for up to 30 s: the code is
+// spent, so this answer is the only one there will be, and a NATS node that
+// is down or a client reconnecting must not make the worker throw it away
+// (a redelivery would meet 40163 and the order would fail).
+func keepCodeAnswer(ctx context.Context, codes jetstream.KeyValue, key, openid string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := codes.Put(pctx, key, []byte(openid))
+		pcancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("keep the answer of order %s's code: %w", key, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // Prepay asks WeChat for a prepay_id (统一下单), idempotent by out_trade_no.
@@ -201,6 +230,10 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 	// On a replay this is what finds a refund whose notification was lost.
 	st, err := w.Payments.QueryRefund(ctx, api, no)
 	switch {
+	case wechat.IsRetryable(err):
+		// Ask again soon (the refund call repeats harmlessly by out_refund_no)
+		// rather than wait minutes for the reconciler if the notification is lost.
+		return nil, err
 	case err != nil || st.Status == "PROCESSING" || st.Status == "ABNORMAL":
 		return nil, nil // the notification or the reconciler will tell
 	case st.Status == "SUCCESS", st.Status == "CLOSED":
