@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +32,20 @@ func TestClusterNodeLoss(t *testing.T) {
 	cluster := enginetest.StartCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", Replicas: 3}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Warnings are kept and shown if the test fails: a liveness problem on a
+	// cluster is only diagnosable from what each part said at the time.
+	var logs lockedBuffer
+	var logTo io.Writer = &logs
+	if os.Getenv("WXFLOW_TEST_LOG") != "" {
+		logTo = io.MultiWriter(&logs, os.Stderr)
+	}
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(logs.String(), "\n")
+			t.Logf("last warnings:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		}
+	})
 	st, g, err := startDev(ctx, &s, devOptions{NATSURL: cluster.URL(), SimAddr: "127.0.0.1:0", TimeScale: 0.01,
 		Expiry: 200 * time.Millisecond, Reconcile: 3 * time.Second, Faults: sim.Faults{DuplicateNotify: true, Seed: 11}}, log)
 	if err != nil {
@@ -82,4 +99,22 @@ func TestClusterNodeLoss(t *testing.T) {
 		return nil
 	})
 	runVerify(t, ctx, s.DataDir, s.NATSURL)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the loggers of many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
