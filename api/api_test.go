@@ -34,16 +34,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	_, nc, js := enginetest.StartNATS(t)
-	store := enginetest.OpenSQLite(t)
-	eng, err := engine.New(engine.Config{}, store, nc, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = eng.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	eng, store, nc, js := enginetest.StartEngine(t)
 	keys, err := sim.EnsureKeys(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

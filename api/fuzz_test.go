@@ -39,16 +39,7 @@ type refundTarget struct {
 // uses the vectors' merchant, which needs no key generation.
 func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
 	tb.Helper()
-	_, nc, js := enginetest.StartNATS(tb)
-	store := enginetest.OpenSQLite(tb)
-	eng, err := engine.New(engine.Config{}, store, nc, js)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = eng.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
+	eng, store, nc, js := enginetest.StartEngine(tb)
 
 	vs := wechattest.Load(tb)
 	key, err := wechat.ParseRSAPrivateKey([]byte(vs.Keys.V3.MerchantPrivateKeyPEM))

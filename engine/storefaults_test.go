@@ -27,14 +27,6 @@ func openSQLiteAt(t *testing.T, dir string) (*engine.Store, string) {
 	return store, path
 }
 
-// runEngine runs e until the end of the test.
-func runEngine(t *testing.T, e *engine.Engine) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-}
-
 // checkIntegrity runs SQLite's own check of the file.
 func checkIntegrity(t *testing.T, store *engine.Store) {
 	t.Helper()
@@ -68,7 +60,7 @@ func TestSQLiteLocked(t *testing.T) {
 	if _, err := e.Apply(ctx, create("locked1", 100)); !errors.Is(err, engine.ErrStoreBusy) {
 		t.Fatalf("Apply while locked: err = %v, want ErrStoreBusy", err)
 	}
-	runEngine(t, e)
+	enginetest.RunEngine(t, e)
 	if _, err := engine.Publish(ctx, js, create("locked2", 100), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +129,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("Apply on a full disk: err = %v, want ErrStoreFull", full)
 	}
 	t.Logf("on a full disk: %v", full)
-	runEngine(t, e)
+	enginetest.RunEngine(t, e)
 	if _, err := engine.Publish(ctx, js, create("waits", 100), nil); err != nil {
 		t.Fatal(err)
 	}

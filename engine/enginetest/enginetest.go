@@ -125,3 +125,27 @@ func WaitFor(t testing.TB, d time.Duration, check func() error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// RunEngine runs e (intake, relay, expiry, reconciler) until the end of the
+// test, and waits for it to stop.
+func RunEngine(t testing.TB, e *engine.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// StartEngine is the usual stack of a test: a NATS server, a SQLite store and
+// an engine over them with the default config, running until the test ends.
+func StartEngine(t testing.TB) (*engine.Engine, *engine.Store, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	_, nc, js := StartNATS(t)
+	store := OpenSQLite(t)
+	e, err := engine.New(engine.Config{}, store, nc, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	RunEngine(t, e)
+	return e, store, nc, js
+}
