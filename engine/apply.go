@@ -123,12 +123,24 @@ func validCommand(c Command) error {
 }
 
 func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
-	s := e.store
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := e.store.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return Result{}, err
 	}
 	defer tx.Rollback()
+	res, err := e.applyIn(ctx, tx, cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// applyIn decides and writes one command inside tx, which the caller commits.
+func (e *Engine) applyIn(ctx context.Context, tx *sqlx.Tx, cmd Command) (Result, error) {
+	s := e.store
 	var seen struct {
 		Applied bool   `db:"applied"`
 		Code    string `db:"code"`
@@ -183,10 +195,71 @@ func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), cmd.ID, cmd.Verb, cmd.OrderID, res.Applied, code, reason, cmd.Actor, now); err != nil {
 		return Result{}, err
 	}
-	if err := tx.Commit(); err != nil {
-		return Result{}, err
-	}
 	return res, nil
+}
+
+// ApplyBatch applies commands in ONE transaction, each inside its own
+// savepoint: group commit, so that a burst of commands pays for one commit
+// instead of one each. A command whose savepoint fails is rolled back alone
+// and applied again on its own by Apply; the results are Apply's, in order.
+// The same order's commands may be in one batch: they are applied in order.
+func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []error) {
+	results, errs := make([]Result, len(cmds)), make([]error, len(cmds))
+	alone := make([]bool, len(cmds)) // to apply on its own after the batch
+	setAside := map[OrderID]bool{}   // orders with a command alone: their later ones wait too, in order
+	committed := false
+	if tx, err := e.store.db.BeginTxx(ctx, nil); err == nil {
+		broken := false
+		for i, cmd := range cmds {
+			if broken || setAside[cmd.OrderID] || validCommand(cmd) != nil {
+				alone[i] = true // (an invalid one: Apply answers it, refused, without writing)
+				setAside[cmd.OrderID] = true
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT cmd"); err != nil {
+				alone[i], broken = true, true
+				continue
+			}
+			res, err := e.applyIn(ctx, tx, cmd)
+			if err != nil {
+				alone[i] = true
+				setAside[cmd.OrderID] = true
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT cmd"); err != nil {
+					broken = true
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT cmd"); err != nil {
+				broken = true
+			}
+			results[i] = res
+		}
+		if broken {
+			_ = tx.Rollback()
+		} else if committed = tx.Commit() == nil; !committed {
+			_ = tx.Rollback()
+		}
+	}
+	woken := false
+	for i, cmd := range cmds {
+		if !committed || alone[i] {
+			results[i], errs[i] = e.Apply(ctx, cmd)
+			continue
+		}
+		res := results[i]
+		if len(res.Events) > 0 && !woken {
+			e.relay.Wake()
+			woken = true
+		}
+		if e.cfg.Observer != nil {
+			for _, ev := range res.Events {
+				e.cfg.Observer.Transition(ev.From, ev.To, ev.Type)
+			}
+			if !res.Applied {
+				e.cfg.Observer.Refused(cmd.Verb, res.Code)
+			}
+		}
+	}
+	return results, errs
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

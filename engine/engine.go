@@ -18,6 +18,9 @@ type Config struct {
 	// SQLite (one writer: parallel transactions only wait on each other; measured
 	// slower), 8 on PostgreSQL.
 	IntakeShards int
+	// IntakeBatch is the most commands a shard applies in one transaction
+	// (group commit; 64). 1 applies each in its own.
+	IntakeBatch int
 	// RelayBatch is the most outbox rows published per round (256).
 	RelayBatch int
 	// RelayInterval is how often the relay looks for rows nobody woke it for (200 ms).
@@ -42,6 +45,9 @@ type Config struct {
 func (c *Config) Validate() error {
 	if c.RelayBatch == 0 {
 		c.RelayBatch = 256
+	}
+	if c.IntakeBatch <= 0 {
+		c.IntakeBatch = 64
 	}
 	if c.RelayInterval == 0 {
 		c.RelayInterval = 200 * time.Millisecond

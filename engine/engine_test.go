@@ -417,3 +417,42 @@ func TestVerifyFindsBreaches(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyBatch: group commit gives each command the answer Apply would,
+// in order, one order's commands included, refusals recorded as refusals.
+func TestApplyBatch(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store *engine.Store) { testApplyBatch(t, store) })
+}
+
+func testApplyBatch(t *testing.T, store *engine.Store) {
+	e, _, _ := newEngine(t, store)
+	ctx := context.Background()
+	a := cmd(engine.VerbAuthorize, "b1", 0)
+	a.Authorize = &engine.Authorize{OpenID: "o1"}
+	early := cmd(engine.VerbAuthorize, "b2", 0) // before its order exists: refused
+	early.Authorize = &engine.Authorize{OpenID: "o1"}
+	invalid := create("b3", 100)
+	invalid.ID = ""
+	cmds := []engine.Command{create("b1", 100), a, early, create("b2", 200), create("b1", 100), invalid, a}
+	results, errs := e.ApplyBatch(ctx, cmds)
+	want := []struct {
+		applied bool
+		code    string
+		state   engine.State
+	}{
+		{true, "", engine.Created}, {true, "", engine.Authorized}, {false, engine.CodeUnknownOrder, ""},
+		{true, "", engine.Created}, {false, engine.CodeDuplicateCommand, engine.Authorized}, {false, engine.CodeInvalid, ""},
+		{false, engine.CodeDuplicateCommand, engine.Authorized},
+	}
+	for i, w := range want {
+		r := results[i]
+		if errs[i] != nil || r.Applied != w.applied || r.Code != w.code || r.Order.State != w.state {
+			t.Errorf("command %d (%s %s): %+v %v; want applied=%v code=%q state=%q", i, cmds[i].Verb, cmds[i].OrderID, r, errs[i], w.applied, w.code, w.state)
+		}
+	}
+	for id, st := range map[engine.OrderID]engine.State{"b1": engine.Authorized, "b2": engine.Created} {
+		if o, err := store.Order(ctx, id); err != nil || o.State != st {
+			t.Errorf("order %s: %+v %v, want %s", id, o.State, err, st)
+		}
+	}
+}

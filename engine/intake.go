@@ -44,7 +44,22 @@ func (e *Engine) runIntake(ctx context.Context) error {
 		shards[i] = make(chan jetstream.Msg, 64)
 		wg.Go(func() {
 			for msg := range shards[i] {
-				e.handleCommand(ctx, msg)
+				// Group commit: what has queued up behind this command is
+				// applied in the same transaction.
+				batch := []jetstream.Msg{msg}
+			more:
+				for len(batch) < e.cfg.IntakeBatch {
+					select {
+					case m, ok := <-shards[i]:
+						if !ok {
+							break more
+						}
+						batch = append(batch, m)
+					default:
+						break more
+					}
+				}
+				e.handleCommands(ctx, batch)
 			}
 		})
 	}
@@ -81,14 +96,34 @@ func shardOf(data []byte, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-func (e *Engine) handleCommand(ctx context.Context, msg jetstream.Msg) {
-	var cmd Command
-	if err := json.Unmarshal(msg.Data(), &cmd); err != nil {
-		e.log.Warn("undecodable command dropped", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
+// handleCommands applies a batch of commands in one transaction and answers
+// and acks each; an undecodable one is dropped.
+func (e *Engine) handleCommands(ctx context.Context, msgs []jetstream.Msg) {
+	cmds := make([]Command, 0, len(msgs))
+	kept := msgs[:0:0]
+	for _, msg := range msgs {
+		var cmd Command
+		if err := json.Unmarshal(msg.Data(), &cmd); err != nil {
+			e.log.Warn("undecodable command dropped", "subject", msg.Subject(), "err", err)
+			_ = msg.Term()
+			continue
+		}
+		cmds, kept = append(cmds, cmd), append(kept, msg)
+	}
+	if len(cmds) == 1 {
+		res, err := e.Apply(ctx, cmds[0])
+		e.answerCommand(ctx, kept[0], cmds[0], res, err)
 		return
 	}
-	res, err := e.Apply(ctx, cmd)
+	results, errs := e.ApplyBatch(ctx, cmds)
+	for i := range cmds {
+		e.answerCommand(ctx, kept[i], cmds[i], results[i], errs[i])
+	}
+}
+
+// answerCommand replies to and acks a command applied (or naks it, to be
+// tried again, when the store failed).
+func (e *Engine) answerCommand(ctx context.Context, msg jetstream.Msg, cmd Command, res Result, err error) {
 	if err != nil {
 		level := slog.LevelWarn
 		if errors.Is(err, ErrStoreFull) {
