@@ -43,6 +43,7 @@ start() {
   local name=$1; shift
   "$work/wxflow" "$@" >>"$run/logs/$name.log" 2>&1 &
   pid[$name]=$!
+  disown "${pid[$name]}" # its kill -9 is the point, not news
 }
 restart() { # NAME: the same process again
   case $1 in
@@ -53,7 +54,10 @@ restart() { # NAME: the same process again
     nats[123]) start_node "${1#nats}" ;;
   esac
 }
-killnow() { kill -9 "${pid[$1]}" 2>/dev/null || true; wait "${pid[$1]}" 2>/dev/null || true; }
+killnow() {
+  kill -9 "${pid[$1]}" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "${pid[$1]}" 2>/dev/null || break; sleep 0.05; done
+}
 
 # begin NAME: a fresh data folder, ports and environment for one scenario.
 begin() {
@@ -69,6 +73,7 @@ begin() {
 start_sim() { # extra flags of `wxflow sim`
   "$work/wxflow" sim --addr "127.0.0.1:$sim_port" --keys "$WXFLOW_MERCHANT_DIR" --time-scale 0.01 "$@" \
     >"$run/logs/sim.log" 2>&1 &
+  disown $!
   for _ in $(seq 1 100); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
 }
 start_app() { # the reconciler queries after 10 s of quiet instead of 1-2 min, to keep runs short
