@@ -85,6 +85,13 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if err != nil {
 		return res, storeError(err)
 	}
+	e.committed(cmd, res)
+	return res, nil
+}
+
+// committed wakes the relay for new events and tells the observer, once a
+// command's transaction has committed.
+func (e *Engine) committed(cmd Command, res Result) {
 	if len(res.Events) > 0 {
 		e.relay.Wake()
 	}
@@ -96,7 +103,6 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 			e.cfg.Observer.Refused(cmd.Verb, res.Code)
 		}
 	}
-	return res, nil
 }
 
 func validCommand(c Command) error {
@@ -239,25 +245,12 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 			_ = tx.Rollback()
 		}
 	}
-	woken := false
 	for i, cmd := range cmds {
 		if !committed || alone[i] {
 			results[i], errs[i] = e.Apply(ctx, cmd)
 			continue
 		}
-		res := results[i]
-		if len(res.Events) > 0 && !woken {
-			e.relay.Wake()
-			woken = true
-		}
-		if e.cfg.Observer != nil {
-			for _, ev := range res.Events {
-				e.cfg.Observer.Transition(ev.From, ev.To, ev.Type)
-			}
-			if !res.Applied {
-				e.cfg.Observer.Refused(cmd.Verb, res.Code)
-			}
-		}
+		e.committed(cmd, results[i])
 	}
 	return results, errs
 }
