@@ -95,6 +95,16 @@ func (c *Client) do(ctx context.Context, method, pathAndQuery string, in, out an
 		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true, Err: err}
 	}
 	if resp.StatusCode >= 300 {
+		// WeChat signs its error answers as well; a gateway's bare 502 is not
+		// signed. A signed answer that does not verify is not WeChat's word:
+		// its code (ORDERPAID, ORDER_CLOSED, …) is not acted on, and the call
+		// is tried again.
+		if resp.Header.Get("Wechatpay-Signature") != "" {
+			if err := c.verify(resp.Header, raw); err != nil {
+				return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true,
+					Err: fmt.Errorf("error answer that does not verify: %w", err)}
+			}
+		}
 		var eb errorBody
 		_ = json.Unmarshal(raw, &eb)
 		retry := resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests ||

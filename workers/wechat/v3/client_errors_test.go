@@ -121,6 +121,14 @@ func TestClientErrors(t *testing.T) {
 			wantCode: "ORDER_NOT_EXIST",
 		},
 		{
+			name: "404 ORDER_NOT_EXIST whose signature does not verify is not acted on",
+			given: answer{Status: 404, Body: `{"code":"ORDER_NOT_EXIST","message":"订单不存在"}`, Tamper: func(_ http.Header, b []byte) []byte {
+				return []byte(`{"code":"ORDERPAID","message":"该订单已支付"}`)
+			}},
+			wantErr:       wechat.ErrSignature,
+			wantRetryable: true,
+		},
+		{
 			name:     "401 SIGN_ERROR from WeChat",
 			given:    answer{Status: 401, Body: `{"code":"SIGN_ERROR","message":"签名错误"}`},
 			wantErr:  wechat.ErrSignature,
