@@ -41,7 +41,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
-	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example", AdminToken: adminToken})
+	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example", AdminToken: adminToken, Metrics: api.NewMetrics()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,18 @@ func TestCreateValidation(t *testing.T) {
 	h.store.DB().Get(&n, "SELECT COUNT(*) FROM orders")
 	if n != 0 {
 		t.Errorf("%d orders were created by refused requests", n)
+	}
+	// Each refusal is counted, by route and status.
+	want := map[int]int{}
+	for _, tc := range tests {
+		want[tc.want]++
+	}
+	_, metrics := h.do(t, http.MethodGet, "/metrics", "", nil)
+	for status, n := range want {
+		line := fmt.Sprintf(`wxflow_http_responses_total{route="POST /v1/orders",status="%d"} %d`, status, n)
+		if !bytes.Contains(metrics, []byte(line)) {
+			t.Errorf("/metrics lacks %s", line)
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ type Metrics struct {
 	refused     *prometheus.CounterVec
 	calls       *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
+	responses   *prometheus.CounterVec
 }
 
 // NewMetrics registers the counters and histograms; Go and process
@@ -37,7 +38,9 @@ func NewMetrics() *Metrics {
 		Help: "Calls to WeChat by API and outcome (HTTP status class, or error)."}, []string{"api", "outcome"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wxflow_wechat_call_seconds",
 		Help: "Latency of calls to WeChat by API.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 13)}, []string{"api"})
-	m.Registry.MustRegister(m.transitions, m.refused, m.calls, m.latency,
+	m.responses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_http_responses_total",
+		Help: "Answers of the API by route and status: refused input shows as 4xx here."}, []string{"route", "status"})
+	m.Registry.MustRegister(m.transitions, m.refused, m.calls, m.latency, m.responses,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -50,6 +53,11 @@ func (m *Metrics) Transition(from, to engine.State, t engine.EventType) {
 // Refused counts a no-op command (engine.Observer).
 func (m *Metrics) Refused(verb engine.Verb, code string) {
 	m.refused.WithLabelValues(string(verb), code).Inc()
+}
+
+// Response counts one answer of the API; route is the matched pattern.
+func (m *Metrics) Response(route string, status int) {
+	m.responses.WithLabelValues(route, strconv.Itoa(status)).Inc()
 }
 
 // Handler serves the registry.
