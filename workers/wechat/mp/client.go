@@ -123,11 +123,11 @@ const maxTokenLife = 7 * 24 * time.Hour
 // newToken checks a token answer: a token shared by every process must never
 // be empty or live a negative or overflowing time.
 func newToken(api, value string, expiresIn int) (Token, error) {
-	life := time.Duration(expiresIn) * time.Second
-	if value == "" || expiresIn <= 0 || life > maxTokenLife {
+	// Bounded in seconds before the multiplication, which could overflow.
+	if value == "" || expiresIn <= 0 || expiresIn > int(maxTokenLife/time.Second) {
 		return Token{}, incomplete(api, fmt.Sprintf("token with a lifetime (expires_in %d)", expiresIn))
 	}
-	return Token{Value: value, ExpiresIn: life}, nil
+	return Token{Value: value, ExpiresIn: time.Duration(expiresIn) * time.Second}, nil
 }
 
 // incomplete is a 200 answer without what wxflow cannot go on without.
