@@ -340,7 +340,14 @@ func TestNotificationRetriedUntilAcknowledged(t *testing.T) {
 	}
 	w.pay(t, id)
 	w.waitFor(t, "v3-pay T-RETRY:SUCCESS")
+	// The shop records the notification before it answers, so the simulator marks it
+	// delivered a moment later: wait for that rather than race it.
+	deadline := time.Now().Add(10 * time.Second)
 	st := w.sim.Snapshot()
+	for time.Now().Before(deadline) && (len(st.Notifications) != 1 || !st.Notifications[0].Delivered) {
+		time.Sleep(5 * time.Millisecond)
+		st = w.sim.Snapshot()
+	}
 	if len(st.Notifications) != 1 || !st.Notifications[0].Delivered || st.Notifications[0].Attempts < 2 {
 		t.Fatalf("notifications = %+v", st.Notifications)
 	}
