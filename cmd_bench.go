@@ -237,7 +237,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 		bar = progress.AddBar(int64(o.Orders), mpb.PrependDecorators(decor.Name("orders "), decor.CountersNoUnit("%d/%d")),
 			mpb.AppendDecorators(decor.AverageSpeed(0, "%.0f/s")))
 	}
-	api := &jsonClient{base: st.APIURL, http: &http.Client{Timeout: 30 * time.Second}}
+	api := &jsonClient{base: st.APIURL, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	sim := &jsonClient{base: st.SimURL, http: st.SimClient}
 	lat := map[string][]time.Duration{}
 	var latMu sync.Mutex

@@ -89,7 +89,8 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 		return fail(fmt.Errorf("simulator: %w", err))
 	}
 	st.Sim, st.SimURL = simulator, "https://"+simLn.Addr().String()
-	st.SimClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: simulator.RootCAs()}}}
+	st.SimClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: simulator.RootCAs()},
+		MaxIdleConnsPerHost: 64}} // kept open: a TLS handshake per call would cost more than the call
 	s.WechatURL, s.WechatCA = st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile)
 
 	apiLn, err := net.Listen("tcp", s.HTTPAddr)

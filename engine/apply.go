@@ -129,10 +129,11 @@ func validCommand(c Command) error {
 }
 
 func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
-	tx, err := e.store.db.BeginTxx(ctx, nil)
+	tx, done, err := e.store.beginWrite(ctx)
 	if err != nil {
 		return Result{}, err
 	}
+	defer done()
 	defer tx.Rollback()
 	res, err := e.applyIn(ctx, tx, cmd)
 	if err != nil {
@@ -214,7 +215,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 	alone := make([]bool, len(cmds)) // to apply on its own after the batch
 	setAside := map[OrderID]bool{}   // orders with a command alone: their later ones wait too, in order
 	committed := false
-	if tx, err := e.store.db.BeginTxx(ctx, nil); err == nil {
+	if tx, done, err := e.store.beginWrite(ctx); err == nil {
 		broken := false
 		for i, cmd := range cmds {
 			if broken || setAside[cmd.OrderID] || validCommand(cmd) != nil {
@@ -244,6 +245,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 		} else if committed = tx.Commit() == nil; !committed {
 			_ = tx.Rollback()
 		}
+		done()
 	}
 	for i, cmd := range cmds {
 		if !committed || alone[i] {

@@ -113,7 +113,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	if len(sent) > 0 {
 		q := "UPDATE outbox SET sent_at = ? WHERE seq IN (?" + strings.Repeat(",?", len(sent)-1) + ")"
 		args := append([]any{time.Now().UTC()}, sent...)
-		if _, err := db.ExecContext(ctx, db.Rebind(q), args...); err != nil {
+		if err := r.store.execWrite(ctx, db.Rebind(q), args...); err != nil {
 			return 0, fmt.Errorf("mark outbox sent: %w", err)
 		}
 	}

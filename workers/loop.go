@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +29,11 @@ type LoopConfig struct {
 	CallTimeout time.Duration
 	// BackoffBase and BackoffMax shape the delay before a retry (200 ms, 30 s).
 	BackoffBase, BackoffMax time.Duration
+	// Concurrency is how many events one process handles at once (16). A call
+	// to WeChat takes tens to hundreds of milliseconds, so a worker that handled
+	// one event at a time would queue every order behind the slowest call. One
+	// order's events always go to the same lane, so they stay in order.
+	Concurrency int
 	// Logger receives the loop's logs.
 	Logger *slog.Logger
 }
@@ -48,6 +56,9 @@ func (c *LoopConfig) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
 	}
 }
 
@@ -80,13 +91,39 @@ func Run(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConfig)
 	if err != nil {
 		return fmt.Errorf("worker %s: consumer: %w", h.Name(), err)
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) { handle(ctx, js, h, cfg, log, msg) },
-		jetstream.PullMaxMessages(64), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				log.Debug("consume", "err", err)
+	// Lanes: the consume callback only routes a delivery to its order's lane,
+	// and each lane handles its deliveries one by one. A full lane blocks the
+	// callback, which stops the pulling: back-pressure, bounded by MaxAckPending.
+	lanes := make([]chan jetstream.Msg, cfg.Concurrency)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan jetstream.Msg, 4)
+		wg.Go(func() {
+			for {
+				select {
+				case msg := <-lanes[i]:
+					handle(ctx, js, h, cfg, log, msg)
+				case <-quit:
+					return
+				}
 			}
-		}))
+		})
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case lanes[laneOf(msg.Subject(), len(lanes))] <- msg:
+		case <-quit:
+			_ = msg.Nak()
+		}
+	}, jetstream.PullMaxMessages(64), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			log.Debug("consume", "err", err)
+		}
+	}))
 	if err != nil {
+		close(quit)
+		wg.Wait()
 		return fmt.Errorf("worker %s: consume: %w", h.Name(), err)
 	}
 	<-ctx.Done()
@@ -95,7 +132,36 @@ func Run(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConfig)
 	case <-cc.Closed():
 	case <-time.After(10 * time.Second):
 	}
+	// What is still queued in a lane sees the cancelled context and is nak'ed
+	// by handle; what a lane never took is redelivered after AckWait.
+	for _, lane := range lanes {
+	drain:
+		for {
+			select {
+			case msg := <-lane:
+				_ = msg.Nak()
+			default:
+				break drain
+			}
+		}
+	}
+	close(quit)
+	wg.Wait()
 	return nil
+}
+
+// laneOf picks a lane by the event subject's last token, the order id
+// (wxflow.evt.<type>.<order_id>), so one order's events keep their order.
+func laneOf(subject string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		subject = subject[i+1:]
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(subject))
+	return int(h.Sum32() % uint32(n))
 }
 
 // handle runs one delivery: decode, Handle, publish the result, then ack;

@@ -181,3 +181,59 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopLanes: events of different orders are handled at once (a slow
+// WeChat call must not queue every other order behind it), and one order's
+// events are handled one at a time, in the order they were published.
+func TestLoopLanes(t *testing.T) {
+	_, nc, js := enginetest.StartNATS(t)
+	got := commands(t, nc)
+	const orders = 4
+	var inside, most atomic.Int64
+	release := make(chan struct{})
+	var orderMu sync.Mutex
+	perOrder := map[engine.OrderID][]string{}
+	h := &scripted{name: "lanes", seen: map[string]int{}, do: func(_ int64, ev engine.Event) (*engine.Command, error) {
+		n := inside.Add(1)
+		defer inside.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		orderMu.Lock()
+		perOrder[ev.OrderID] = append(perOrder[ev.OrderID], ev.ID)
+		orderMu.Unlock()
+		<-release // every first event waits here until all orders are in
+		return &engine.Command{ID: "prepaid:" + ev.ID, Verb: engine.VerbPrepaid, OrderID: ev.OrderID, Prepaid: &engine.PrepaidInfo{PrepayID: "wx"}}, nil
+	}}
+	run(t, js, h, workers.LoopConfig{Concurrency: 64})
+	for i := range orders {
+		for n := range 3 {
+			publishEvent(t, js, engine.OrderID(fmt.Sprintf("lane%d", i)), n)
+		}
+	}
+	enginetest.WaitFor(t, 10*time.Second, func() error {
+		if most.Load() < orders {
+			return fmt.Errorf("%d events handled at once, want %d (one per order)", most.Load(), orders)
+		}
+		return nil
+	})
+	if m := most.Load(); m > orders {
+		t.Fatalf("%d events handled at once: one order's events overlapped", m)
+	}
+	close(release)
+	enginetest.WaitFor(t, 10*time.Second, func() error {
+		if n := len(got()); n < orders*3 {
+			return fmt.Errorf("%d of %d commands", n, orders*3)
+		}
+		return nil
+	})
+	orderMu.Lock()
+	defer orderMu.Unlock()
+	for id, evs := range perOrder {
+		for n, ev := range evs {
+			if want := fmt.Sprintf("evt_%s_%d", id, n); ev != want {
+				t.Errorf("order %s handled %v, want evt_…_0, _1, _2 in order", id, evs)
+				break
+			}
+		}
+	}
+}

@@ -108,7 +108,7 @@ func New(cfg Config) (*Sim, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.NotifyClient == nil {
-		cfg.NotifyClient = &http.Client{Timeout: 5 * time.Second}
+		cfg.NotifyClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

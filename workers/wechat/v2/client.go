@@ -57,7 +57,7 @@ func NewClient(cfg Config) (*Client, error) {
 			RootCAs:      cfg.RootCAs,
 			Certificates: []tls.Certificate{*cfg.Merchant.Certificate},
 			MinVersion:   tls.VersionTLS12,
-		}}
+		}, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}
 		if cfg.WrapTransport != nil {
 			rt = cfg.WrapTransport(rt)
 		}
