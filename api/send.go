@@ -22,12 +22,15 @@ func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engin
 	if cmd.TraceID == "" {
 		cmd.TraceID = traceID(ctx)
 	}
-	var sub *nats.Subscription
 	header := nats.Header{}
+	var replies chan *nats.Msg
 	if wait {
 		inbox := s.cfg.NC.NewRespInbox()
-		var err error
-		if sub, err = s.cfg.NC.SubscribeSync(inbox); err != nil {
+		// A channel of one: SubscribeSync would allocate a 64k-message
+		// buffer (512 KiB) per request for the one reply that ever comes.
+		replies = make(chan *nats.Msg, 1)
+		sub, err := s.cfg.NC.ChanSubscribe(inbox, replies)
+		if err != nil {
 			return engine.Result{}, err
 		}
 		defer sub.Unsubscribe()
@@ -46,8 +49,10 @@ func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engin
 	}
 	rctx, rcancel := context.WithTimeout(ctx, s.cfg.ReplyTimeout)
 	defer rcancel()
-	reply, err := sub.NextMsgWithContext(rctx)
-	if err != nil {
+	var reply *nats.Msg
+	select {
+	case reply = <-replies:
+	case <-rctx.Done():
 		return s.outcome(ctx, cmd.ID)
 	}
 	var res engine.Result
