@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -48,7 +47,7 @@ type BenchReport struct {
 	RSSMiB      []float64 `json:"rss_mib"`
 	DBBytes     int64     `json:"db_bytes"`
 	StreamBytes uint64    `json:"stream_bytes"` // the events stream
-	// The ceiling: the same number of SQLite transactions of the same shape
+	// The ceiling: the same number of SQL transactions (SQLite or PostgreSQL) of the same shape
 	// (an UPDATE and two INSERTs) and twice as many JetStream publish+consume
 	// round trips (event to a worker, command back), as many at once, with
 	// no engine logic; its orders/s is orders ÷ (SQL time + NATS time).
@@ -89,7 +88,7 @@ func benchCommand() *cobra.Command {
 	var orders, concurrency, refundEvery, preload int
 	var payAPI string
 	var asJSON bool
-	var dataDir, cpuProfile, memProfile string
+	var dataDir, cpuProfile, memProfile, natsURL, dbURL string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure orders/s and transition latency of the whole lifecycle against the simulator, beside the raw ceiling of NATS and SQLite",
@@ -116,7 +115,7 @@ func benchCommand() *cobra.Command {
 			}
 			rep, err := runBench(cmd.Context(), benchOptions{Orders: orders, Concurrency: concurrency, PayAPI: payAPI,
 				RefundEvery: refundEvery, DataDir: dataDir, Progress: !asJSON && isTerminal(os.Stderr), Preload: preload,
-				MemProfile: memProfile})
+				MemProfile: memProfile, NATSURL: natsURL, DBURL: dbURL})
 			if err != nil {
 				return err
 			}
@@ -138,12 +137,15 @@ func benchCommand() *cobra.Command {
 	f.StringVar(&dataDir, "data", "", "data folder (default: a temporary one, removed afterwards)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run here")
 	f.StringVar(&memProfile, "memprofile", "", "write a heap profile taken at the end of the run here")
+	f.StringVar(&natsURL, "nats", "", "run against this NATS server (or comma-separated cluster) instead of an embedded one; the ceiling is measured on it too")
+	f.StringVar(&dbURL, "db", "", "run against this database (sqlite:PATH or postgres://…) instead of SQLite in the data folder; the ceiling is measured on it too")
 	return cmd
 }
 
 type benchOptions struct {
 	Orders, Concurrency, RefundEvery, Preload int
 	PayAPI, DataDir, MemProfile               string
+	NATSURL, DBURL                            string // a running NATS and database; empty: embedded NATS, SQLite in DataDir
 	Progress                                  bool
 }
 
@@ -157,7 +159,7 @@ func isTerminal(f *os.File) bool {
 func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := settings{DataDir: o.DataDir, HTTPAddr: "127.0.0.1:0"}
+	s := settings{DataDir: o.DataDir, HTTPAddr: "127.0.0.1:0", DBURL: o.DBURL}
 	if o.Preload > 0 {
 		s.resolve()
 		if err := preloadOrders(ctx, s.DBURL, o.Preload); err != nil {
@@ -165,7 +167,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.001,
+	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, NATSURL: o.NATSURL, SimAddr: "127.0.0.1:0", TimeScale: 0.001,
 		Expiry: time.Second, Reconcile: time.Hour}, log)
 	if err != nil {
 		return nil, err
@@ -229,6 +231,11 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 		return total
 	}
 	callsBefore := calls()
+	// Only this run's events count: a running deployment's database holds others.
+	var eventsBefore int
+	if err := st.Store.DB().GetContext(ctx, &eventsBefore, "SELECT COUNT(*) FROM order_events"); err != nil {
+		return nil, err
+	}
 
 	var bar *mpb.Bar
 	var progress *mpb.Progress
@@ -364,9 +371,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	rssMu.Lock()
 	rep.RSSMiB = rss
 	rssMu.Unlock()
-	if fi, err := os.Stat(filepath.Join(o.DataDir, "wxflow.db")); err == nil {
-		rep.DBBytes = fi.Size()
-	}
+	rep.DBBytes = databaseBytes(ctx, st.Store, s.DBURL)
 	js, _ := jetstream.New(nc)
 	if stream, err := js.Stream(ctx, engine.EventStream); err == nil {
 		if info, err := stream.Info(ctx); err == nil {
@@ -377,6 +382,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	if err := st.Store.DB().GetContext(ctx, &events, "SELECT COUNT(*) FROM order_events"); err != nil {
 		return nil, err
 	}
+	events -= eventsBefore
 	rep.Ceiling.EventsPerOrder = float64(events) / float64(o.Orders)
 	if err := measureCeiling(ctx, rep, st.Store, js, events, o.Concurrency); err != nil {
 		return nil, err
@@ -385,12 +391,21 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	return rep, nil
 }
 
-// measureCeiling runs the parts alone: SQLite transactions of the same shape
+// measureCeiling runs the parts alone: SQL transactions of the same shape
 // as Apply's, and JetStream publish+consume round trips.
 func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, js jetstream.JetStream, events, conc int) error {
 	db := store.DB()
-	db.MustExecContext(ctx, `CREATE TABLE IF NOT EXISTS bench_state (id TEXT PRIMARY KEY, version BIGINT, payload TEXT)`)
-	db.MustExecContext(ctx, `CREATE TABLE IF NOT EXISTS bench_rows (id TEXT PRIMARY KEY, ref TEXT, payload TEXT)`)
+	// Fresh tables, dropped afterwards: a running deployment's database keeps
+	// no trace of the measurement.
+	for _, q := range []string{`DROP TABLE IF EXISTS bench_state`, `DROP TABLE IF EXISTS bench_rows`,
+		`CREATE TABLE bench_state (id TEXT PRIMARY KEY, version BIGINT, payload TEXT)`,
+		`CREATE TABLE bench_rows (id TEXT PRIMARY KEY, ref TEXT, payload TEXT)`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("ceiling, SQL: %w", err)
+		}
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_state`)
+	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_rows`)
 	payload := strings.Repeat("x", 600)
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
@@ -403,11 +418,11 @@ func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, 
 			}
 			defer tx.Rollback()
 			id := fmt.Sprintf("b%d", i%max(1, events/6))
-			if _, err := tx.ExecContext(gctx, `INSERT INTO bench_state (id, version, payload) VALUES (?, 1, ?) ON CONFLICT (id) DO UPDATE SET version = bench_state.version + 1`, id, payload); err != nil {
+			if _, err := tx.ExecContext(gctx, db.Rebind(`INSERT INTO bench_state (id, version, payload) VALUES (?, 1, ?) ON CONFLICT (id) DO UPDATE SET version = bench_state.version + 1`), id, payload); err != nil {
 				return err
 			}
 			for _, kind := range []string{"e", "o"} {
-				if _, err := tx.ExecContext(gctx, `INSERT INTO bench_rows (id, ref, payload) VALUES (?, ?, ?)`, fmt.Sprintf("%s%d", kind, i), id, payload); err != nil {
+				if _, err := tx.ExecContext(gctx, db.Rebind(`INSERT INTO bench_rows (id, ref, payload) VALUES (?, ?, ?)`), fmt.Sprintf("%s%d", kind, i), id, payload); err != nil {
 					return err
 				}
 			}
@@ -420,6 +435,7 @@ func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, 
 	rep.Ceiling.Transactions, rep.Ceiling.SQLSeconds = events, time.Since(start).Seconds()
 
 	trips := 2 * events
+	_ = js.DeleteStream(ctx, "BENCH_CEILING") // left by a run that was stopped
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_CEILING", Subjects: []string{"bench.ceiling"}, Storage: jetstream.FileStorage}); err != nil {
 		return err
 	}
@@ -463,6 +479,24 @@ func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, 
 	return nil
 }
 
+// databaseBytes is the database's size on disk: the SQLite file with its
+// write-ahead log, or PostgreSQL's pg_database_size; 0 when unknown.
+func databaseBytes(ctx context.Context, store *engine.Store, dbURL string) int64 {
+	if strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://") {
+		var n int64
+		_ = store.DB().GetContext(ctx, &n, "SELECT pg_database_size(current_database())")
+		return n
+	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(dbURL, "sqlite:"), "?")
+	var n int64
+	for _, p := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
 // procStatusMiB reads a memory line of /proc/self/status (Linux): VmHWM:
 // is the peak resident memory, VmRSS: the current one.
 func procStatusMiB(field string) float64 {
@@ -494,7 +528,7 @@ func printBench(w io.Writer, r *BenchReport) {
 	}
 	fmt.Fprintf(w, "WeChat calls per order %.2f, peak RSS %.0f MiB, DB %.1f MiB, event stream %.1f MiB\n",
 		r.WeChatCallsPerOrder, r.PeakRSSMiB, float64(r.DBBytes)/(1<<20), float64(r.StreamBytes)/(1<<20))
-	fmt.Fprintf(w, "ceiling: %d SQLite transactions in %.2f s + %d JetStream round trips in %.2f s = %.1f orders/s\n",
+	fmt.Fprintf(w, "ceiling: %d SQL transactions in %.2f s + %d JetStream round trips in %.2f s = %.1f orders/s\n",
 		r.Ceiling.Transactions, r.Ceiling.SQLSeconds, r.Ceiling.RoundTrips, r.Ceiling.NATSSeconds, r.Ceiling.OrdersPerS)
 	fmt.Fprintf(w, "ratio = engine orders/s ÷ ceiling orders/s = %.2f\n", r.Ratio)
 }
@@ -509,6 +543,7 @@ func preloadOrders(ctx context.Context, dsn string, n int) error {
 	defer store.Close()
 	db := store.DB()
 	now := time.Now().UTC()
+	run := strconv.FormatInt(now.Unix()%10_000_000, 10) // ids of this preload, apart from an earlier one's
 	for done := 0; done < n; {
 		tx, err := db.BeginTxx(ctx, nil)
 		if err != nil {
@@ -528,8 +563,8 @@ func preloadOrders(ctx context.Context, dsn string, n int) error {
 			return err
 		}
 		for end := min(done+10000, n); done < end; done++ {
-			id := fmt.Sprintf("o_preload%09d", done)
-			if _, err := ins.ExecContext(ctx, id, fmt.Sprintf("PRE%09d", done), "oPRELOAD", fmt.Sprintf("42%016d", done), now, now, now); err != nil {
+			id := fmt.Sprintf("o_pre%s_%09d", run, done)
+			if _, err := ins.ExecContext(ctx, id, fmt.Sprintf("PRE%s%09d", run, done), "oPRELOAD", fmt.Sprintf("42%s%09d", run, done), now, now, now); err != nil {
 				tx.Rollback()
 				return err
 			}

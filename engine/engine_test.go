@@ -305,16 +305,25 @@ func forEachStore(t *testing.T, f func(t *testing.T, s *engine.Store)) {
 	t.Run("postgres", func(t *testing.T) { f(t, enginetest.OpenPostgres(t)) })
 }
 
+// BenchmarkApply applies one create per transaction, on SQLite and (when
+// it is reachable) PostgreSQL.
 func BenchmarkApply(b *testing.B) {
-	store := enginetest.OpenSQLite(b)
-	_, nc, js := enginetest.StartNATS(b)
-	e, _ := engine.New(engine.Config{}, store, nc, js)
-	ctx := context.Background()
-	b.ResetTimer()
-	for i := range b.N {
-		if res, err := e.Apply(ctx, create(engine.OrderID(fmt.Sprintf("b%d", i)), 100)); err != nil || !res.Applied {
-			b.Fatal(res, err)
-		}
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *engine.Store
+	}{{"sqlite", enginetest.OpenSQLite}, {"postgres", enginetest.OpenPostgres}} {
+		b.Run(tc.name, func(b *testing.B) {
+			store := tc.open(b)
+			_, nc, js := enginetest.StartNATS(b)
+			e, _ := engine.New(engine.Config{}, store, nc, js)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				if res, err := e.Apply(ctx, create(engine.OrderID(fmt.Sprintf("b%d", i)), 100)); err != nil || !res.Applied {
+					b.Fatal(res, err)
+				}
+			}
+		})
 	}
 }
 
