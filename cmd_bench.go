@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -44,7 +45,10 @@ type BenchReport struct {
 	WeChatCallsPerOrder float64 `json:"wechat_calls_per_order"`
 	PeakRSSMiB          float64 `json:"peak_rss_mib"`
 	// RSSMiB samples the resident memory every 10 s of the run: flat means no growth per order.
-	RSSMiB      []float64 `json:"rss_mib"`
+	RSSMiB []float64 `json:"rss_mib"`
+	// HeapMiB samples the Go heap live after the last GC, at the same moments:
+	// RSS keeps pages the runtime has not returned yet; this does not.
+	HeapMiB     []float64 `json:"heap_mib"`
 	DBBytes     int64     `json:"db_bytes"`
 	StreamBytes uint64    `json:"stream_bytes"` // the events stream
 	// The ceiling: the same number of SQL transactions (SQLite or PostgreSQL) of the same shape
@@ -168,7 +172,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, NATSURL: o.NATSURL, SimAddr: "127.0.0.1:0", TimeScale: 0.001,
-		Expiry: time.Second, Reconcile: time.Hour}, log)
+		Expiry: time.Second, Reconcile: time.Hour, SimRetain: 10_000}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +273,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 		}
 	}
 	var rssMu sync.Mutex
-	var rss []float64
+	var rss, heap []float64
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
 	go func() {
@@ -282,6 +286,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 			case <-t.C:
 				rssMu.Lock()
 				rss = append(rss, procStatusMiB("VmRSS:"))
+				heap = append(heap, heapLiveMiB())
 				rssMu.Unlock()
 			}
 		}
@@ -369,7 +374,7 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	rep.WeChatCallsPerOrder = (calls() - callsBefore) / float64(o.Orders)
 	rep.PeakRSSMiB = procStatusMiB("VmHWM:")
 	rssMu.Lock()
-	rep.RSSMiB = rss
+	rep.RSSMiB, rep.HeapMiB = rss, heap
 	rssMu.Unlock()
 	rep.DBBytes = databaseBytes(ctx, st.Store, s.DBURL)
 	js, _ := jetstream.New(nc)
@@ -497,6 +502,16 @@ func databaseBytes(ctx context.Context, store *engine.Store, dbURL string) int64
 	return n
 }
 
+// heapLiveMiB is the Go heap marked live by the last garbage collection.
+func heapLiveMiB() float64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return float64(sample[0].Value.Uint64()) / (1 << 20)
+}
+
 // procStatusMiB reads a memory line of /proc/self/status (Linux): VmHWM:
 // is the peak resident memory, VmRSS: the current one.
 func procStatusMiB(field string) float64 {
@@ -528,6 +543,10 @@ func printBench(w io.Writer, r *BenchReport) {
 	}
 	fmt.Fprintf(w, "WeChat calls per order %.2f, peak RSS %.0f MiB, DB %.1f MiB, event stream %.1f MiB\n",
 		r.WeChatCallsPerOrder, r.PeakRSSMiB, float64(r.DBBytes)/(1<<20), float64(r.StreamBytes)/(1<<20))
+	if n := len(r.HeapMiB); n > 0 {
+		fmt.Fprintf(w, "memory every 10 s: RSS %.0f → %.0f MiB, Go heap live %.0f → %.0f MiB (%d samples)\n",
+			r.RSSMiB[0], r.RSSMiB[n-1], r.HeapMiB[0], r.HeapMiB[n-1], n)
+	}
 	fmt.Fprintf(w, "ceiling: %d SQL transactions in %.2f s + %d JetStream round trips in %.2f s = %.1f orders/s\n",
 		r.Ceiling.Transactions, r.Ceiling.SQLSeconds, r.Ceiling.RoundTrips, r.Ceiling.NATSSeconds, r.Ceiling.OrdersPerS)
 	fmt.Fprintf(w, "ratio = engine orders/s ÷ ceiling orders/s = %.2f\n", r.Ratio)

@@ -36,6 +36,7 @@ type devOptions struct {
 	Concurrency int           // the demo's concurrent shops
 	MaxDeliver  int           // deliveries of an event before a worker dead-letters it
 	Faults      sim.Faults
+	SimRetain   int // orders the simulator remembers (0: all); bench bounds it so its memory stays flat
 }
 
 // devStack is everything of `wxflow dev`, running in one process.
@@ -80,7 +81,8 @@ func startDev(ctx context.Context, s *settings, o devOptions, log *slog.Logger) 
 
 	// The simulator, with its keys in <data>/sim: the merchant wxflow uses.
 	s.MerchantDir = filepath.Join(s.DataDir, "sim")
-	simulator, err := sim.New(sim.Config{KeysDir: s.MerchantDir, TimeScale: o.TimeScale, Faults: o.Faults, Logger: log.With("component", "sim")})
+	simulator, err := sim.New(sim.Config{KeysDir: s.MerchantDir, TimeScale: o.TimeScale, Faults: o.Faults, Logger: log.With("component", "sim"),
+		Retain: o.SimRetain})
 	if err != nil {
 		return fail(err)
 	}

@@ -107,6 +107,7 @@ func (s *Sim) settleRefund(outRefundNo string) {
 	}
 	rf.Status = "SUCCESS"
 	o := s.orders[rf.OutTradeNo]
+	o.refunding--
 	s.log.Info("refund settled", "out_refund_no", rf.OutRefundNo)
 	if rf.NotifyURL == "" {
 		return
@@ -140,6 +141,7 @@ func (s *Sim) settleRefund(outRefundNo string) {
 func (s *Sim) queue(kind, url, key string, body []byte, header map[string]string) {
 	d := &delivery{ID: strconv.Itoa(s.nextID()), Kind: kind, URL: url, Key: key, body: body, header: header}
 	s.deliveries = append(s.deliveries, d)
+	s.remember("", "")
 	f := s.faults
 	if s.dice.hit(f.DropNotifyRate) {
 		d.Dropped = true

@@ -155,6 +155,7 @@ func (s *Sim) newOrder(o *order) (*order, string, string) {
 	o.PrepayID = fmt.Sprintf("wx%s%010d", o.CreatedAt.Format("20060102150405"), s.nextID())
 	s.orders[o.OutTradeNo] = o
 	s.byPrepay[o.PrepayID] = o
+	s.remember(o.OutTradeNo, "")
 	return o, "", ""
 }
 
@@ -249,9 +250,11 @@ func (s *Sim) newRefund(rf *refund, totalFen int64) (*refund, string, string) {
 	}
 	o.RefundedFen += rf.RefundFen
 	o.State = stateRefund
+	o.refunding++
 	rf.Status, rf.CreatedAt = "PROCESSING", s.now()
 	rf.RefundID = fmt.Sprintf("5030%016d", s.nextID())
 	s.refunds[rf.OutRefundNo] = rf
+	s.remember("", rf.OutRefundNo)
 	s.later(s.cfg.RefundDelay, func(context.Context) { s.settleRefund(rf.OutRefundNo) })
 	return rf, "", ""
 }

@@ -49,6 +49,10 @@ type Config struct {
 	NotifyClient *http.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Retain, when positive, bounds the orders, refunds and notifications the
+	// simulator remembers: the oldest settled ones are forgotten past it (and
+	// /sim/state no longer shows them). For long benchmarks; 0 keeps all.
+	Retain int
 }
 
 // Sim is a running simulated WeChat; it is an http.Handler.
@@ -67,6 +71,8 @@ type Sim struct {
 	byPrepay    map[string]*order
 	refunds     map[string]*refund
 	deliveries  []*delivery
+	orderLog    []string         // out_trade_nos in creation order, with Retain
+	refundLog   []string         // out_refund_nos in creation order, with Retain
 	codes       map[string]*code // OAuth and wx.login codes
 	openids     map[string]bool  // issued, for Strict
 	tokens      map[string]token // access tokens

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -525,5 +526,43 @@ func TestClientCertificateSerials(t *testing.T) {
 		if strings.HasPrefix(w.sim.Keys().Merchant.SerialNo, "0") {
 			return
 		}
+	}
+}
+
+// TestRetain: with Config.Retain the simulator forgets its oldest settled
+// orders and delivered notifications, and never an unpaid order.
+func TestRetain(t *testing.T) {
+	w := newWorld(t, sim.Config{Retain: 10})
+	ctx := context.Background()
+	prepay := func(no string) string {
+		id, err := w.v3.PrepayJSAPI(ctx, v3.PrepayRequest{Description: "d", OutTradeNo: no, TotalFen: 1, OpenID: "o", NotifyURL: w.shop.URL + "/v3/pay"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	for i := range 3 {
+		prepay(fmt.Sprintf("UNPAID-%d", i))
+	}
+	for i := range 30 {
+		no := fmt.Sprintf("PAID-%d", i)
+		w.pay(t, prepay(no))
+		w.waitFor(t, "v3-pay "+no+":SUCCESS")
+	}
+	st := w.sim.Snapshot()
+	if len(st.Orders) > 11 || len(st.Notifications) > 11 {
+		t.Fatalf("%d orders and %d notifications remembered, want at most 11 of each", len(st.Orders), len(st.Notifications))
+	}
+	unpaid := 0
+	for _, o := range st.Orders {
+		if strings.HasPrefix(o.OutTradeNo, "UNPAID-") {
+			unpaid++
+		}
+	}
+	if unpaid != 3 {
+		t.Fatalf("%d unpaid orders remembered, want all 3", unpaid)
+	}
+	if tx, err := w.v3.QueryByOutTradeNo(ctx, "PAID-29"); err != nil || tx.TradeState != "SUCCESS" {
+		t.Fatalf("the newest order: %+v %v", tx, err)
 	}
 }

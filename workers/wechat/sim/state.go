@@ -29,6 +29,7 @@ type order struct {
 	PaidAt        time.Time `json:"paid_at,omitzero"`
 	RefundedFen   int64     `json:"refunded_fen"`
 	CreatedAt     time.Time `json:"created_at"`
+	refunding     int       // refunds of it still PROCESSING
 }
 
 // refund is one refund, keyed by out_refund_no.
