@@ -84,8 +84,8 @@ func (h *harness) prepaid(t *testing.T, amount int64, api string) engine.Order {
 		t.Fatalf("create: %d", status)
 	}
 	ctx := context.Background()
+	// Created with an openid, the order is authorized already.
 	for _, c := range []engine.Command{
-		{ID: "a:" + string(o.ID), Verb: engine.VerbAuthorize, OrderID: o.ID, Authorize: &engine.Authorize{OpenID: "o1"}},
 		{ID: "p:" + string(o.ID), Verb: engine.VerbPrepaid, OrderID: o.ID, Prepaid: &engine.PrepaidInfo{PrepayID: "wx1"}},
 	} {
 		if res, err := h.eng.Apply(ctx, c); err != nil || !res.Applied {

@@ -74,7 +74,6 @@ func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
 		{ID: "create:" + string(id), Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
 			Create: &engine.CreateOrder{Merchant: m.Name, OutTradeNo: "FUZZ-REFUND-0001", Description: "d", AmountFen: paidFen,
 				PayAPI: engine.PayV3, Client: engine.ClientJSAPI, OpenID: "o1", RequestHash: "h"}},
-		{ID: "a:" + string(id), Verb: engine.VerbAuthorize, OrderID: id, Authorize: &engine.Authorize{OpenID: "o1"}},
 		{ID: "p:" + string(id), Verb: engine.VerbPrepaid, OrderID: id, Prepaid: &engine.PrepaidInfo{PrepayID: "wx1"}},
 		{ID: "s:" + string(id), Verb: engine.VerbSigned, OrderID: id, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(`{"paySign":"x"}`)}},
 		{ID: "n:" + string(id), Verb: engine.VerbNotify, OrderID: id,

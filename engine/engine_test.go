@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func newEngine(t *testing.T, store *engine.Store) (*engine.Engine, *nats.Conn, j
 func create(id engine.OrderID, amount int64) engine.Command {
 	return engine.Command{ID: "create:" + string(id), Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
 		Create: &engine.CreateOrder{Merchant: "m", OutTradeNo: "OTN-" + string(id), Description: "d", AmountFen: amount,
-			PayAPI: engine.PayV2, Client: engine.ClientJSAPI, OpenID: "o1", RequestHash: "h-" + string(id)}}
+			PayAPI: engine.PayV2, Client: engine.ClientJSAPI, OAuthCode: "code-" + string(id), RequestHash: "h-" + string(id)}}
 }
 
 func cmd(verb engine.Verb, id engine.OrderID, n int) engine.Command {
@@ -462,6 +463,40 @@ func testApplyBatch(t *testing.T, store *engine.Store) {
 	for id, st := range map[engine.OrderID]engine.State{"b1": engine.Authorized, "b2": engine.Created} {
 		if o, err := store.Order(ctx, id); err != nil || o.State != st {
 			t.Errorf("order %s: %+v %v, want %s", id, o.State, err, st)
+		}
+	}
+}
+
+// TestCreateWithOpenIDIsAuthorized: an order whose payer the shop names is
+// created and authorized in one transaction, two events in order; an order
+// with a code waits for the authorize worker.
+func TestCreateWithOpenIDIsAuthorized(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	e, _, _ := newEngine(t, store)
+	ctx := context.Background()
+	withOpenID := create("k1", 100)
+	withOpenID.Create.OAuthCode, withOpenID.Create.OpenID = "", "oPAYER"
+	for _, tc := range []struct {
+		cmd    engine.Command
+		state  engine.State
+		events []engine.EventType
+	}{
+		{withOpenID, engine.Authorized, []engine.EventType{engine.EventCreated, engine.EventAuthorized}},
+		{create("k2", 100), engine.Created, []engine.EventType{engine.EventCreated}},
+	} {
+		res, err := e.Apply(ctx, tc.cmd)
+		if err != nil || !res.Applied || res.Order.State != tc.state {
+			t.Fatalf("%s: %+v %v, want applied in %s", tc.cmd.OrderID, res, err, tc.state)
+		}
+		var got []engine.EventType
+		for i, ev := range res.Events {
+			got = append(got, ev.Type)
+			if ev.Seq != int64(i+1) {
+				t.Errorf("%s: event %s has seq %d, want %d", tc.cmd.OrderID, ev.Type, ev.Seq, i+1)
+			}
+		}
+		if !slices.Equal(got, tc.events) {
+			t.Errorf("%s: events %v, want %v", tc.cmd.OrderID, got, tc.events)
 		}
 	}
 }

@@ -49,6 +49,9 @@ func (Authorize) Event() engine.EventType { return engine.EventCreated }
 // the shop must start OAuth again.
 func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
+	if o.State != engine.Created {
+		return nil, nil // created with an openid: the engine authorized it at once
+	}
 	openid := o.OpenID
 	if openid == "" && w.Codes != nil {
 		e, err := w.Codes.Get(ctx, string(o.ID))
