@@ -66,6 +66,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: open store: %w", err)
 	}
+	// Keep every connection open: database/sql keeps only two idle by default,
+	// so a burst closed the others and the next one paid for a new connection
+	// (a PostgreSQL backend, or an SQLite handle with its pragmas) and lost
+	// its cache of prepared statements.
+	s.db.SetMaxIdleConns(s.db.Stats().MaxOpenConnections)
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("engine: open store: %w", err)
