@@ -37,6 +37,10 @@ type settings struct {
 	AdminToken    string        // WXFLOW_ADMIN_TOKEN: the admin page's and API's bearer token
 	MetricsAddr   string        // WXFLOW_METRICS_ADDR: where engine and worker processes serve /metrics
 	StuckAfter    string        // WXFLOW_STUCK_AFTER: per-state deadlines, e.g. "created=1m,refunding=30m"
+	// EventRetention (WXFLOW_EVENT_RETENTION) is how long the event stream
+	// keeps events. The database keeps the history for good; the stream's
+	// copy costs the NATS server memory for every order's subjects.
+	EventRetention time.Duration
 }
 
 // WeChat's real hosts, used when WXFLOW_WECHAT_URL is not set.
@@ -62,6 +66,7 @@ func (s *settings) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.LogLevel, "log-level", env("WXFLOW_LOG_LEVEL", "info"), "log level (env WXFLOW_LOG_LEVEL)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", env("WXFLOW_METRICS_ADDR", ""), "engine and worker processes: serve /metrics here (env WXFLOW_METRICS_ADDR; the API serves its own)")
 	fs.StringVar(&s.StuckAfter, "stuck-after", env("WXFLOW_STUCK_AFTER", ""), `per-state deadlines past which an order is stuck, e.g. "created=1m,prepaid=2m,refunding=30m" (env WXFLOW_STUCK_AFTER)`)
+	fs.DurationVar(&s.EventRetention, "event-retention", envDuration("WXFLOW_EVENT_RETENTION", 30*24*time.Hour), "how long the event stream keeps events; the NATS server holds every order's subjects that long (env WXFLOW_EVENT_RETENTION)")
 	s.AdminToken = os.Getenv("WXFLOW_ADMIN_TOKEN") // never a flag: it would show in ps
 }
 

@@ -54,7 +54,7 @@ func connectNATS(ctx context.Context, s *settings, name string, log *slog.Logger
 		// Each try has its own deadline: a cluster without a JetStream leader
 		// yet may leave a request unanswered rather than refuse it.
 		actx, acancel := context.WithTimeout(pctx, 5*time.Second)
-		err := engine.Provision(actx, js, engine.StreamsConfig{Replicas: s.Replicas})
+		err := engine.Provision(actx, js, engine.StreamsConfig{Replicas: s.Replicas, EventMaxAge: s.EventRetention})
 		acancel()
 		if err == nil {
 			return nc, js, nil
