@@ -68,7 +68,8 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) e
 		{Name: CommandStream, Subjects: []string{CommandSubjectPrefix + ">"}, Retention: jetstream.WorkQueuePolicy,
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow},
 		{Name: EventStream, Subjects: []string{EventSubjectPrefix + ">"}, Retention: jetstream.LimitsPolicy,
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow, MaxAge: cfg.EventMaxAge},
+			// NATS refuses a duplicate window longer than the stream keeps messages.
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: min(cfg.DuplicateWindow, cfg.EventMaxAge), MaxAge: cfg.EventMaxAge},
 		{Name: DeadStream, Subjects: []string{DeadLetterPrefix + ">"}, Retention: jetstream.LimitsPolicy,
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow},
 		{Name: CallStream, Subjects: []string{CallSubjectPrefix + ">"}, Retention: jetstream.LimitsPolicy,

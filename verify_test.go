@@ -1,0 +1,51 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/engine/enginetest"
+)
+
+// TestVerifyStreamAfterRetention: events that aged out of the event stream
+// (WXFLOW_EVENT_RETENTION) are not reported missing; one the stream should
+// still hold is.
+func TestVerifyStreamAfterRetention(t *testing.T) {
+	ns, nc, js := enginetest.StartNATS(t)
+	ctx := t.Context()
+	if err := engine.Provision(ctx, js, engine.StreamsConfig{EventMaxAge: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	store := enginetest.OpenSQLite(t)
+	e, err := engine.New(engine.Config{}, store, nc, js) // no relay running: the test says what was sent
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := func(id string, at time.Time) {
+		t.Helper()
+		res, err := e.Apply(ctx, engine.Command{ID: "create:" + id, Verb: engine.VerbCreate, OrderID: engine.OrderID(id), Actor: "shop",
+			Create: &engine.CreateOrder{Merchant: "m", OutTradeNo: id, Description: "d", AmountFen: 1, PayAPI: engine.PayV2,
+				Client: engine.ClientJSAPI, OAuthCode: "code", RequestHash: id}})
+		if err != nil || len(res.Events) != 1 {
+			t.Fatalf("create %s: %+v %v", id, res, err)
+		}
+		db := store.DB()
+		db.MustExecContext(ctx, db.Rebind("UPDATE outbox SET sent_at = ? WHERE event_id = ?"), at.UTC(), res.Events[0].ID)
+	}
+	// Aged out: published an hour ago, gone from the stream.
+	sent("o_old", time.Now().Add(-time.Hour))
+	// The stream's oldest message is from now; an event sent after it but
+	// absent from the stream is a breach.
+	if _, err := js.Publish(ctx, "wxflow.evt.created.o_x", []byte(`{"id":"evt_x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	sent("o_lost", time.Now().Add(2*time.Minute))
+	breaches, err := verifyStream(ctx, &settings{NATSURL: ns.ClientURL()}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(breaches) != 1 || breaches[0].OrderID != "o_lost" || breaches[0].Rule != "event_missing_from_stream" {
+		t.Fatalf("breaches = %+v, want o_lost's event missing (and o_old's aged out)", breaches)
+	}
+}
