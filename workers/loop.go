@@ -182,7 +182,7 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 	start := time.Now()
 	cmd, err := h.Handle(cctx, ev)
 	cancel()
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && (cmd != nil || err != nil) { // nothing done, nothing to record
 		dead := err != nil && wechat.IsRetryable(err) && int(meta.NumDelivered) >= cfg.MaxDeliver
 		outcome, code, msg := outcomeOf(err, dead)
 		recordCall(js, ev.OrderID, CallRecord{At: start.UTC(), Worker: h.Name(), Event: ev.Type, Delivery: meta.NumDelivered,
