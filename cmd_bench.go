@@ -112,7 +112,8 @@ func (h *histogram) percentiles() Percentiles {
 		var seen uint64
 		for i, c := range h.counts {
 			if seen += c; seen >= rank {
-				return min(math.Pow(histogramGrowth, float64(i+1))/1000, maxMS)
+				us := min(math.Pow(histogramGrowth, float64(i+1)), float64(h.max.Microseconds()))
+				return math.Round(us) / 1000
 			}
 		}
 		return maxMS
