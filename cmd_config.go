@@ -41,6 +41,9 @@ type settings struct {
 	// keeps events. The database keeps the history for good; the stream's
 	// copy costs the NATS server memory for every order's subjects.
 	EventRetention time.Duration
+	// WorkerLanes (WXFLOW_WORKER_LANES) is how many events each worker of a
+	// process handles at once: calls to WeChat wait on the network.
+	WorkerLanes int
 }
 
 // WeChat's real hosts, used when WXFLOW_WECHAT_URL is not set.
@@ -67,6 +70,7 @@ func (s *settings) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", env("WXFLOW_METRICS_ADDR", ""), "engine and worker processes: serve /metrics here (env WXFLOW_METRICS_ADDR; the API serves its own)")
 	fs.StringVar(&s.StuckAfter, "stuck-after", env("WXFLOW_STUCK_AFTER", ""), `per-state deadlines past which an order is stuck, e.g. "created=1m,prepaid=2m,refunding=30m" (env WXFLOW_STUCK_AFTER)`)
 	fs.DurationVar(&s.EventRetention, "event-retention", envDuration("WXFLOW_EVENT_RETENTION", 30*24*time.Hour), "how long the event stream keeps events; the NATS server holds every order's subjects that long (env WXFLOW_EVENT_RETENTION)")
+	fs.IntVar(&s.WorkerLanes, "worker-lanes", envInt("WXFLOW_WORKER_LANES", 16), "worker processes: events each worker handles at once, one order's always in order (env WXFLOW_WORKER_LANES)")
 	s.AdminToken = os.Getenv("WXFLOW_ADMIN_TOKEN") // never a flag: it would show in ps
 }
 

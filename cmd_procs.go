@@ -208,7 +208,7 @@ func workerCommand() *cobra.Command {
 				r := &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: nc, JS: js, Logger: log}
 				g.Go(func() error { return r.Run(ctx) })
 			}
-			g.Go(func() error { return runWorkers(ctx, js, run, log) })
+			g.Go(func() error { return runWorkers(ctx, js, run, s.WorkerLanes, log) })
 			return g.Wait()
 		},
 	}
@@ -216,11 +216,11 @@ func workerCommand() *cobra.Command {
 	return cmd
 }
 
-func runWorkers(ctx context.Context, js jetstream.JetStream, hs []workers.Handler, log *slog.Logger) error {
+func runWorkers(ctx context.Context, js jetstream.JetStream, hs []workers.Handler, lanes int, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, h := range hs {
-		log.Info("worker running", "worker", h.Name())
-		g.Go(func() error { return workers.Run(ctx, js, h, workers.LoopConfig{Logger: log}) })
+		log.Info("worker running", "worker", h.Name(), "lanes", lanes)
+		g.Go(func() error { return workers.Run(ctx, js, h, workers.LoopConfig{Logger: log, Concurrency: lanes}) })
 	}
 	return g.Wait()
 }
