@@ -123,9 +123,8 @@ func (s *Store) writerTurn(ctx context.Context) (done func(), err error) {
 // sqliteDSN is the driver's DSN for "PATH[?options]": WAL, a 10 s busy
 // timeout, immediate write transactions, foreign keys, and a cache of
 // prepared statements per connection (preparing took a fifth of the
-// intake's time: wxflow runs the same few dozen queries over and over);
-// options given in the
-// URL (e.g. "?_busy_timeout=200") win over these defaults.
+// intake's time: wxflow runs the same few dozen queries over and over).
+// Options given in the URL (e.g. "?_busy_timeout=200") win over these.
 func sqliteDSN(pathAndQuery string) string {
 	path, query, _ := strings.Cut(pathAndQuery, "?")
 	q, _ := url.ParseQuery(query)

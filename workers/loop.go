@@ -132,8 +132,8 @@ func Run(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConfig)
 	case <-cc.Closed():
 	case <-time.After(10 * time.Second):
 	}
-	// What is still queued in a lane sees the cancelled context and is nak'ed
-	// by handle; what a lane never took is redelivered after AckWait.
+	// Deliveries still queued in a lane are nak'ed at once, so that another
+	// instance takes them without waiting for AckWait.
 	for _, lane := range lanes {
 	drain:
 		for {
