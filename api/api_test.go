@@ -195,22 +195,27 @@ func TestV2PaymentNotification(t *testing.T) {
 		name        string
 		body        []byte
 		contentType string
+		why         api.Refusal
 	}{
-		{"forged sign", bytes.Replace(h.v2Notification(o, 1000, nil), []byte("<sign><![CDATA["), []byte("<sign><![CDATA[0"), 1), "text/xml"},
-		{"changed amount", bytes.Replace(h.v2Notification(o, 1000, nil), []byte("<total_fee><![CDATA[1000]]>"), []byte("<total_fee><![CDATA[1]]>"), 1), "text/xml"},
-		{"another appid", h.v2Notification(o, 1000, func(p map[string]string) { p["appid"] = "wxother" }), "text/xml"},
-		{"another mch_id", h.v2Notification(o, 1000, func(p map[string]string) { p["mch_id"] = "1" }), "text/xml"},
-		{"unknown order", h.v2Notification(o, 1000, func(p map[string]string) { p["out_trade_no"] = "NOPE-1234" }), "text/xml"},
-		{"DOCTYPE", append([]byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>`), h.v2Notification(o, 1000, nil)...), "text/xml"},
-		{"huge body", bytes.Repeat([]byte("<xml>"), 20000), "text/xml"},
-		{"JSON", []byte(`{"return_code":"SUCCESS"}`), "application/json"},
+		{"forged sign", bytes.Replace(h.v2Notification(o, 1000, nil), []byte("<sign><![CDATA["), []byte("<sign><![CDATA[0"), 1), "text/xml", api.RefusedSignature},
+		{"changed amount", bytes.Replace(h.v2Notification(o, 1000, nil), []byte("<total_fee><![CDATA[1000]]>"), []byte("<total_fee><![CDATA[1]]>"), 1), "text/xml", api.RefusedSignature},
+		{"another appid", h.v2Notification(o, 1000, func(p map[string]string) { p["appid"] = "wxother" }), "text/xml", api.RefusedForeign},
+		{"another mch_id", h.v2Notification(o, 1000, func(p map[string]string) { p["mch_id"] = "1" }), "text/xml", api.RefusedForeign},
+		{"unknown order", h.v2Notification(o, 1000, func(p map[string]string) { p["out_trade_no"] = "NOPE-1234" }), "text/xml", api.RefusedUnknownOrder},
+		{"DOCTYPE", append([]byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>`), h.v2Notification(o, 1000, nil)...), "text/xml", api.RefusedMalformed},
+		{"huge body", bytes.Repeat([]byte("<xml>"), 20000), "text/xml", api.RefusedRequest},
+		{"JSON", []byte(`{"return_code":"SUCCESS"}`), "application/json", api.RefusedRequest},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
+			before := h.srv.Counters.NotificationsRefused[tc.why].Load()
 			status, out := h.do(t, http.MethodPost, path, tc.contentType, tc.body)
 			p, _ := v2.ParseXML(out)
 			if status != http.StatusOK || p["return_code"] != "FAIL" {
 				t.Errorf("answered %d %s, want a FAIL reply", status, out)
+			}
+			if n := h.srv.Counters.NotificationsRefused[tc.why].Load(); n != before+1 {
+				t.Errorf("refused as %s %d times, want once", tc.why, n-before)
 			}
 		})
 	}
@@ -300,6 +305,11 @@ func TestV3PaymentNotification(t *testing.T) {
 	}
 	if got := h.state(t, o.ID); got.State != engine.Prepaid {
 		t.Fatalf("refused notifications changed the order: %s", got.State)
+	}
+	// Tampered and unknown-serial ones do not verify; the stale one does, too late.
+	refused := &h.srv.Counters.NotificationsRefused
+	if sig, st := refused[api.RefusedSignature].Load(), refused[api.RefusedStale].Load(); sig != 2 || st != 1 {
+		t.Errorf("refused: %d for the signature, %d stale; want 2 and 1", sig, st)
 	}
 	mismatch, mhdr := notification(499, time.Now())
 	if s := post(mismatch, mhdr); s != http.StatusNoContent {

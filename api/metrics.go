@@ -115,6 +115,7 @@ var (
 	stuckDesc    = prometheus.NewDesc("wxflow_stuck_orders", "Orders stuck, by state.", []string{"state"}, nil)
 	lagDesc      = prometheus.NewDesc("wxflow_consumer_pending", "Messages not yet delivered or not yet acked, by stream and consumer.", []string{"stream", "consumer"}, nil)
 	notifiedDesc = prometheus.NewDesc("wxflow_notifications_total", "WeChat notifications, by result.", []string{"result"}, nil)
+	refusedDesc  = prometheus.NewDesc("wxflow_notifications_refused_total", "Notifications refused, by reason: signature and foreign ones are forged or tampered.", []string{"reason"}, nil)
 )
 
 type deploymentCollector struct {
@@ -128,6 +129,7 @@ func (c *deploymentCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- stuckDesc
 	ch <- lagDesc
 	ch <- notifiedDesc
+	ch <- refusedDesc
 }
 
 func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
@@ -164,5 +166,8 @@ func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.srv != nil {
 		ch <- prometheus.MustNewConstMetric(notifiedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsAccepted.Load()), "accepted")
 		ch <- prometheus.MustNewConstMetric(notifiedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsRejected.Load()), "rejected")
+		for why := range refusalKinds {
+			ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsRefused[why].Load()), why.String())
+		}
 	}
 }

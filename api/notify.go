@@ -31,10 +31,49 @@ func (s *Server) readNotification(r *http.Request, wantType string) ([]byte, err
 	return body, nil
 }
 
+// Refusal is why a notification was refused, the reason label of
+// wxflow_notifications_refused_total: an operator must tell forged
+// notifications (signature, foreign) from merely broken ones.
+type Refusal int
+
+// The reasons a notification is refused.
+const (
+	RefusedRequest      Refusal = iota // another merchant's path, wrong content type, too large
+	RefusedMalformed                   // not a notification wxflow can read
+	RefusedSignature                   // the signature does not verify: forged or tampered
+	RefusedStale                       // v3: a timestamp outside the allowed window (a replay)
+	RefusedDecrypt                     // v3 resource or v2 req_info that does not decrypt
+	RefusedForeign                     // another appid or mch_id
+	RefusedUnknownOrder                // genuine, about an out_trade_no wxflow does not know
+	refusalKinds
+)
+
+// String is the metric label.
+func (r Refusal) String() string {
+	switch r {
+	case RefusedRequest:
+		return "request"
+	case RefusedMalformed:
+		return "malformed"
+	case RefusedSignature:
+		return "signature"
+	case RefusedStale:
+		return "stale"
+	case RefusedDecrypt:
+		return "decrypt"
+	case RefusedForeign:
+		return "foreign"
+	case RefusedUnknownOrder:
+		return "unknown_order"
+	}
+	return "other"
+}
+
 // refuse answers a notification that changes nothing, and counts it.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, v3style bool, reason string) {
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, v3style bool, why Refusal, reason string) {
 	s.Counters.NotificationsRejected.Add(1)
-	s.log.Warn("notification refused", "path", r.URL.Path, "reason", reason, "trace_id", traceID(r.Context()))
+	s.Counters.NotificationsRefused[why].Add(1)
+	s.log.Warn("notification refused", "path", r.URL.Path, "why", why.String(), "reason", reason, "trace_id", traceID(r.Context()))
 	if v3style {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"code": "FAIL", "message": reason})
 		return
@@ -42,6 +81,13 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, v3style bool, re
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(v2.NotifyReply(false, reason))
+}
+
+// refuseParsed refuses a notification its parser rejected, for the reason
+// the parser's sentinel error gives.
+func (s *Server) refuseParsed(w http.ResponseWriter, r *http.Request, v3style bool, err error) {
+	why, reason := refusalOf(err)
+	s.refuse(w, r, v3style, why, reason)
 }
 
 // accept publishes the command and answers WeChat success only after the
@@ -74,12 +120,12 @@ func (s *Server) orderFor(ctx context.Context, outTradeNo string) (engine.Order,
 func (s *Server) notifyV2Pay(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readNotification(r, "xml")
 	if err != nil {
-		s.refuse(w, r, false, err.Error())
+		s.refuse(w, r, false, RefusedRequest, err.Error())
 		return
 	}
 	n, err := s.cfg.V2.ParseNotify(body)
 	if err != nil {
-		s.refuse(w, r, false, reasonOf(err))
+		s.refuseParsed(w, r, false, err)
 		return
 	}
 	s.payment(w, r, false, n.OutTradeNo, n.Paid, engine.Payment{TransactionID: n.TransactionID, AmountFen: n.TotalFen,
@@ -89,12 +135,12 @@ func (s *Server) notifyV2Pay(w http.ResponseWriter, r *http.Request) {
 func (s *Server) notifyV3Pay(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readNotification(r, "json")
 	if err != nil {
-		s.refuse(w, r, true, err.Error())
+		s.refuse(w, r, true, RefusedRequest, err.Error())
 		return
 	}
 	t, err := s.cfg.V3.ParsePaymentNotify(r.Header, body)
 	if err != nil {
-		s.refuse(w, r, true, reasonOf(err))
+		s.refuseParsed(w, r, true, err)
 		return
 	}
 	s.payment(w, r, true, t.OutTradeNo, t.TradeState == "SUCCESS", engine.Payment{TransactionID: t.TransactionID,
@@ -105,7 +151,7 @@ func (s *Server) notifyV3Pay(w http.ResponseWriter, r *http.Request) {
 func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, outTradeNo string, paid bool, p engine.Payment) {
 	o, err := s.orderFor(r.Context(), outTradeNo)
 	if err != nil {
-		s.refuse(w, r, v3style, "unknown out_trade_no")
+		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
 		return
 	}
 	if !paid {
@@ -121,12 +167,12 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, o
 func (s *Server) notifyV2Refund(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readNotification(r, "xml")
 	if err != nil {
-		s.refuse(w, r, false, err.Error())
+		s.refuse(w, r, false, RefusedRequest, err.Error())
 		return
 	}
 	n, err := s.cfg.V2.ParseRefundNotify(body)
 	if err != nil {
-		s.refuse(w, r, false, reasonOf(err))
+		s.refuseParsed(w, r, false, err)
 		return
 	}
 	s.refundResult(w, r, false, n.OutTradeNo, n.OutRefundNo, n.RefundID, n.Status)
@@ -135,12 +181,12 @@ func (s *Server) notifyV2Refund(w http.ResponseWriter, r *http.Request) {
 func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readNotification(r, "json")
 	if err != nil {
-		s.refuse(w, r, true, err.Error())
+		s.refuse(w, r, true, RefusedRequest, err.Error())
 		return
 	}
 	n, err := s.cfg.V3.ParseRefundNotify(r.Header, body)
 	if err != nil {
-		s.refuse(w, r, true, reasonOf(err))
+		s.refuseParsed(w, r, true, err)
 		return
 	}
 	s.refundResult(w, r, true, n.OutTradeNo, n.OutRefundNo, n.RefundID, n.RefundStatus)
@@ -151,7 +197,7 @@ func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
 func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bool, outTradeNo, outRefundNo, refundID, status string) {
 	o, err := s.orderFor(r.Context(), outTradeNo)
 	if err != nil {
-		s.refuse(w, r, v3style, "unknown out_trade_no")
+		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
 		return
 	}
 	var cmd engine.Command
@@ -167,17 +213,17 @@ func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bo
 	s.accept(w, r, v3style, cmd)
 }
 
-// reasonOf names a refusal without echoing the message's content.
-func reasonOf(err error) string {
+// refusalOf names a refusal without echoing the message's content.
+func refusalOf(err error) (Refusal, string) {
 	switch {
 	case errors.Is(err, wechat.ErrSignature):
-		return "signature verification failed"
+		return RefusedSignature, "signature verification failed"
 	case errors.Is(err, wechat.ErrStale):
-		return "timestamp outside the allowed window"
+		return RefusedStale, "timestamp outside the allowed window"
 	case errors.Is(err, wechat.ErrDecrypt):
-		return "decryption failed"
+		return RefusedDecrypt, "decryption failed"
 	case errors.Is(err, wechat.ErrForeign):
-		return "another appid or merchant"
+		return RefusedForeign, "another appid or merchant"
 	}
-	return "malformed notification"
+	return RefusedMalformed, "malformed notification"
 }

@@ -58,6 +58,8 @@ type Config struct {
 type Counters struct {
 	NotificationsAccepted atomic.Int64
 	NotificationsRejected atomic.Int64
+	// NotificationsRefused counts the rejected ones by Refusal.
+	NotificationsRefused [refusalKinds]atomic.Int64
 }
 
 // Server serves the API.
