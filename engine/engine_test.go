@@ -500,3 +500,30 @@ func TestCreateWithOpenIDIsAuthorized(t *testing.T) {
 		}
 	}
 }
+
+// TestIntakeSurvivesConsumerLoss: the intake's consumer deleted under it
+// (an operator's mistake, a stream restored from backup) is made again, and
+// commands sent meanwhile are applied.
+func TestIntakeSurvivesConsumerLoss(t *testing.T) {
+	_, store, _, js := enginetest.StartEngine(t)
+	ctx := context.Background()
+	send := func(c engine.Command) {
+		t.Helper()
+		if _, err := engine.Publish(ctx, js, c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied := func(id engine.OrderID) func() error {
+		return func() error {
+			_, err := store.Order(ctx, id)
+			return err
+		}
+	}
+	send(create("before", 100))
+	enginetest.WaitFor(t, 10*time.Second, applied("before"))
+	if err := js.DeleteConsumer(ctx, engine.CommandStream, engine.IntakeConsumer); err != nil {
+		t.Fatal(err)
+	}
+	send(create("after", 100))
+	enginetest.WaitFor(t, 15*time.Second, applied("after"))
+}

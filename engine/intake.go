@@ -21,21 +21,10 @@ const IntakeConsumer = "engine"
 // commands arrive in publish order and are applied one at a time; the
 // engine's answer goes to the command's Wxflow-Reply subject, if any.
 func (e *Engine) runIntake(ctx context.Context) error {
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, CommandStream, jetstream.ConsumerConfig{
-		Durable:       IntakeConsumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 1024,
-		FilterSubject: CommandSubjectPrefix + ">",
-	})
+	it, err := e.intakeMessages(ctx)
 	if err != nil {
-		return fmt.Errorf("engine: intake consumer: %w", err)
+		return err // at start: the engine cannot run without its intake
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
-	if err != nil {
-		return fmt.Errorf("engine: intake: %w", err)
-	}
-	go func() { <-ctx.Done(); it.Drain() }()
 	// Commands of different orders are applied in parallel, one order's in
 	// order: each order id always goes to the same shard.
 	shards := make([]chan jetstream.Msg, e.cfg.IntakeShards)
@@ -70,10 +59,64 @@ func (e *Engine) runIntake(ctx context.Context) error {
 		wg.Wait()
 	}()
 	for {
+		e.pumpCommands(ctx, it, shards)
+		if ctx.Err() != nil {
+			return nil
+		}
+		// The iterator ended for good (its consumer was deleted, or the
+		// server refused the pull): make the consumer again and go on.
+		e.log.Warn("intake: command iterator closed; re-creating the consumer")
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			if it, err = e.intakeMessages(ctx); err == nil {
+				break
+			}
+			e.log.Warn("intake: consumer", "err", err)
+		}
+	}
+}
+
+// intakeMessages declares the intake's durable consumer and pulls from it.
+func (e *Engine) intakeMessages(ctx context.Context) (jetstream.MessagesContext, error) {
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, CommandStream, jetstream.ConsumerConfig{
+		Durable:       IntakeConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 1024,
+		FilterSubject: CommandSubjectPrefix + ">",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: intake consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return nil, fmt.Errorf("engine: intake: %w", err)
+	}
+	return it, nil
+}
+
+// pumpCommands hands the iterator's commands to their shards until ctx
+// ends (then it drains) or the iterator closes for good.
+func (e *Engine) pumpCommands(ctx context.Context, it jetstream.MessagesContext, shards []chan jetstream.Msg) {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Drain()
+		case <-stop:
+			it.Stop()
+		}
+	}()
+	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
 			}
 			e.log.Warn("intake", "err", err)
 			continue
