@@ -79,18 +79,6 @@ func Backoff(n int, base, max time.Duration) time.Duration {
 func Run(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConfig) error {
 	cfg.defaults()
 	log := cfg.Logger.With("worker", h.Name())
-	cons, err := js.CreateOrUpdateConsumer(ctx, engine.EventStream, jetstream.ConsumerConfig{
-		Durable:       h.Name(),
-		FilterSubject: engine.EventFilter(h.Event()),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		MaxAckPending: 256,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("worker %s: consumer: %w", h.Name(), err)
-	}
 	// Lanes: the consume callback only routes a delivery to its order's lane,
 	// and each lane handles its deliveries one by one. A full lane blocks the
 	// callback, which stops the pulling: back-pressure, bounded by MaxAckPending.
@@ -110,23 +98,66 @@ func Run(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConfig)
 			}
 		})
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		select {
-		case lanes[laneOf(msg.Subject(), len(lanes))] <- msg:
-		case <-quit:
-			_ = msg.Nak()
+	consume := func() (jetstream.ConsumeContext, error) {
+		cons, err := js.CreateOrUpdateConsumer(ctx, engine.EventStream, jetstream.ConsumerConfig{
+			Durable:       h.Name(),
+			FilterSubject: engine.EventFilter(h.Event()),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.AckWait,
+			MaxDeliver:    cfg.MaxDeliver,
+			MaxAckPending: 256,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("worker %s: consumer: %w", h.Name(), err)
 		}
-	}, jetstream.PullMaxMessages(64), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			log.Debug("consume", "err", err)
+		cc, err := cons.Consume(func(msg jetstream.Msg) {
+			select {
+			case lanes[laneOf(msg.Subject(), len(lanes))] <- msg:
+			case <-quit:
+				_ = msg.Nak()
+			}
+		}, jetstream.PullMaxMessages(64), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				log.Debug("consume", "err", err)
+			}
+		}))
+		if err != nil {
+			return nil, fmt.Errorf("worker %s: consume: %w", h.Name(), err)
 		}
-	}))
+		return cc, nil
+	}
+	cc, err := consume()
 	if err != nil {
 		close(quit)
 		wg.Wait()
-		return fmt.Errorf("worker %s: consume: %w", h.Name(), err)
+		return err // at start: a worker that cannot consume must not look alive
 	}
-	<-ctx.Done()
+running:
+	for {
+		select {
+		case <-ctx.Done():
+			break running
+		case <-cc.Closed():
+			// Stopped for good while running (its consumer was deleted, or
+			// the server refused the pull): make the consumer again.
+			log.Warn("consumer closed; re-creating it")
+			for {
+				select {
+				case <-ctx.Done():
+					break running
+				case <-time.After(time.Second):
+				}
+				next, err := consume()
+				if err != nil {
+					log.Warn("consumer", "err", err)
+					continue
+				}
+				cc = next
+				break
+			}
+		}
+	}
 	cc.Drain()
 	select {
 	case <-cc.Closed():

@@ -237,3 +237,29 @@ func TestLoopLanes(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopSurvivesConsumerLoss: a worker whose consumer is deleted under it
+// makes it again and handles the events published meanwhile.
+func TestLoopSurvivesConsumerLoss(t *testing.T) {
+	_, nc, js := enginetest.StartNATS(t)
+	got := commands(t, nc)
+	h := &scripted{name: "phoenix", seen: map[string]int{}, do: func(_ int64, ev engine.Event) (*engine.Command, error) {
+		return &engine.Command{ID: "prepaid:" + ev.ID, Verb: engine.VerbPrepaid, OrderID: ev.OrderID, Prepaid: &engine.PrepaidInfo{PrepayID: "wx"}}, nil
+	}}
+	run(t, js, h, workers.LoopConfig{})
+	has := func(n int) func() error {
+		return func() error {
+			if c := len(got()); c < n {
+				return fmt.Errorf("%d of %d commands", c, n)
+			}
+			return nil
+		}
+	}
+	publishEvent(t, js, "p1", 1)
+	enginetest.WaitFor(t, 10*time.Second, has(1))
+	if err := js.DeleteConsumer(context.Background(), engine.EventStream, "phoenix"); err != nil {
+		t.Fatal(err)
+	}
+	publishEvent(t, js, "p2", 1)
+	enginetest.WaitFor(t, 15*time.Second, has(2))
+}
