@@ -59,7 +59,7 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, out any
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &wechat.Error{API: api, Retryable: ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded), Err: err}
+		return &wechat.Error{API: api, Retryable: ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded), Err: withoutQuery(err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -81,6 +81,20 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, out any
 		return &wechat.Error{API: api, Err: fmt.Errorf("%w: %w", wechat.ErrMalformed, err)}
 	}
 	return nil
+}
+
+// withoutQuery drops the query from the URL a failed call's error quotes:
+// the appsecret, codes and access_token travel there, and errors end up in
+// logs (found by wxflow verify's secret check after a crash run).
+func withoutQuery(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			u.RawQuery = ""
+			ue.URL = u.String()
+		}
+	}
+	return err
 }
 
 // Token is an access_token or jsapi_ticket with its lifetime.
