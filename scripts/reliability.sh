@@ -201,6 +201,11 @@ for sc in ${SCENARIOS:-crash cluster chaos store input}; do
   "scenario_$sc"
 done
 
+# What people wrote below the generated part ("## What the suite found…") is kept.
+findings=""
+if [ -f "$out" ]; then
+  findings=$(sed -n '/^## What the suite found/,$p' "$out")
+fi
 {
   echo "# Reliability"
   echo
@@ -226,6 +231,10 @@ done
   echo "## Details"
   echo
   cat "$details"
+  if [ -n "$findings" ]; then
+    echo
+    echo "$findings"
+  fi
 } >"$out"
 echo "reliability: report in $out"
 exit "$failed"
