@@ -93,15 +93,7 @@ func verifyStream(ctx context.Context, s *settings, store *engine.Store) ([]engi
 	if err != nil {
 		return nil, err
 	}
-	stream, err := js.Stream(ctx, engine.EventStream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	seen, err := countEvents(ctx, stream, info.State.Msgs)
+	info, seen, err := readEventStream(ctx, js)
 	if err != nil {
 		return nil, fmt.Errorf("verify: reading the event stream: %w", err)
 	}
@@ -130,6 +122,41 @@ func verifyStream(ctx context.Context, s *settings, store *engine.Store) ([]engi
 		}
 	}
 	return out, nil
+}
+
+// readEventStream reads the event stream whole and counts each event id.
+// A cluster that has just lost or regained a node may leave a JetStream
+// request unanswered while it elects leaders, so a failed read is started
+// over for up to a minute; a stream that does not exist is not waited for.
+func readEventStream(ctx context.Context, js jetstream.JetStream) (*jetstream.StreamInfo, map[string]int, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, seen, err := readEventStreamOnce(ctx, js)
+		if err == nil || errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil || time.Now().After(deadline) {
+			return info, seen, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func readEventStreamOnce(ctx context.Context, js jetstream.JetStream) (*jetstream.StreamInfo, map[string]int, error) {
+	stream, err := js.Stream(ctx, engine.EventStream)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	seen, err := countEvents(ctx, stream, info.State.Msgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, seen, nil
 }
 
 // countEvents reads the stream's first n messages and counts each event id.
