@@ -533,7 +533,7 @@ func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, 
 // databaseBytes is the database's size on disk: the SQLite file with its
 // write-ahead log, or PostgreSQL's pg_database_size; 0 when unknown.
 func databaseBytes(ctx context.Context, store *engine.Store, dbURL string) int64 {
-	if strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://") {
+	if store.DB().DriverName() == "pgx" { // engine.Open chose PostgreSQL for this URL
 		var n int64
 		_ = store.DB().GetContext(ctx, &n, "SELECT pg_database_size(current_database())")
 		return n

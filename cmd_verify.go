@@ -172,7 +172,10 @@ func countEvents(ctx context.Context, stream jetstream.Stream, n uint64) (map[st
 	for range n {
 		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		// On a cluster the consumer may live on another node whose interest
-		// has not reached ours yet: its first pulls find no responder.
+		// has not reached ours yet: its first pulls find no responder. This
+		// waits on the same consumer; starting the read over (as
+		// readEventStream does for other failures) would only make a new
+		// consumer with the same wait ahead of it.
 		for wait := 0; errors.Is(err, nats.ErrNoResponders) && wait < 50; wait++ {
 			time.Sleep(100 * time.Millisecond)
 			msg, err = cons.Next(jetstream.FetchMaxWait(5 * time.Second))
