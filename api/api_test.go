@@ -16,6 +16,7 @@ import (
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/metrics"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 	"github.com/wxflow/wxflow/workers/wechat/v2"
 	"github.com/wxflow/wxflow/workers/wechat/v3"
@@ -41,7 +42,9 @@ func newHarness(t *testing.T) *harness {
 	}
 	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
-	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example", AdminToken: adminToken, Metrics: api.NewMetrics()})
+	m := metrics.New()
+	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example", AdminToken: adminToken,
+		Responses: m, MetricsHandler: m.Handler()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,12 +47,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			}
 			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 				"took", time.Since(start), "trace_id", id)
-			if s.cfg.Metrics != nil {
+			if s.cfg.Responses != nil {
 				route := r.Pattern // set by the mux on this request
 				if route == "" {
 					route = "unmatched"
 				}
-				s.cfg.Metrics.Response(route, sw.status)
+				s.cfg.Responses.Response(route, sw.status)
 			}
 		}()
 		next.ServeHTTP(sw, r)

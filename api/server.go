@@ -38,8 +38,10 @@ type Config struct {
 	V3       *v3.Client
 	// Tickets serves GET /v1/jssdk/config; the endpoint answers 503 when nil.
 	Tickets TicketSource
-	// Metrics, when set, are served at /metrics.
-	Metrics *Metrics
+	// Responses, when set, counts every answer by route and status.
+	Responses ResponseCounter
+	// MetricsHandler, when set, is served at GET /metrics.
+	MetricsHandler http.Handler
 	// AdminToken guards /admin/ and /admin/api/; without one they are off.
 	AdminToken string
 	// Deadlines say when an order is stuck; engine.DefaultDeadlines when nil.
@@ -52,6 +54,21 @@ type Config struct {
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	Now          func() time.Time
+}
+
+// ResponseCounter counts the API's answers; internal/metrics implements it.
+type ResponseCounter interface {
+	Response(route string, status int)
+}
+
+// Refusals lists every kind of refused notification, for metrics that
+// report each one, zero or not.
+func Refusals() []Refusal {
+	out := make([]Refusal, refusalKinds)
+	for i := range out {
+		out[i] = Refusal(i)
+	}
+	return out
 }
 
 // Counters are the API's running totals, for metrics and tests.
@@ -115,8 +132,8 @@ func (s *Server) routes() (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", s.ready)
-	if s.cfg.Metrics != nil {
-		m.Handle("GET /metrics", s.cfg.Metrics.Handler())
+	if s.cfg.MetricsHandler != nil {
+		m.Handle("GET /metrics", s.cfg.MetricsHandler)
 	}
 	if err := s.adminRoutes(m); err != nil {
 		return nil, err
@@ -124,8 +141,9 @@ func (s *Server) routes() (http.Handler, error) {
 	return m, nil
 }
 
-// Metrics returns the server's metrics (nil when it has none).
-func (s *Server) Metrics() *Metrics { return s.cfg.Metrics }
+// Deadlines says when an order is stuck, as the server was configured
+// (nil: engine's defaults).
+func (s *Server) Deadlines() map[engine.State]time.Duration { return s.cfg.Deadlines }
 
 // Handler returns the API's handler.
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxflow/wxflow/engine"
-	"github.com/wxflow/wxflow/engine/natsembed"
+	"github.com/wxflow/wxflow/internal/natsembed"
 )
 
 // Cluster is a JetStream cluster of embedded servers on loopback, for tests

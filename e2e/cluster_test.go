@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -31,7 +33,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 	cluster := enginetest.StartCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", Replicas: 3}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", Replicas: 3}
 	// Warnings are kept and shown if the test fails: a liveness problem on a
 	// cluster is only diagnosable from what each part said at the time.
 	var logs lockedBuffer
@@ -46,17 +48,18 @@ func TestClusterNodeLoss(t *testing.T) {
 			t.Logf("last warnings:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
 		}
 	})
-	st, g, err := startDev(ctx, &s, devOptions{NATSURL: cluster.URL(), SimAddr: "127.0.0.1:0", TimeScale: 0.01,
-		Expiry: 200 * time.Millisecond, Reconcile: 3 * time.Second, Faults: sim.Faults{DuplicateNotify: true, Seed: 11}}, log)
+	s.ExpiryInterval = 200 * time.Millisecond
+	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 3*time.Second, 3*time.Second
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSURL: cluster.URL(), SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DuplicateNotify: true, Seed: 11}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = g.Wait() })
+	t.Cleanup(func() { cancel(); _ = st.Wait() })
 
-	done := make(chan []demoResult, 1)
+	done := make(chan []demo.Result, 1)
 	go func() {
-		done <- runDemo(ctx, demoConfig{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
-			SimClient: st.SimClient, Timeout: 120 * time.Second})
+		done <- demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
+			SimClient: st.Sim.Client(), Timeout: 120 * time.Second})
 	}()
 
 	// Once a third of the orders exist, kill the command stream's leader.
@@ -84,7 +87,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	t.Logf("node%d is back", leader+1)
 
 	for _, r := range <-done {
-		if !r.ok() {
+		if !r.OK() {
 			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
 		}
 	}
@@ -98,7 +101,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		}
 		return nil
 	})
-	runVerify(t, ctx, s.DataDir, s.NATSURL)
+	runVerify(t, ctx, s.DataDir, st.NATSURL)
 }
 
 // lockedBuffer is a bytes.Buffer safe for the loggers of many goroutines.

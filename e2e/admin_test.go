@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -18,6 +18,9 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/cli"
+	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -27,25 +30,26 @@ import (
 // Chromium, and `wxflow admin replay --stuck` finishes the others.
 func TestStuckOrdersAndReplay(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.01, MaxDeliver: 2,
-		Expiry: 200 * time.Millisecond, Reconcile: time.Minute, Faults: sim.Faults{SystemErrorRate: 1, Seed: 5}}, log)
+	s.ExpiryInterval = 200 * time.Millisecond
+	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = time.Minute, time.Minute
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{SystemErrorRate: 1, Seed: 5}}, Workers: stack.WorkerOptions{MaxDeliver: 2}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = g.Wait() })
-	api := &jsonClient{base: st.APIURL, http: http.DefaultClient}
+	t.Cleanup(func() { cancel(); _ = st.Wait() })
+	api := &demo.Client{Base: st.APIURL, HTTP: http.DefaultClient}
 	for i := range 4 {
 		body := map[string]any{"amount_fen": 100 + i, "description": "stuck demo", "openid": fmt.Sprintf("oSTUCK-%d", i), "pay_api": []string{"v2", "v3"}[i%2]}
-		if err := api.do(ctx, http.MethodPost, "/v1/orders", body, nil); err != nil {
+		if err := api.Do(ctx, http.MethodPost, "/v1/orders", body, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	admin := func(args ...string) string {
 		t.Helper()
 		var out strings.Builder
-		cmd := rootCommand()
+		cmd := cli.Root()
 		cmd.SetOut(&out)
 		cmd.SetArgs(append(args, "--data", s.DataDir))
 		if err := cmd.ExecuteContext(ctx); err != nil {
@@ -66,7 +70,7 @@ func TestStuckOrdersAndReplay(t *testing.T) {
 		t.Fatalf("why: %q", stuck[0].Why)
 	}
 	// WeChat recovers.
-	if err := (&jsonClient{base: st.SimURL, http: st.SimClient}).do(ctx, http.MethodPost, "/sim/faults", map[string]any{}, nil); err != nil {
+	if err := (&demo.Client{Base: st.SimURL, HTTP: st.Sim.Client()}).Do(ctx, http.MethodPost, "/sim/faults", map[string]any{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := "4 replays sent"
@@ -101,7 +105,7 @@ func TestStuckOrdersAndReplay(t *testing.T) {
 // replayInBrowser signs in to the admin page in headless Chromium, opens the
 // stuck order from the list, presses Replay and waits to see it move on. It
 // says false when it skipped (no Chromium, outside CI).
-func replayInBrowser(t *testing.T, st *devStack, id engine.OrderID) bool {
+func replayInBrowser(t *testing.T, st *stack.Dev, id engine.OrderID) bool {
 	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {

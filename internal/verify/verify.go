@@ -1,4 +1,8 @@
-package main
+// Package verify checks the money invariants that need more than the store
+// (engine.Store.Verify checks those): every event row in the event stream
+// exactly once, and no merchant secret in the logs. `wxflow verify` runs
+// them after the store's own checks.
+package verify
 
 import (
 	"bytes"
@@ -7,92 +11,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/spf13/cobra"
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
 )
 
-// verifyCommand scans the store, the event stream and log files for broken
-// money rules, and exits non-zero on any.
-func verifyCommand() *cobra.Command {
-	var s settings
-	var logs []string
-	var unsentAfter time.Duration
-	var noStream, asJSON bool
-	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Check the invariants: verified payments, refunds within payments, allowed transitions, every event once in the stream, no secret in the logs",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := openStore(cmd, &s)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			breaches, err := store.Verify(ctx, unsentAfter)
-			if err != nil {
-				return err
-			}
-			if !noStream {
-				more, err := verifyStream(ctx, &s, store)
-				if err != nil {
-					return err
-				}
-				breaches = append(breaches, more...)
-			}
-			if len(logs) > 0 {
-				more, err := verifyLogs(&s, logs)
-				if err != nil {
-					return err
-				}
-				breaches = append(breaches, more...)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if breaches == nil {
-					breaches = []engine.Breach{}
-				}
-				_ = json.NewEncoder(out).Encode(breaches)
-			} else {
-				for _, b := range breaches {
-					fmt.Fprintf(out, "BREACH %s %s: %s\n", b.Rule, b.OrderID, b.Detail)
-				}
-			}
-			if len(breaches) > 0 {
-				return fmt.Errorf("verify: %d breaches", len(breaches))
-			}
-			if !asJSON {
-				fmt.Fprintln(out, "verify: no breach")
-			}
-			return nil
-		},
-	}
-	s.register(cmd.Flags())
-	f := cmd.Flags()
-	f.StringSliceVar(&logs, "logs", nil, "log files to scan for the merchant's secrets")
-	f.DurationVar(&unsentAfter, "unsent-after", time.Minute, "an outbox row unsent for longer is a breach")
-	f.BoolVar(&noStream, "no-stream", false, "skip the event stream (when NATS is not running)")
-	f.BoolVar(&asJSON, "json", false, "print the breaches as JSON")
-	return cmd
-}
-
-// verifyStream checks that every event row is in the event stream exactly once.
-func verifyStream(ctx context.Context, s *settings, store *engine.Store) ([]engine.Breach, error) {
-	nc, err := nats.Connect(s.NATSURL, nats.Timeout(3*time.Second), nats.Name("wxflow verify"))
-	if err != nil {
-		return nil, fmt.Errorf("verify: NATS at %s (use --no-stream to skip the stream): %w", s.NATSURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+// Stream checks that every event row is in the event stream exactly once.
+func Stream(ctx context.Context, js jetstream.JetStream, store *engine.Store) ([]engine.Breach, error) {
 	info, seen, err := readEventStream(ctx, js)
 	if err != nil {
 		return nil, fmt.Errorf("verify: reading the event stream: %w", err)
@@ -193,14 +123,14 @@ func countEvents(ctx context.Context, stream jetstream.Stream, n uint64) (map[st
 	return seen, nil
 }
 
-// verifyLogs looks for the merchant's secrets in log files.
-func verifyLogs(s *settings, files []string) ([]engine.Breach, error) {
-	m, err := wechat.LoadMerchant(s.MerchantName, s.MerchantDir)
+// Logs looks for the merchant's secrets (from merchantDir) in log files.
+func Logs(merchantName, merchantDir string, files []string) ([]engine.Breach, error) {
+	m, err := wechat.LoadMerchant(merchantName, merchantDir)
 	if err != nil {
 		return nil, fmt.Errorf("verify: the merchant's secrets are needed to look for them: %w", err)
 	}
 	secrets := map[string]string{"appsecret": string(m.AppSecret), "api_key": string(m.APIKey), "api_v3_key": string(m.APIv3Key)}
-	if raw, err := os.ReadFile(s.MerchantDir + "/" + wechat.PrivateKeyFile); err == nil {
+	if raw, err := os.ReadFile(filepath.Join(merchantDir, wechat.PrivateKeyFile)); err == nil {
 		lines := bytes.Split(raw, []byte("\n"))
 		if len(lines) > 2 {
 			secrets["private key"] = string(lines[1]) // a line of the key's body

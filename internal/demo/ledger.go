@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bytes"
@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/wxflow/wxflow/engine"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
 )
 
-// ledger is the money check of a demo run, WeChat's books (the simulator's)
+// Ledger is the money check of a demo run, WeChat's books (the simulator's)
 // against wxflow's. Every count must be 0.
-type ledger struct {
+type Ledger struct {
 	Lost           int `json:"lost"`            // paid or refunded at WeChat, not in wxflow; or an order not in its right state
 	Doubled        int `json:"doubled"`         // counted more in wxflow than at WeChat; or a payment at WeChat for no order
 	OverRefunded   int `json:"over_refunded"`   // refunds above the payment, on either side
@@ -25,13 +25,13 @@ type ledger struct {
 	ForgedAccepted int `json:"forged_accepted"` // forged notifications answered as accepted, or orders paid in wxflow and not at WeChat
 }
 
-func (l ledger) String() string {
+func (l Ledger) String() string {
 	return fmt.Sprintf("ledger: lost %d, doubled %d, over-refunded %d, forged accepted %d (of %d forged notifications)",
 		l.Lost, l.Doubled, l.OverRefunded, l.ForgedAccepted, l.ForgedSent)
 }
 
-// ok says whether the books agree.
-func (l ledger) ok() bool { return l.Lost+l.Doubled+l.OverRefunded+l.ForgedAccepted == 0 }
+// OK says whether the books agree.
+func (l Ledger) OK() bool { return l.Lost+l.Doubled+l.OverRefunded+l.ForgedAccepted == 0 }
 
 // simState is the part of GET /sim/state the ledger reads.
 type simState struct {
@@ -47,15 +47,15 @@ type simState struct {
 	} `json:"refunds"`
 }
 
-// auditLedger compares the run's orders in wxflow with WeChat's books.
-func auditLedger(ctx context.Context, cfg demoConfig, results []demoResult) (ledger, error) {
-	var l ledger
+// AuditLedger compares the run's orders in wxflow with WeChat's books.
+func AuditLedger(ctx context.Context, cfg Config, results []Result) (Ledger, error) {
+	var l Ledger
 	for _, r := range results {
 		l.ForgedSent += r.Forged
 		l.ForgedAccepted += r.ForgedAccepted
 	}
 	var st simState
-	if err := (&jsonClient{base: cfg.SimURL, http: cfg.SimClient}).do(ctx, http.MethodGet, "/sim/state", nil, &st); err != nil {
+	if err := (&Client{Base: cfg.SimURL, HTTP: cfg.SimClient}).Do(ctx, http.MethodGet, "/sim/state", nil, &st); err != nil {
 		return l, fmt.Errorf("WeChat's books: %w", err)
 	}
 	paid, refunded := map[string]int64{}, map[string]int64{}
@@ -69,16 +69,16 @@ func auditLedger(ctx context.Context, cfg demoConfig, results []demoResult) (led
 			refunded[r.OutTradeNo] += r.RefundFen
 		}
 	}
-	api := &jsonClient{base: cfg.APIURL, http: http.DefaultClient}
+	api := &Client{Base: cfg.APIURL, HTTP: http.DefaultClient}
 	for _, r := range results {
-		if !r.ok() {
+		if !r.OK() {
 			l.Lost++
 		}
 		if r.OrderID == "" {
 			continue
 		}
-		var v orderView
-		if err := api.do(ctx, http.MethodGet, "/v1/orders/"+string(r.OrderID), nil, &v); err != nil {
+		var v OrderView
+		if err := api.Do(ctx, http.MethodGet, "/v1/orders/"+string(r.OrderID), nil, &v); err != nil {
 			return l, err
 		}
 		o := v.Order
@@ -103,11 +103,11 @@ func auditLedger(ctx context.Context, cfg demoConfig, results []demoResult) (led
 	return l, nil
 }
 
-// forgeNotifications posts payment notifications no one at WeChat signed for
+// forge posts payment notifications no one at WeChat signed for
 // an order the payer has not paid: v2 with a made-up signature and signed
 // with a wrong key, v3 with a made-up signature. It returns how many it sent
 // and how many wxflow answered as accepted (it must be none).
-func forgeNotifications(ctx context.Context, apiURL, merchant string, o engine.Order) (sent, accepted int) {
+func forge(ctx context.Context, apiURL, merchant string, o engine.Order) (sent, accepted int) {
 	base := strings.TrimRight(apiURL, "/") + "/wechat/notify/" + merchant
 	fields := map[string]string{
 		"return_code": "SUCCESS", "result_code": "SUCCESS", "out_trade_no": o.OutTradeNo,

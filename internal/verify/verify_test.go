@@ -1,4 +1,4 @@
-package main
+package verify
 
 import (
 	"testing"
@@ -12,7 +12,7 @@ import (
 // (WXFLOW_EVENT_RETENTION) are not reported missing; one the stream should
 // still hold is.
 func TestVerifyStreamAfterRetention(t *testing.T) {
-	ns, nc, js := enginetest.StartNATS(t)
+	_, nc, js := enginetest.StartNATS(t)
 	ctx := t.Context()
 	if err := engine.Provision(ctx, js, engine.StreamsConfig{EventMaxAge: 2 * time.Minute}); err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestVerifyStreamAfterRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent("o_lost", time.Now().Add(2*time.Minute))
-	breaches, err := verifyStream(ctx, &settings{NATSURL: ns.ClientURL()}, store)
+	breaches, err := Stream(ctx, js, store)
 	if err != nil {
 		t.Fatal(err)
 	}

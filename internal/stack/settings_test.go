@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"testing"
@@ -22,8 +22,8 @@ func TestStuckDeadlines(t *testing.T) {
 		{given: "created=-1m", wantErr: true},
 	}
 	for _, tc := range tests {
-		s := settings{StuckAfter: tc.given}
-		got, err := s.deadlines()
+		s := Settings{StuckAfter: tc.given}
+		got, err := s.Deadlines()
 		if (err != nil) != tc.wantErr {
 			t.Errorf("%q: err = %v", tc.given, err)
 			continue

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -17,6 +17,9 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/cli"
+	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
@@ -34,18 +37,19 @@ func TestEndToEnd(t *testing.T) {
 		orders = 28
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn"}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.01,
-		Expiry: 200 * time.Millisecond, Reconcile: 5 * time.Second, Faults: sim.Faults{DuplicateNotify: true, ReorderNotifyRate: 0.3, ReorderDelay: 300 * time.Millisecond, Seed: 7}}, log)
+	s.ExpiryInterval = 200 * time.Millisecond
+	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 5*time.Second, 5*time.Second
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DuplicateNotify: true, ReorderNotifyRate: 0.3, ReorderDelay: 300 * time.Millisecond, Seed: 7}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = g.Wait() })
+	t.Cleanup(func() { cancel(); _ = st.Wait() })
 
-	results := runDemo(ctx, demoConfig{Orders: orders, Concurrency: 32, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.SimClient, Timeout: 90 * time.Second})
+	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 32, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 90 * time.Second})
 	for _, r := range results {
-		if !r.ok() {
+		if !r.OK() {
 			t.Errorf("order #%d %s (%s %s %s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Client, r.Auth, r.Got, r.Want, r.Err)
 		}
 	}
@@ -93,7 +97,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	nc, err := nats.Connect(s.NATSURL)
+	nc, err := nats.Connect(st.NATSURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,13 +140,13 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d event rows, %d events in the stream", eventRows, len(seen))
 	}
 	t.Logf("%d orders, %d events, each once in the stream", orders, len(seen))
-	runVerify(t, ctx, s.DataDir, s.NATSURL)
+	runVerify(t, ctx, s.DataDir, st.NATSURL)
 
 	// The JS-SDK config is signed with the shared jsapi_ticket, fragment dropped.
 	var cfg mp.JSSDKConfig
-	api := &jsonClient{base: st.APIURL, http: http.DefaultClient}
+	api := &demo.Client{Base: st.APIURL, HTTP: http.DefaultClient}
 	page := "https://shop.example/pay?order=1#/step/2"
-	if err := api.do(ctx, http.MethodGet, "/v1/jssdk/config?url="+url.QueryEscape(page), nil, &cfg); err != nil {
+	if err := api.Do(ctx, http.MethodGet, "/v1/jssdk/config?url="+url.QueryEscape(page), nil, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	ticket, err := (&tokens.Reader{AppID: cfg.AppID, NC: nc, JS: js}).JSAPITicket(ctx)
@@ -188,15 +192,16 @@ func errorf(format string, args ...any) error {
 // close twice.
 func TestReplayAndReconcile(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.01,
-		Expiry: 200 * time.Millisecond, Reconcile: 500 * time.Millisecond, Faults: sim.Faults{DropNotifyRate: 1, Seed: 3}}, log)
+	s.ExpiryInterval = 200 * time.Millisecond
+	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 500*time.Millisecond, 500*time.Millisecond
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DropNotifyRate: 1, Seed: 3}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = g.Wait() })
-	nc, err := nats.Connect(s.NATSURL)
+	t.Cleanup(func() { cancel(); _ = st.Wait() })
+	nc, err := nats.Connect(st.NATSURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,17 +225,15 @@ func TestReplayAndReconcile(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	results := runDemo(ctx, demoConfig{Orders: 28, Concurrency: 14, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.SimClient, Timeout: 60 * time.Second})
+	results := demo.Run(ctx, demo.Config{Orders: 28, Concurrency: 14, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 60 * time.Second})
 	stopReplays()
 	t.Logf("%d replays during the run", <-replays)
 	for _, r := range results {
-		if !r.ok() {
+		if !r.OK() {
 			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
 			if o, err := st.Store.Order(ctx, r.OrderID); err == nil {
 				h, _ := st.Store.History(ctx, r.OrderID)
-				var b strings.Builder
-				printOrder(&b, o, h, nil, "")
-				t.Log(b.String())
+				t.Logf("order %+v\nhistory %+v", o, h)
 			}
 		}
 	}
@@ -254,11 +257,11 @@ func TestReplayAndReconcile(t *testing.T) {
 		}
 	}
 
-	runVerify(t, ctx, s.DataDir, s.NATSURL)
+	runVerify(t, ctx, s.DataDir, st.NATSURL)
 
 	// The admin tools see the result: nothing stuck, and each timeline.
 	var out strings.Builder
-	admin := rootCommand()
+	admin := cli.Root()
 	admin.SetOut(&out)
 	admin.SetArgs([]string{"admin", "stuck", "--json", "--data", s.DataDir})
 	if err := admin.ExecuteContext(ctx); err != nil {
@@ -281,7 +284,7 @@ func TestReplayAndReconcile(t *testing.T) {
 func runVerify(t *testing.T, ctx context.Context, dataDir, natsURL string) {
 	t.Helper()
 	var out strings.Builder
-	cmd := rootCommand()
+	cmd := cli.Root()
 	cmd.SetOut(&out)
 	cmd.SetArgs([]string{"verify", "--data", dataDir, "--nats", natsURL, "--unsent-after", "10s"})
 	if err := cmd.ExecuteContext(ctx); err != nil {
@@ -295,7 +298,7 @@ func runVerify(t *testing.T, ctx context.Context, dataDir, natsURL string) {
 // checkLedgers compares WeChat's ledger (the simulator's) with wxflow's: the
 // orders WeChat was paid for are the ones wxflow counts paid, no refund at
 // WeChat exceeds its payment, and each order's refunds agree to the fen.
-func checkLedgers(t *testing.T, ctx context.Context, st *devStack, results []demoResult) {
+func checkLedgers(t *testing.T, ctx context.Context, st *stack.Dev, results []demo.Result) {
 	t.Helper()
 	state := st.Sim.Snapshot()
 	refunded := map[string]int64{}

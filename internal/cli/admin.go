@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers"
 )
 
@@ -30,13 +32,9 @@ func adminCommand() *cobra.Command {
 	return admin
 }
 
-func openStore(cmd *cobra.Command, s *settings) (*engine.Store, error) {
-	s.resolve()
-	return engine.Open(cmd.Context(), s.DBURL)
-}
-
 func adminStuckCommand() *cobra.Command {
-	var s settings
+	var s stack.Settings
+	var flags *flagSet
 	var state string
 	var olderThan time.Duration
 	var asJSON bool
@@ -45,16 +43,23 @@ func adminStuckCommand() *cobra.Command {
 		Short: "List orders that stopped moving (past their state's deadline, dead-lettered or flagged)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := openStore(cmd, &s)
+			if err := flags.load(&s); err != nil {
+				return err
+			}
+			store, err := stack.OpenStore(cmd.Context(), &s)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			deadlines, err := s.deadlines()
+			deadlines, err := s.Deadlines()
 			if err != nil {
 				return err
 			}
-			stuck, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: engine.State(state), OlderThan: olderThan, Deadlines: deadlines})
+			only, err := parseState(state)
+			if err != nil {
+				return err
+			}
+			stuck, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: only, OlderThan: olderThan, Deadlines: deadlines})
 			if err != nil {
 				return err
 			}
@@ -75,7 +80,7 @@ func adminStuckCommand() *cobra.Command {
 			return nil
 		},
 	}
-	s.register(cmd.Flags())
+	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gStuck)
 	cmd.Flags().StringVar(&state, "state", "", "only this state")
 	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "stuck when unchanged for this long, whatever the state's deadline")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -83,14 +88,18 @@ func adminStuckCommand() *cobra.Command {
 }
 
 func adminShowCommand() *cobra.Command {
-	var s settings
+	var s stack.Settings
+	var flags *flagSet
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show ORDER_ID",
 		Short: "Show an order, its timeline (transitions and refused commands) and its refunds",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openStore(cmd, &s)
+			if err := flags.load(&s); err != nil {
+				return err
+			}
+			store, err := stack.OpenStore(cmd.Context(), &s)
 			if err != nil {
 				return err
 			}
@@ -129,7 +138,7 @@ func adminShowCommand() *cobra.Command {
 			return nil
 		},
 	}
-	s.register(cmd.Flags())
+	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gMerchant, gStuck)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -199,9 +208,8 @@ func (a *adminFlags) check() error {
 	return nil
 }
 
-func connectJS(cmd *cobra.Command, s *settings) (jetstream.JetStream, func(), error) {
-	s.resolve()
-	nc, js, err := connectNATS(cmd.Context(), s, "admin", s.logger("admin"))
+func connectJS(cmd *cobra.Command, s *stack.Settings) (jetstream.JetStream, func(), error) {
+	nc, js, err := stack.ConnectNATS(cmd.Context(), s, "admin", false, s.Logger().With("component", "admin"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,7 +217,8 @@ func connectJS(cmd *cobra.Command, s *settings) (jetstream.JetStream, func(), er
 }
 
 func adminReplayCommand() *cobra.Command {
-	var s settings
+	var s stack.Settings
+	var flags *flagSet
 	var a adminFlags
 	var stuck, dryRun bool
 	var state string
@@ -217,6 +226,9 @@ func adminReplayCommand() *cobra.Command {
 		Use:   "replay [ORDER_ID…]",
 		Short: "Re-emit what each order's current state needs (safe to repeat: no second payment, refund or close)",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := flags.load(&s); err != nil {
+				return err
+			}
 			if err := a.check(); err != nil {
 				return err
 			}
@@ -228,15 +240,20 @@ func adminReplayCommand() *cobra.Command {
 				ids = append(ids, engine.OrderID(id))
 			}
 			if stuck {
-				store, err := openStore(cmd, &s)
+				store, err := stack.OpenStore(cmd.Context(), &s)
 				if err != nil {
 					return err
 				}
-				deadlines, err := s.deadlines()
+				deadlines, err := s.Deadlines()
 				if err != nil {
 					return err
 				}
-				list, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: engine.State(state), Deadlines: deadlines})
+				only, err := parseState(state)
+				if err != nil {
+					store.Close()
+					return err
+				}
+				list, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: only, Deadlines: deadlines})
 				store.Close()
 				if err != nil {
 					return err
@@ -270,7 +287,7 @@ func adminReplayCommand() *cobra.Command {
 			return nil
 		},
 	}
-	s.register(cmd.Flags())
+	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gStuck)
 	a.register(cmd)
 	cmd.Flags().BoolVar(&stuck, "stuck", false, "replay every stuck order")
 	cmd.Flags().StringVar(&state, "state", "", "with --stuck: only this state")
@@ -300,13 +317,17 @@ func progress(w io.Writer, total int) func() {
 }
 
 func adminCloseCommand() *cobra.Command {
-	var s settings
+	var s stack.Settings
+	var flags *flagSet
 	var a adminFlags
 	cmd := &cobra.Command{
 		Use:   "close ORDER_ID",
 		Short: "Close an unpaid order (at WeChat first when it was offered to the payer)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := flags.load(&s); err != nil {
+				return err
+			}
 			if err := a.check(); err != nil {
 				return err
 			}
@@ -315,13 +336,14 @@ func adminCloseCommand() *cobra.Command {
 			return sendAdmin(cmd, &s, c)
 		},
 	}
-	s.register(cmd.Flags())
+	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gNATS)
 	a.register(cmd)
 	return cmd
 }
 
 func adminRefundCommand() *cobra.Command {
-	var s settings
+	var s stack.Settings
+	var flags *flagSet
 	var a adminFlags
 	var amount int64
 	cmd := &cobra.Command{
@@ -329,6 +351,9 @@ func adminRefundCommand() *cobra.Command {
 		Short: "Refund part or all of a paid order (never more than remains)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := flags.load(&s); err != nil {
+				return err
+			}
 			if err := a.check(); err != nil {
 				return err
 			}
@@ -341,7 +366,7 @@ func adminRefundCommand() *cobra.Command {
 			return sendAdmin(cmd, &s, c)
 		},
 	}
-	s.register(cmd.Flags())
+	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gNATS)
 	a.register(cmd)
 	cmd.Flags().Int64Var(&amount, "amount", 0, "amount to refund, in fen")
 	return cmd
@@ -349,7 +374,7 @@ func adminRefundCommand() *cobra.Command {
 
 // sendAdmin publishes one admin command and says what the engine made of it
 // when it answers in time.
-func sendAdmin(cmd *cobra.Command, s *settings, c engine.Command) error {
+func sendAdmin(cmd *cobra.Command, s *stack.Settings, c engine.Command) error {
 	js, closeJS, err := connectJS(cmd, s)
 	if err != nil {
 		return err
@@ -358,7 +383,7 @@ func sendAdmin(cmd *cobra.Command, s *settings, c engine.Command) error {
 	if _, err := engine.Publish(cmd.Context(), js, c, nil); err != nil {
 		return err
 	}
-	store, err := engine.Open(cmd.Context(), s.DBURL)
+	store, err := stack.OpenStore(cmd.Context(), s)
 	if err != nil {
 		return err
 	}
@@ -388,7 +413,7 @@ func sendAdmin(cmd *cobra.Command, s *settings, c engine.Command) error {
 
 // readCalls reads an order's call records from NATS, if NATS is reachable:
 // `show` works on a data folder alone too, without them.
-func readCalls(cmd *cobra.Command, s *settings, id engine.OrderID) ([]workers.CallRecord, error) {
+func readCalls(cmd *cobra.Command, s *stack.Settings, id engine.OrderID) ([]workers.CallRecord, error) {
 	nc, err := nats.Connect(s.NATSURL, nats.Timeout(2*time.Second), nats.Name("wxflow admin"))
 	if err != nil {
 		return nil, fmt.Errorf("NATS at %s not reachable: %w", s.NATSURL, err)
@@ -415,4 +440,12 @@ func printCalls(w io.Writer, calls []workers.CallRecord, err error) {
 			c.Took.Round(time.Microsecond), c.Outcome, c.Code, c.Error)
 	}
 	tw.Flush()
+}
+
+// parseState reads --state: empty (every state) or one of the order states.
+func parseState(s string) (engine.State, error) {
+	if s == "" || slices.Contains(engine.AllStates, engine.State(s)) {
+		return engine.State(s), nil
+	}
+	return "", usageError{fmt.Errorf("--state %q: want one of %v", s, engine.AllStates)}
 }

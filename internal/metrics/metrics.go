@@ -1,4 +1,8 @@
-package api
+// Package metrics holds wxflow's Prometheus registry and its adapters: the
+// engine's Observer, the API's response counter, the WeChat clients'
+// transport wrapper and the deployment gauges read at scrape time. Every
+// process builds one Metrics and serves it at /metrics.
+package metrics
 
 import (
 	"context"
@@ -11,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 )
 
@@ -26,9 +31,9 @@ type Metrics struct {
 	responses   *prometheus.CounterVec
 }
 
-// NewMetrics registers the counters and histograms; Go and process
+// New registers the counters and histograms; Go and process
 // collectors come with them.
-func NewMetrics() *Metrics {
+func New() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_transitions_total",
 		Help: "Applied order events, by state before and after and by event type."}, []string{"from", "to", "event"})
@@ -106,7 +111,7 @@ func apiLabel(path string) string {
 // ObserveDeployment adds the gauges read from the store and NATS at scrape
 // time: outbox backlog, stuck orders by state, consumer lag, and the API's
 // notification counters.
-func (m *Metrics) ObserveDeployment(store *engine.Store, js jetstream.JetStream, srv *Server) {
+func (m *Metrics) ObserveDeployment(store *engine.Store, js jetstream.JetStream, srv *api.Server) {
 	m.Registry.MustRegister(&deploymentCollector{store: store, js: js, srv: srv})
 }
 
@@ -121,7 +126,7 @@ var (
 type deploymentCollector struct {
 	store *engine.Store
 	js    jetstream.JetStream
-	srv   *Server
+	srv   *api.Server
 }
 
 func (c *deploymentCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -141,7 +146,7 @@ func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var deadlines map[engine.State]time.Duration
 	if c.srv != nil {
-		deadlines = c.srv.cfg.Deadlines
+		deadlines = c.srv.Deadlines()
 	}
 	if stuck, err := c.store.Stuck(ctx, engine.StuckFilter{Deadlines: deadlines}); err == nil {
 		n := map[engine.State]float64{}
@@ -166,7 +171,7 @@ func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.srv != nil {
 		ch <- prometheus.MustNewConstMetric(notifiedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsAccepted.Load()), "accepted")
 		ch <- prometheus.MustNewConstMetric(notifiedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsRejected.Load()), "rejected")
-		for why := range refusalKinds {
+		for _, why := range api.Refusals() {
 			ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(c.srv.Counters.NotificationsRefused[why].Load()), why.String())
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"math"
@@ -53,7 +53,7 @@ func TestHistogramPercentiles(t *testing.T) {
 // TestBench runs `wxflow bench` small: every order through the lifecycle,
 // the report filled in, the ceiling measured on the same data folder.
 func TestBench(t *testing.T) {
-	rep, err := runBench(t.Context(), benchOptions{Orders: 20, Concurrency: 4, PayAPI: "mixed", RefundEvery: 5, DataDir: t.TempDir()})
+	rep, err := Run(t.Context(), Options{Orders: 20, Concurrency: 4, PayAPI: "mixed", RefundEvery: 5, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -21,31 +23,32 @@ func TestChaos(t *testing.T) {
 		orders = 28
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", WechatTimeout: 1500 * time.Millisecond}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", WechatTimeout: 1500 * time.Millisecond}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	faults := sim.Chaos(0.2, 13)
 	faults.SlowDelay = 500 * time.Millisecond
-	st, g, err := startDev(ctx, &s, devOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", TimeScale: 0.01,
-		Expiry: 200 * time.Millisecond, Reconcile: 2 * time.Second, Faults: faults}, log)
+	s.ExpiryInterval = 200 * time.Millisecond
+	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 2*time.Second, 2*time.Second
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: faults}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); _ = g.Wait() })
+	t.Cleanup(func() { cancel(); _ = st.Wait() })
 
-	results := runDemo(ctx, demoConfig{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
-		SimClient: st.SimClient, Timeout: 120 * time.Second, Forge: true})
+	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
+		SimClient: st.Sim.Client(), Timeout: 120 * time.Second, Forge: true})
 	for _, r := range results {
-		if !r.ok() {
+		if !r.OK() {
 			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
 		}
 	}
 	checkLedgers(t, ctx, st, results)
-	l, err := auditLedger(ctx, demoConfig{APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.SimClient}, results)
-	if err != nil || !l.ok() || l.ForgedSent == 0 {
+	l, err := demo.AuditLedger(ctx, demo.Config{APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.Sim.Client()}, results)
+	if err != nil || !l.OK() || l.ForgedSent == 0 {
 		t.Errorf("%v (%v)", l, err)
 	}
 	t.Log(l)
-	runVerify(t, ctx, s.DataDir, s.NATSURL)
+	runVerify(t, ctx, s.DataDir, st.NATSURL)
 
 	injected := st.Sim.Snapshot().FaultsInjected
 	for _, kind := range []string{"system_error", "http_502", "timeout", "slow_answer", "lost_answer", "notify_dropped", "notify_reordered", "notify_duplicated"} {

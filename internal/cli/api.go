@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"errors"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wxflow/wxflow/internal/stack"
+)
+
+// apiCommand runs the HTTP API.
+func apiCommand() *cobra.Command {
+	var s stack.Settings
+	var noAdmin bool
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Run the HTTP API: the shop API, WeChat's notification endpoints, the admin page",
+		Args:  cobra.NoArgs,
+	}
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gHTTP, gMerchant, gWechat, gStuck)
+	cmd.Flags().BoolVar(&noAdmin, "no-admin", false, "serve no admin page or API")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := flags.load(&s); err != nil {
+			return err
+		}
+		if s.AdminToken == "" && !noAdmin {
+			return usageError{errors.New("set WXFLOW_ADMIN_TOKEN for the admin page and API, or pass --no-admin")}
+		}
+		if noAdmin {
+			s.AdminToken = ""
+		}
+		ctx, log := cmd.Context(), s.Logger()
+		c, err := stack.Connect(ctx, &s, "api", true, log)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		wc, err := stack.NewWechatClients(&s, c.Metrics)
+		if err != nil {
+			return err
+		}
+		srv, err := stack.NewAPI(&s, c, wc)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", s.HTTPAddr)
+		if err != nil {
+			return usageError{err}
+		}
+		log.Info("API listening", "component", "api", "url", "http://"+ln.Addr().String(), "public_url", s.PublicURL)
+		return stoppedByUser(ctx, srv.Run(ctx, ln))
+	}
+	return cmd
+}

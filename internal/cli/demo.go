@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/stack"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// demoCommand drives orders through a running deployment (the Procfile's)
+// and its simulator, like `wxflow dev --demo N` does in one process.
+func demoCommand() *cobra.Command {
+	var s stack.Settings
+	var cfg demo.Config
+	var ca string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Drive N orders through a running wxflow and its WeChat simulator; exit 0 only if all end right",
+		Args:  cobra.NoArgs,
+	}
+	flags := settingsFlags(cmd, &s, gData)
+	f := cmd.Flags()
+	f.IntVar(&cfg.Orders, "orders", 20, "orders to drive")
+	f.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent orders")
+	f.StringVar(&cfg.APIURL, "api", "http://127.0.0.1:8080", "wxflow's API (env WXFLOW_PUBLIC_URL)")
+	f.StringVar(&cfg.SimURL, "sim", "https://127.0.0.1:8443", "the WeChat simulator (env WXFLOW_WECHAT_URL)")
+	f.StringVar(&ca, "sim-ca", "", "the simulator's CA certificate (env WXFLOW_WECHAT_CA; default <data>/sim/"+sim.CAFile+")")
+	flags.env["api"], flags.env["sim"], flags.env["sim-ca"] = "WXFLOW_PUBLIC_URL", "WXFLOW_WECHAT_URL", "WXFLOW_WECHAT_CA"
+	f.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "how long one order may take")
+	f.BoolVar(&cfg.Forge, "forge", false, "post forged payment notifications for every order before it is paid (all must be refused)")
+	f.StringVar(&cfg.Merchant, "merchant", "default", "the merchant name in wxflow's notify URLs (env WXFLOW_MERCHANT)")
+	flags.env["merchant"] = "WXFLOW_MERCHANT"
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := flags.load(&s); err != nil {
+			return err
+		}
+		if ca == "" {
+			ca = filepath.Join(s.DataDir, "sim", sim.CAFile)
+		}
+		pemBytes, err := os.ReadFile(ca)
+		if err != nil {
+			return usageError{fmt.Errorf("simulator CA (--sim-ca): %w", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return usageError{fmt.Errorf("simulator CA %s: no certificate found", ca)}
+		}
+		cfg.SimClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
+		start := time.Now()
+		results := demo.Run(cmd.Context(), cfg)
+		ok := demo.PrintSummary(cmd.OutOrStdout(), results, time.Since(start))
+		l, err := demo.AuditLedger(cmd.Context(), cfg, results)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), l)
+		if !ok || !l.OK() {
+			return errors.New("demo: some orders did not end right, or the books disagree")
+		}
+		return nil
+	}
+	return cmd
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/natsembed"
+	"github.com/wxflow/wxflow/internal/stack"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// devCommand runs everything in one process.
+func devCommand() *cobra.Command {
+	var s stack.Settings
+	var o stack.DevOptions
+	var orders, concurrency int
+	var chaos float64
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
+		Args:  cobra.NoArgs,
+	}
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gStuck, gEngine, gWorkers)
+	f := cmd.Flags()
+	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
+	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
+	f.Float64Var(&o.Sim.TimeScale, "time-scale", 0.01, "the simulator's time scale (1 = WeChat's real delays)")
+	f.IntVar(&orders, "demo", 0, "drive N orders through the simulator, print a summary and exit (0 when all is right)")
+	f.IntVar(&concurrency, "demo-concurrency", 16, "concurrent orders of the demo")
+	o.Sim.Faults.RegisterFlags(f)
+	f.Float64Var(&chaos, "chaos", 0, "the simulator fails this share of API calls in every way, duplicates every notification, reorders and drops this share")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		// dev's own defaults: text logs for a person, a quick expiry and
+		// reconciliation so the demo's orders end in seconds.
+		s.LogFormat = cmp.Or(s.LogFormat, os.Getenv("WXFLOW_LOG"), "text")
+		if !f.Changed("expiry-interval") && os.Getenv("WXFLOW_EXPIRY_INTERVAL") == "" {
+			s.ExpiryInterval = 500 * time.Millisecond
+		}
+		for _, name := range []string{"reconcile-payment-after", "reconcile-refund-after"} {
+			if !f.Changed(name) && os.Getenv(flags.env[name]) == "" {
+				_ = f.Set(name, "3s")
+			}
+		}
+		if err := flags.load(&s); err != nil {
+			return err
+		}
+		log := s.Logger()
+		if orders > 0 && !f.Changed("log-level") && os.Getenv("WXFLOW_LOG_LEVEL") == "" {
+			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		if chaos > 0 {
+			o.Sim.Faults = sim.Chaos(chaos, o.Sim.Faults.Seed)
+		}
+		// The defaults give way when taken; a port the user chose does not.
+		o.FreePorts = !f.Changed("nats-port") && !f.Changed("sim-addr") && !f.Changed("http") && os.Getenv("WXFLOW_HTTP_ADDR") == ""
+		ctx, cancel := context.WithCancel(cmd.Context())
+		defer cancel()
+		st, err := stack.StartDev(ctx, &s, o, log)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (POST /v1/orders …)\n  admin      %s/admin/  (token %s)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
+			st.APIURL, st.APIURL, st.AdminToken, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), st.NATSURL, s.DataDir)
+		if orders == 0 {
+			fmt.Fprintln(out, "Ctrl-C stops it.")
+			return stoppedByUser(cmd.Context(), st.Wait())
+		}
+		start := time.Now()
+		dc := demo.Config{Orders: orders, Concurrency: concurrency, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.Sim.Client()}
+		results := demo.Run(ctx, dc)
+		ok := demo.PrintSummary(out, results, time.Since(start))
+		if l, err := demo.AuditLedger(ctx, dc, results); err != nil || !l.OK() {
+			fmt.Fprintln(out, l, err)
+			ok = false
+		} else {
+			fmt.Fprintln(out, l)
+		}
+		cancel()
+		_ = st.Wait()
+		if !ok {
+			return errors.New("demo: some orders did not reach the state they should")
+		}
+		return nil
+	}
+	return cmd
+}

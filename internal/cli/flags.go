@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/wxflow/wxflow/internal/stack"
+)
+
+// group is a set of settings a subcommand uses; each subcommand registers
+// only the groups it reads, so its --help lists only flags that matter to it.
+type group int
+
+// The setting groups.
+const (
+	gData     group = iota // --data
+	gLog                   // --log --log-level
+	gDB                    // --db
+	gNATS                  // --nats --nats-replicas --event-retention
+	gHTTP                  // --http --public-url
+	gMerchant              // --merchant --merchant-dir
+	gWechat                // --wechat-url --wechat-ca --wechat-timeout
+	gMetrics               // --metrics-addr
+	gStuck                 // --stuck-after
+	gEngine                // --expiry-interval --reconcile-payment-after --reconcile-refund-after
+	gWorkers               // --worker-lanes
+)
+
+// flagSet registers s's flags of the given groups on cmd, each with its
+// WXFLOW_* variable; call its load in the command's RunE before anything
+// else: the variable fills a flag not given on the command line, parsed as
+// strictly as the flag (a malformed value is an error, never the default).
+type flagSet struct {
+	cmd *cobra.Command
+	env map[string]string // flag name → variable
+}
+
+func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flagSet {
+	fs := &flagSet{cmd: cmd, env: map[string]string{}}
+	f := cmd.Flags()
+	str := func(p *string, name, env, usage string) {
+		f.StringVar(p, name, "", usage+" (env "+env+")")
+		fs.env[name] = env
+	}
+	dur := func(p *time.Duration, name, env, usage string) {
+		f.DurationVar(p, name, 0, usage+" (env "+env+")")
+		fs.env[name] = env
+	}
+	num := func(p *int, name, env, usage string) {
+		f.IntVar(p, name, 0, usage+" (env "+env+")")
+		fs.env[name] = env
+	}
+	for _, g := range groups {
+		switch g {
+		case gData:
+			str(&s.DataDir, "data", "WXFLOW_DATA", "data folder: SQLite, embedded NATS, simulator keys (default data)")
+		case gLog:
+			str(&s.LogFormat, "log", "WXFLOW_LOG", "log format: text or json (default json; text for dev)")
+			str(&s.LogLevel, "log-level", "WXFLOW_LOG_LEVEL", "log level: debug, info, warn, error (default info)")
+		case gDB:
+			str(&s.DBURL, "db", "WXFLOW_DB_URL", "database URL, sqlite:PATH or postgres://… (default sqlite in the data folder)")
+		case gNATS:
+			str(&s.NATSURL, "nats", "WXFLOW_NATS_URL", "NATS URL, comma-separated for a cluster (default: the one running for --data)")
+			num(&s.Replicas, "nats-replicas", "WXFLOW_NATS_REPLICAS", "replicas of wxflow's streams and buckets: 1 on one server, 3 on a 3-node cluster (default 1)")
+			dur(&s.EventRetention, "event-retention", "WXFLOW_EVENT_RETENTION", "how long the event stream keeps events (default 720h)")
+		case gHTTP:
+			str(&s.HTTPAddr, "http", "WXFLOW_HTTP_ADDR", "API listen address (default 127.0.0.1:8080)")
+			str(&s.PublicURL, "public-url", "WXFLOW_PUBLIC_URL", "public base URL of the API, for WeChat's notifications (default http://<http addr>)")
+		case gMerchant:
+			str(&s.MerchantName, "merchant", "WXFLOW_MERCHANT", "merchant name in notify URLs (default default)")
+			str(&s.MerchantDir, "merchant-dir", "WXFLOW_MERCHANT_DIR", "merchant key folder (default <data>/sim)")
+		case gWechat:
+			str(&s.WechatURL, "wechat-url", "WXFLOW_WECHAT_URL", "base URL standing for every WeChat host, e.g. the simulator")
+			str(&s.WechatCA, "wechat-ca", "WXFLOW_WECHAT_CA", "extra root CA file to trust for WeChat")
+			dur(&s.WechatTimeout, "wechat-timeout", "WXFLOW_WECHAT_TIMEOUT", "how long one call to WeChat may take; it is retried after (default 10s)")
+		case gMetrics:
+			str(&s.MetricsAddr, "metrics-addr", "WXFLOW_METRICS_ADDR", "serve /metrics here (the API serves its own)")
+		case gStuck:
+			str(&s.StuckAfter, "stuck-after", "WXFLOW_STUCK_AFTER", `per-state deadlines past which an order is stuck, e.g. "created=1m,refunding=30m"`)
+		case gEngine:
+			dur(&s.ExpiryInterval, "expiry-interval", "WXFLOW_EXPIRY_INTERVAL", "how often expired orders are closed and quiet ones looked for (default 1s)")
+			dur(&s.ReconcilePaymentAfter, "reconcile-payment-after", "WXFLOW_RECONCILE_PAYMENT_AFTER", "query WeChat about an order signed and quiet this long (default 1m)")
+			dur(&s.ReconcileRefundAfter, "reconcile-refund-after", "WXFLOW_RECONCILE_REFUND_AFTER", "query WeChat about a refund pending and quiet this long (default 2m)")
+		case gWorkers:
+			num(&s.WorkerLanes, "worker-lanes", "WXFLOW_WORKER_LANES", "events each worker handles at once, one order's always in order (default 16)")
+		}
+	}
+	return fs
+}
+
+// load fills every flag not given on the command line from its variable,
+// then reads WXFLOW_ADMIN_TOKEN (never a flag: it would show in ps),
+// resolves the defaults and validates; every error is a usage error.
+func (fs *flagSet) load(s *stack.Settings) error {
+	var err error
+	fs.cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		name := fs.env[f.Name]
+		v, set := os.LookupEnv(name)
+		if err != nil || name == "" || f.Changed || !set || v == "" {
+			return
+		}
+		if serr := f.Value.Set(v); serr != nil {
+			err = usageError{fmt.Errorf("%s=%q: %w", name, v, serr)}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	s.AdminToken = os.Getenv("WXFLOW_ADMIN_TOKEN")
+	s.Resolve()
+	return s.Validate()
+}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxflow/wxflow/internal/stack"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// simCommand runs the WeChat simulator alone (docs/SIMULATOR.md).
+func simCommand() *cobra.Command {
+	var s stack.Settings
+	var addr, keys string
+	var cfg sim.Config
+	var chaos float64
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Run the WeChat simulator (HTTPS; keys and its CA in --keys)",
+		Args:  cobra.NoArgs,
+	}
+	flags := settingsFlags(cmd, &s, gLog)
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8443", "listen address (env WXFLOW_SIM_ADDR)")
+	f.StringVar(&keys, "keys", "data/sim", "key folder: created on first start, reused afterwards (env WXFLOW_MERCHANT_DIR)")
+	flags.env["addr"], flags.env["keys"] = "WXFLOW_SIM_ADDR", "WXFLOW_MERCHANT_DIR"
+	f.BoolVar(&cfg.Strict, "strict", false, "check openids and https notify URLs as WeChat does")
+	f.Float64Var(&cfg.TimeScale, "time-scale", 1, "scale of WeChat's delays (retries, token life, refund settlement)")
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", 7200*time.Second, "access_token and jsapi_ticket lifetime")
+	cfg.Faults.RegisterFlags(f)
+	f.Float64Var(&chaos, "chaos", 0, "fail this share of API calls in every way, duplicate every notification, reorder and drop this share (replaces the other fault flags)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := flags.load(&s); err != nil {
+			return err
+		}
+		cfg.KeysDir, cfg.Logger = keys, s.Logger()
+		if chaos > 0 {
+			cfg.Faults = sim.Chaos(chaos, cfg.Faults.Seed)
+		}
+		simulator, err := stack.NewSim(cfg, addr, false)
+		if err != nil {
+			return fmt.Errorf("%w (--addr)", err)
+		}
+		m := simulator.Keys().Merchant
+		fmt.Fprintf(cmd.OutOrStdout(), "WeChat simulator on %s\n  appid %s, mchid %s, keys in %s\n  trust %s\n",
+			simulator.URL, m.AppID, m.MchID, keys, filepath.Join(keys, sim.CAFile))
+		g, ctx := errgroup.WithContext(cmd.Context())
+		g.Go(func() error { return simulator.Run(ctx) })
+		g.Go(func() error { return simulator.Serve(ctx, simulator.Listener) })
+		return g.Wait()
+	}
+	return cmd
+}

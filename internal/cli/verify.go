@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/stack"
+	"github.com/wxflow/wxflow/internal/verify"
+)
+
+// verifyCommand scans the store, the event stream and log files for broken
+// money rules, and exits non-zero on any.
+func verifyCommand() *cobra.Command {
+	var s stack.Settings
+	var logs []string
+	var unsentAfter time.Duration
+	var noStream, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the invariants: verified payments, refunds within payments, allowed transitions, every event once in the stream, no secret in the logs",
+		Args:  cobra.NoArgs,
+	}
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gMerchant)
+	f := cmd.Flags()
+	f.StringSliceVar(&logs, "logs", nil, "log files to scan for the merchant's secrets")
+	f.DurationVar(&unsentAfter, "unsent-after", time.Minute, "an outbox row unsent for longer is a breach")
+	f.BoolVar(&noStream, "no-stream", false, "skip the event stream (when NATS is not running)")
+	f.BoolVar(&asJSON, "json", false, "print the breaches as JSON")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := flags.load(&s); err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		store, err := stack.OpenStore(ctx, &s)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		breaches, err := store.Verify(ctx, unsentAfter)
+		if err != nil {
+			return err
+		}
+		if !noStream {
+			nc, js, err := stack.ConnectNATS(ctx, &s, "verify", false, s.Logger())
+			if err != nil {
+				return fmt.Errorf("%w (use --no-stream to skip the stream)", err)
+			}
+			defer nc.Close()
+			more, err := verify.Stream(ctx, js, store)
+			if err != nil {
+				return fmt.Errorf("verify: reading the event stream: %w", err)
+			}
+			breaches = append(breaches, more...)
+		}
+		if len(logs) > 0 {
+			more, err := verify.Logs(s.MerchantName, s.MerchantDir, logs)
+			if err != nil {
+				return err
+			}
+			breaches = append(breaches, more...)
+		}
+		out := cmd.OutOrStdout()
+		if asJSON {
+			if breaches == nil {
+				breaches = []engine.Breach{}
+			}
+			_ = json.NewEncoder(out).Encode(breaches)
+		} else {
+			for _, b := range breaches {
+				fmt.Fprintf(out, "BREACH %s %s: %s\n", b.Rule, b.OrderID, b.Detail)
+			}
+		}
+		if len(breaches) > 0 {
+			return fmt.Errorf("verify: %d breaches", len(breaches))
+		}
+		if !asJSON {
+			fmt.Fprintln(out, "verify: no breach")
+		}
+		return nil
+	}
+	return cmd
+}

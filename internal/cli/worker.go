@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wxflow/wxflow/internal/stack"
+)
+
+// workerCommand runs one worker kind, or all of them.
+func workerCommand() *cobra.Command {
+	var s stack.Settings
+	kinds := stack.WorkerKinds()
+	cmd := &cobra.Command{
+		Use:       "worker KIND",
+		Short:     "Run a worker: " + strings.Join(kinds[:len(kinds)-2], ", ") + ", tokens (the shared token refresher), or all",
+		ValidArgs: kinds,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("want one worker kind: %s", strings.Join(kinds, ", "))}
+			}
+			if err := stack.CheckWorkerKind(args[0]); err != nil {
+				return usageError{err}
+			}
+			return nil
+		},
+	}
+	flags := settingsFlags(cmd, &s, gData, gLog, gNATS, gHTTP, gMerchant, gWechat, gMetrics, gWorkers)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := flags.load(&s); err != nil {
+			return err
+		}
+		ctx, log := cmd.Context(), s.Logger().With("component", "worker")
+		c, err := stack.Connect(ctx, &s, "worker "+args[0], false, log)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		stack.ServeMetrics(ctx, s.MetricsAddr, c.Metrics, log)
+		wc, err := stack.NewWechatClients(&s, c.Metrics)
+		if err != nil {
+			return err
+		}
+		w, err := stack.NewWorkers(ctx, &s, c, wc, args[0], stack.WorkerOptions{})
+		if err != nil {
+			return err
+		}
+		return stoppedByUser(ctx, w.Run(ctx))
+	}
+	return cmd
+}

@@ -1,0 +1,165 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxflow/wxflow/api"
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/natsembed"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
+)
+
+// DevOptions are what `wxflow dev`, the bench and the end-to-end tests set
+// beyond [Settings].
+type DevOptions struct {
+	NATSPort int    // embedded NATS port; natsembed.DefaultPort when 0, any free port when -1
+	NATSURL  string // an external NATS (a cluster, in tests) instead of the embedded one
+	SimAddr  string // where the simulator listens (127.0.0.1:8443)
+	// FreePorts lets the defaults give way: a NATS port, simulator address or
+	// API address already in use is replaced by a free port.
+	FreePorts bool
+	Sim       sim.Config // the simulator; its KeysDir is <data>/sim
+	Workers   WorkerOptions
+}
+
+// Dev is everything of `wxflow dev`, running in one process.
+type Dev struct {
+	APIURL, SimURL, NATSURL string
+	AdminToken              string
+	Sim                     *Sim
+	Store                   *engine.Store
+	NATS                    *natsembed.Server // nil with an external NATS
+	API                     *api.Server
+	Conns                   *Conns
+
+	g *errgroup.Group
+}
+
+// StartDev starts embedded NATS, SQLite, the simulator, the engine, every
+// worker and the API, each built as its own process would be, and returns
+// once all of them accept work. Everything stops when ctx ends; Wait then
+// returns once it has. s is resolved and updated with the addresses chosen.
+func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) (*Dev, error) {
+	s.Resolve()
+	d := &Dev{}
+	var cleanups []func()
+	fail := func(err error) (*Dev, error) {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+		return nil, err
+	}
+	if o.NATSURL != "" {
+		s.NATSURL = o.NATSURL
+	} else {
+		port := o.NATSPort
+		if port == 0 {
+			port = natsembed.DefaultPort
+		}
+		if port > 0 && o.FreePorts && !portFree(port) {
+			log.Warn("NATS port in use: taking a free one", "port", port)
+			port = -1
+		}
+		ns, err := StartNATS(s, natsembed.Config{Port: port, ServerName: "wxflow-dev"})
+		if err != nil {
+			return fail(fmt.Errorf("embedded NATS (--nats-port): %w", err))
+		}
+		cleanups = append(cleanups, ns.Stop)
+		d.NATS, s.NATSURL = ns, ns.ClientURL()
+	}
+	s.natsGuessed = false
+	d.NATSURL = s.NATSURL
+
+	// The simulator, with its keys in <data>/sim: the merchant wxflow uses.
+	s.MerchantDir = filepath.Join(s.DataDir, "sim")
+	o.Sim.KeysDir = s.MerchantDir
+	if o.Sim.Logger == nil {
+		o.Sim.Logger = log
+	}
+	simulator, err := NewSim(o.Sim, o.SimAddr, o.FreePorts)
+	if err != nil {
+		return fail(fmt.Errorf("%w (--sim-addr)", err))
+	}
+	cleanups = append(cleanups, func() { simulator.Listener.Close() })
+	d.Sim, d.SimURL = simulator, simulator.URL
+	s.WechatURL, s.WechatCA = simulator.URL, filepath.Join(s.MerchantDir, sim.CAFile)
+
+	apiLn, err := listen(s.HTTPAddr, o.FreePorts)
+	if err != nil {
+		return fail(fmt.Errorf("API (--http): %w", err))
+	}
+	cleanups = append(cleanups, func() { apiLn.Close() })
+	s.HTTPAddr = apiLn.Addr().String()
+	s.PublicURL = "http://" + s.HTTPAddr
+	d.APIURL = s.PublicURL
+
+	c, err := Connect(ctx, s, "dev", true, log)
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, c.Close)
+	d.Conns, d.Store = c, c.Store
+	wc, err := NewWechatClients(s, c.Metrics)
+	if err != nil {
+		return fail(err)
+	}
+	eng, err := NewEngine(s, c)
+	if err != nil {
+		return fail(err)
+	}
+	if s.AdminToken == "" {
+		s.AdminToken = strings.TrimPrefix(engine.NewID("dev"), "dev_") // dev only: printed at start
+	}
+	d.AdminToken = s.AdminToken
+	srv, err := NewAPI(s, c, wc)
+	if err != nil {
+		return fail(err)
+	}
+	d.API = srv
+	if o.Workers.BackoffMax == 0 {
+		o.Workers.BackoffMax = 2 * time.Second // dev's orders are quick; a retry need not wait 30 s
+	}
+	wk, err := NewWorkers(ctx, s, c, wc, WorkerAll, o.Workers)
+	if err != nil {
+		return fail(err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return simulator.Run(gctx) })
+	g.Go(func() error { return simulator.Serve(gctx, simulator.Listener) })
+	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error { return wk.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx, apiLn) })
+	d.g = g
+	return d, nil
+}
+
+// Wait waits until every part has stopped (ctx ended, or one failed), then
+// drains NATS, stops the embedded server and closes the store.
+func (d *Dev) Wait() error {
+	err := d.g.Wait()
+	d.Conns.Close()
+	if d.NATS != nil {
+		d.NATS.Stop()
+	}
+	return err
+}
+
+// portFree says whether 127.0.0.1:port can be listened on now.
+func portFree(port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}

@@ -1,0 +1,248 @@
+package stack
+
+import (
+	"cmp"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/natsembed"
+)
+
+// Settings is everything a wxflow process needs to find the rest of its
+// deployment and to tune its own part. internal/cli fills it from flags and
+// WXFLOW_* variables (the flag wins); [Settings.Resolve] fills what depends
+// on other fields, [Settings.Validate] refuses what cannot work. The zero
+// value, resolved, describes the local layout of `wxflow dev` and the Procfile.
+type Settings struct {
+	DataDir       string        // WXFLOW_DATA: the data folder (SQLite, embedded NATS, simulator keys). Default: data.
+	DBURL         string        // WXFLOW_DB_URL: "sqlite:PATH" or "postgres://…". Default: SQLite in DataDir.
+	NATSURL       string        // WXFLOW_NATS_URL: comma-separated for a cluster. Default: the data folder's running NATS, else nats://127.0.0.1:4250.
+	Replicas      int           // WXFLOW_NATS_REPLICAS: replicas of every stream and bucket (3 on a 3-node cluster). Default: 1.
+	HTTPAddr      string        // WXFLOW_HTTP_ADDR: where the API listens. Default: 127.0.0.1:8080.
+	PublicURL     string        // WXFLOW_PUBLIC_URL: how WeChat reaches the API (notify URLs). Default: http://<HTTPAddr>.
+	MerchantName  string        // WXFLOW_MERCHANT: wxflow's name for the merchant. Default: default.
+	MerchantDir   string        // WXFLOW_MERCHANT_DIR: merchant.json and key files. Default: <DataDir>/sim.
+	WechatURL     string        // WXFLOW_WECHAT_URL: one base URL for every WeChat host (the simulator). Default: WeChat's hosts.
+	WechatCA      string        // WXFLOW_WECHAT_CA: extra root CA (PEM) to trust, e.g. the simulator's.
+	WechatTimeout time.Duration // WXFLOW_WECHAT_TIMEOUT: how long a call to WeChat may take before it is retried. Default: 10s.
+	LogFormat     string        // WXFLOW_LOG: "text" or "json". Default: json.
+	LogLevel      string        // WXFLOW_LOG_LEVEL: debug, info, warn, error. Default: info.
+	AdminToken    string        // WXFLOW_ADMIN_TOKEN only (never a flag: it would show in ps).
+	MetricsAddr   string        // WXFLOW_METRICS_ADDR: where engine and worker processes serve /metrics. Default: none.
+	StuckAfter    string        // WXFLOW_STUCK_AFTER: per-state deadlines, e.g. "created=1m,refunding=30m".
+	// EventRetention (WXFLOW_EVENT_RETENTION) is how long the event stream
+	// keeps events. The database keeps the history for good; the stream's
+	// copy costs the NATS server memory for every order's subjects. Default: 30 days.
+	EventRetention time.Duration
+	// WorkerLanes (WXFLOW_WORKER_LANES) is how many events each worker of a
+	// process handles at once: calls to WeChat wait on the network. Default: 16.
+	WorkerLanes int
+	// ExpiryInterval (WXFLOW_EXPIRY_INTERVAL) is how often the engine closes
+	// expired orders and looks for quiet ones to reconcile. Default: the engine's (1s; 5s for reconciling).
+	ExpiryInterval time.Duration
+	// ReconcilePaymentAfter (WXFLOW_RECONCILE_PAYMENT_AFTER): an order signed
+	// and quiet this long is queried at WeChat. Default: the engine's (1m).
+	ReconcilePaymentAfter time.Duration
+	// ReconcileRefundAfter (WXFLOW_RECONCILE_REFUND_AFTER): a refund pending
+	// and quiet this long is queried at WeChat. Default: the engine's (2m).
+	ReconcileRefundAfter time.Duration
+
+	natsGuessed bool // NATSURL is the default, named by no setting and no record
+}
+
+// WeChat's real hosts, used when WechatURL is not set.
+const (
+	wechatMPHost    = "https://api.weixin.qq.com"
+	wechatPayHost   = "https://api.mch.weixin.qq.com"
+	wechatOAuthHost = "https://open.weixin.qq.com"
+)
+
+// DefaultNATSURL is where processes look for NATS when neither a setting nor
+// the data folder names one: the embedded server of `wxflow nats`.
+var DefaultNATSURL = fmt.Sprintf("nats://127.0.0.1:%d", natsembed.DefaultPort)
+
+// Resolve fills the defaults that depend on other settings. It reads the
+// data folder's record of a running NATS (natsembed.URLFile) when no URL is
+// set, and remembers when neither gave one (ConnectNATS then refuses to
+// guess for a command a person typed).
+func (s *Settings) Resolve() {
+	s.DataDir = cmp.Or(s.DataDir, "data")
+	s.DBURL = cmp.Or(s.DBURL, "sqlite:"+filepath.Join(s.DataDir, "wxflow.db"))
+	if s.NATSURL == "" {
+		if b, err := os.ReadFile(filepath.Join(s.DataDir, natsembed.URLFile)); err == nil {
+			s.NATSURL = strings.TrimSpace(string(b))
+		}
+	}
+	if s.NATSURL == "" {
+		s.NATSURL, s.natsGuessed = DefaultNATSURL, true
+	}
+	s.HTTPAddr = cmp.Or(s.HTTPAddr, "127.0.0.1:8080")
+	s.PublicURL = strings.TrimRight(cmp.Or(s.PublicURL, "http://"+s.HTTPAddr), "/")
+	s.MerchantDir = cmp.Or(s.MerchantDir, filepath.Join(s.DataDir, "sim"))
+	s.MerchantName = cmp.Or(s.MerchantName, "default")
+	s.LogFormat = cmp.Or(s.LogFormat, "json")
+	s.LogLevel = cmp.Or(s.LogLevel, "info")
+	s.Replicas = cmp.Or(s.Replicas, 1)
+	s.WechatTimeout = cmp.Or(s.WechatTimeout, 10*time.Second)
+	s.EventRetention = cmp.Or(s.EventRetention, 30*24*time.Hour)
+	s.WorkerLanes = cmp.Or(s.WorkerLanes, 16)
+}
+
+// ErrInvalid marks a setting that cannot work; the CLI exits with status 2 on it.
+var ErrInvalid = errors.New("invalid setting")
+
+// Validate reports every setting that cannot work, each naming its flag.
+// Call it after Resolve.
+func (s *Settings) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
+	if err := checkDBURL(s.DBURL); err != nil {
+		bad("--db %q: %v", s.DBURL, err)
+	}
+	for u := range strings.SplitSeq(s.NATSURL, ",") {
+		if pu, err := url.Parse(strings.TrimSpace(u)); err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls") {
+			bad("--nats %q: want nats://HOST:PORT (comma-separated for a cluster)", u)
+		}
+	}
+	if s.Replicas < 1 || s.Replicas > 5 {
+		bad("--nats-replicas %d: want 1 to 5", s.Replicas)
+	}
+	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
+		bad("--http %q: want HOST:PORT", s.HTTPAddr)
+	}
+	if pu, err := url.Parse(s.PublicURL); err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
+		bad("--public-url %q: want http(s)://HOST[:PORT]", s.PublicURL)
+	}
+	if s.WechatURL != "" {
+		if pu, err := url.Parse(s.WechatURL); err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
+			bad("--wechat-url %q: want https://HOST[:PORT]", s.WechatURL)
+		}
+	}
+	if s.LogFormat != "text" && s.LogFormat != "json" {
+		bad("--log %q: want text or json", s.LogFormat)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
+		bad("--log-level %q: want debug, info, warn or error", s.LogLevel)
+	}
+	if s.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsAddr); err != nil {
+			bad("--metrics-addr %q: want HOST:PORT", s.MetricsAddr)
+		}
+	}
+	if _, err := s.Deadlines(); err != nil {
+		bad("%v", err)
+	}
+	for name, d := range map[string]time.Duration{"--wechat-timeout": s.WechatTimeout, "--event-retention": s.EventRetention,
+		"--expiry-interval": s.ExpiryInterval, "--reconcile-payment-after": s.ReconcilePaymentAfter, "--reconcile-refund-after": s.ReconcileRefundAfter} {
+		if d < 0 {
+			bad("%s %s: must not be negative", name, d)
+		}
+	}
+	if s.WorkerLanes < 1 {
+		bad("--worker-lanes %d: want at least 1", s.WorkerLanes)
+	}
+	return errors.Join(errs...)
+}
+
+// WechatHosts returns the base URLs of the platform, pay and OAuth hosts.
+func (s *Settings) WechatHosts() (mp, pay, oauth string) {
+	if s.WechatURL != "" {
+		u := strings.TrimRight(s.WechatURL, "/")
+		return u, u, u
+	}
+	return wechatMPHost, wechatPayHost, wechatOAuthHost
+}
+
+// RootCAs returns the system roots plus WechatCA, or nil for the system roots alone.
+func (s *Settings) RootCAs() (*x509.CertPool, error) {
+	if s.WechatCA == "" {
+		return nil, nil
+	}
+	pemBytes, err := os.ReadFile(s.WechatCA)
+	if err != nil {
+		return nil, fmt.Errorf("wechat CA: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("wechat CA %s: no certificate found", s.WechatCA)
+	}
+	return pool, nil
+}
+
+// Logger builds the process logger: text for people, JSON for machines,
+// from its first line on, with durations as strings ("1.5s", not
+// nanoseconds). It names no component: the engine, the API, the simulator
+// and the workers add their own, and a key is never repeated in a line.
+func (s *Settings) Logger() *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cmp.Or(s.LogLevel, "info")))
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.String(a.Key, a.Value.Duration().String())
+		}
+		return a
+	}}
+	var h slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
+	if s.LogFormat == "text" {
+		h = slog.NewTextHandler(os.Stderr, opts)
+	}
+	return slog.New(h)
+}
+
+// Deadlines parses StuckAfter over engine.DefaultDeadlines.
+func (s *Settings) Deadlines() (map[engine.State]time.Duration, error) {
+	out := maps.Clone(engine.DefaultDeadlines)
+	if strings.TrimSpace(s.StuckAfter) == "" {
+		return out, nil
+	}
+	for part := range strings.SplitSeq(s.StuckAfter, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		d, err := time.ParseDuration(v)
+		if _, waiting := out[engine.State(k)]; !ok || err != nil || !waiting || d < 0 {
+			return nil, fmt.Errorf("--stuck-after %q: want state=duration for a waiting state (created, authorized, prepaid, signed, refunding)", part)
+		}
+		out[engine.State(k)] = d
+	}
+	return out, nil
+}
+
+// RedactedDBURL is DBURL with any password hidden, for logs.
+func (s *Settings) RedactedDBURL() string {
+	dsn := s.DBURL
+	if i, j := strings.Index(dsn, "://"), strings.LastIndex(dsn, "@"); i >= 0 && j > i {
+		return dsn[:i+3] + "…" + dsn[j:]
+	}
+	return dsn
+}
+
+// checkDBURL accepts what engine.Open understands: sqlite:PATH (or a bare
+// path), postgres:// and postgresql://. Anything else with a scheme would
+// otherwise become an SQLite file named after it.
+func checkDBURL(dsn string) error {
+	switch {
+	case dsn == "" || dsn == "sqlite:":
+		return errors.New("empty: want sqlite:PATH or postgres://…")
+	case strings.HasPrefix(dsn, "sqlite:"), strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return nil
+	}
+	if scheme, _, ok := strings.Cut(dsn, ":"); ok && !strings.ContainsAny(scheme, `/\.`) {
+		return fmt.Errorf("unknown scheme %q: want sqlite:PATH or postgres://…", scheme)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package stack
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/metrics"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/mp"
+	"github.com/wxflow/wxflow/workers/wechat/pay"
+	"github.com/wxflow/wxflow/workers/wechat/v2"
+	"github.com/wxflow/wxflow/workers/wechat/v3"
+)
+
+// WechatClients are the WeChat clients of one merchant, sharing one HTTP
+// transport (kept-alive connections: a TLS handshake per call would cost
+// more than the call).
+type WechatClients struct {
+	Merchant *wechat.Merchant
+	V2       *v2.Client
+	V3       *v3.Client
+	MP       *mp.Client
+	Pay      *pay.Payments
+}
+
+// NewWechatClients loads the merchant's keys from MerchantDir and builds its
+// clients, pointed at WeChat's hosts or at WechatURL (the simulator). Every
+// call is counted and timed by m when it is not nil.
+func NewWechatClients(s *Settings, m *metrics.Metrics) (*WechatClients, error) {
+	merchant, err := wechat.LoadMerchant(s.MerchantName, s.MerchantDir)
+	if err != nil {
+		return nil, fmt.Errorf("merchant keys in %s: %w", s.MerchantDir, err)
+	}
+	roots, err := s.RootCAs()
+	if err != nil {
+		return nil, err
+	}
+	var transport http.RoundTripper = &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	if m != nil {
+		transport = m.WrapTransport(transport)
+	}
+	timeout := s.WechatTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	httpClient := &http.Client{Timeout: timeout, Transport: transport}
+	mpURL, payURL, _ := s.WechatHosts()
+	c := &WechatClients{Merchant: merchant}
+	v2cfg := v2.Config{BaseURL: payURL, Merchant: merchant, HTTPClient: httpClient, RootCAs: roots}
+	if m != nil {
+		v2cfg.WrapTransport = m.WrapTransport
+	}
+	if c.V2, err = v2.NewClient(v2cfg); err != nil {
+		return nil, err
+	}
+	if c.V3, err = v3.NewClient(v3.Config{BaseURL: payURL, Merchant: merchant, HTTPClient: httpClient}); err != nil {
+		return nil, err
+	}
+	if c.MP, err = mp.NewClient(mp.Config{BaseURL: mpURL, AppID: merchant.AppID, AppSecret: merchant.AppSecret, HTTPClient: httpClient}); err != nil {
+		return nil, err
+	}
+	if c.Pay, err = pay.New(pay.Config{Merchant: merchant, V2: c.V2, V3: c.V3, NotifyBaseURL: s.PublicURL}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// codeBucket is the KV bucket where the authorize worker keeps each code's
+// openid; nil (codes are then not remembered) when it cannot be opened.
+func codeBucket(ctx context.Context, js jetstream.JetStream) jetstream.KeyValue {
+	kv, err := js.KeyValue(ctx, engine.CodeBucket)
+	if err != nil {
+		return nil
+	}
+	return kv
+}

@@ -1,0 +1,83 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/tokens"
+)
+
+// Worker kinds besides the event workers of [workers.All].
+const (
+	WorkerTokens = "tokens" // the one shared access_token / jsapi_ticket refresher
+	WorkerAll    = "all"    // every event worker and the refresher
+)
+
+// WorkerKinds lists every kind `wxflow worker KIND` accepts, in lifecycle order.
+func WorkerKinds() []string {
+	var kinds []string
+	for _, h := range workers.All(workers.Deps{}) {
+		kinds = append(kinds, h.Name())
+	}
+	return append(kinds, WorkerTokens, WorkerAll)
+}
+
+// CheckWorkerKind refuses a kind that is not one of [WorkerKinds], before
+// anything connects.
+func CheckWorkerKind(kind string) error {
+	if kinds := WorkerKinds(); !slices.Contains(kinds, kind) {
+		return fmt.Errorf("%w: unknown worker %q: want one of %v", ErrInvalid, kind, kinds)
+	}
+	return nil
+}
+
+// WorkerOptions tune the consume loop beyond Settings; zero fields take the
+// loop's defaults. `wxflow dev` and the tests shorten them.
+type WorkerOptions struct {
+	MaxDeliver int           // deliveries of an event before it is dead-lettered
+	BackoffMax time.Duration // the longest delay before a retry
+}
+
+// Workers is a worker process's part: the event workers of one kind (or
+// all) and, for tokens or all, the refresher.
+type Workers struct {
+	handlers  []workers.Handler
+	refresher *tokens.Refresher
+	loop      workers.LoopConfig
+	c         *Conns
+}
+
+// NewWorkers builds the workers of kind on c's NATS with wc's clients.
+func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, kind string, o WorkerOptions) (*Workers, error) {
+	if err := CheckWorkerKind(kind); err != nil {
+		return nil, err
+	}
+	w := &Workers{c: c, loop: workers.LoopConfig{Logger: c.Log, Concurrency: s.WorkerLanes, MaxDeliver: o.MaxDeliver, BackoffMax: o.BackoffMax}}
+	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Codes: codeBucket(ctx, c.JS), Logger: c.Log}) {
+		if kind == WorkerAll || h.Name() == kind {
+			w.handlers = append(w.handlers, h)
+		}
+	}
+	if kind == WorkerTokens || kind == WorkerAll {
+		w.refresher = &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS, Logger: c.Log}
+	}
+	return w, nil
+}
+
+// Run runs every worker until ctx ends.
+func (w *Workers) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if w.refresher != nil {
+		g.Go(func() error { return w.refresher.Run(ctx) })
+	}
+	for _, h := range w.handlers {
+		w.c.Log.Info("worker running", "worker", h.Name(), "lanes", w.loop.Concurrency)
+		g.Go(func() error { return workers.Run(ctx, w.c.JS, h, w.loop) })
+	}
+	return g.Wait()
+}
