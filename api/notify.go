@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/pay"
 	"github.com/wxflow/wxflow/workers/wechat/v2"
 )
 
@@ -123,13 +124,12 @@ func (s *Server) notifyV2Pay(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, false, RefusedRequest, err.Error())
 		return
 	}
-	n, err := s.cfg.V2.ParseNotify(body)
+	t, err := s.notices.Payment("v2", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, false, err)
 		return
 	}
-	s.payment(w, r, false, n.OutTradeNo, n.Paid, engine.Payment{TransactionID: n.TransactionID, AmountFen: n.TotalFen,
-		OpenID: n.OpenID, PaidAt: n.TimeEnd, Source: engine.SourceNotification})
+	s.payment(w, r, false, t)
 }
 
 func (s *Server) notifyV3Pay(w http.ResponseWriter, r *http.Request) {
@@ -138,28 +138,32 @@ func (s *Server) notifyV3Pay(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, true, RefusedRequest, err.Error())
 		return
 	}
-	t, err := s.cfg.V3.ParsePaymentNotify(r.Header, body)
+	t, err := s.notices.Payment("v3", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, true, err)
 		return
 	}
-	s.payment(w, r, true, t.OutTradeNo, t.TradeState == "SUCCESS", engine.Payment{TransactionID: t.TransactionID,
-		AmountFen: t.Amount.Total, OpenID: t.Payer.OpenID, Source: engine.SourceNotification})
+	s.payment(w, r, true, t)
 }
 
-// payment records a verified payment notification as a notify command.
-func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, outTradeNo string, paid bool, p engine.Payment) {
-	o, err := s.orderFor(r.Context(), outTradeNo)
+// payment records a verified payment notification as a notify command. Only
+// SUCCESS is a payment here: WeChat notifies a payment when it succeeds, and
+// a notification saying anything else (REFUND included) is acknowledged,
+// flagged, and left for a query to settle.
+func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, t pay.Transaction) {
+	o, err := s.orderFor(r.Context(), t.OutTradeNo)
 	if err != nil {
 		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
 		return
 	}
-	if !paid {
+	if t.State != pay.TradeSuccess {
 		// A genuine "not paid" result: nothing to record; acknowledge so WeChat stops.
-		s.accept(w, r, v3style, engine.Command{ID: "notfinal:" + outTradeNo, Verb: engine.VerbFlag, OrderID: o.ID,
+		s.accept(w, r, v3style, engine.Command{ID: "notfinal:" + t.OutTradeNo, Verb: engine.VerbFlag, OrderID: o.ID,
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "payment_failed_notification"}})
 		return
 	}
+	p := engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID, PaidAt: t.PaidAt,
+		Source: engine.SourceNotification}
 	s.accept(w, r, v3style, engine.Command{ID: fmt.Sprintf("notify:%s:%s:%d", o.ID, p.TransactionID, p.AmountFen), Verb: engine.VerbNotify,
 		OrderID: o.ID, Actor: "wechat:notify", Notify: &p})
 }
@@ -170,12 +174,12 @@ func (s *Server) notifyV2Refund(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, false, RefusedRequest, err.Error())
 		return
 	}
-	n, err := s.cfg.V2.ParseRefundNotify(body)
+	n, err := s.notices.Refund("v2", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, false, err)
 		return
 	}
-	s.refundResult(w, r, false, n.OutTradeNo, n.OutRefundNo, n.RefundID, n.Status)
+	s.refundResult(w, r, false, n)
 }
 
 func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
@@ -184,30 +188,33 @@ func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, true, RefusedRequest, err.Error())
 		return
 	}
-	n, err := s.cfg.V3.ParseRefundNotify(r.Header, body)
+	n, err := s.notices.Refund("v3", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, true, err)
 		return
 	}
-	s.refundResult(w, r, true, n.OutTradeNo, n.OutRefundNo, n.RefundID, n.RefundStatus)
+	s.refundResult(w, r, true, n)
 }
 
-// refundResult records a verified refund notification. ABNORMAL / CHANGE is
-// not final: it is acknowledged and left for the reconciler and a person.
-func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bool, outTradeNo, outRefundNo, refundID, status string) {
-	o, err := s.orderFor(r.Context(), outTradeNo)
+// refundResult records a verified refund notification. One that is not
+// settled (ABNORMAL / CHANGE, or a word wxflow does not know) is not final:
+// it is acknowledged and flagged for the reconciler and a person.
+func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bool, n pay.RefundNotice) {
+	o, err := s.orderFor(r.Context(), n.OutTradeNo)
 	if err != nil {
 		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
 		return
 	}
 	var cmd engine.Command
-	switch status {
-	case "SUCCESS", "CLOSED", "REFUNDCLOSE":
-		cmd = engine.Command{ID: "refunded:" + outRefundNo + ":" + status, Verb: engine.VerbRefunded, OrderID: o.ID,
-			Actor: "wechat:notify", Refunded: &engine.RefundDone{OutRefundNo: outRefundNo, RefundID: refundID,
-				Succeeded: status == "SUCCESS", Source: engine.SourceNotification}}
-	default:
-		cmd = engine.Command{ID: "refund-abnormal:" + outRefundNo, Verb: engine.VerbFlag, OrderID: o.ID,
+	if n.State.Settled() {
+		// The id ends in WeChat's own word (REFUNDCLOSE from v2, CLOSED from
+		// v3), as it always has: the engine remembers command ids, so a
+		// notification sent again must meet the id it was first recorded by.
+		cmd = engine.Command{ID: "refunded:" + n.OutRefundNo + ":" + n.RawState, Verb: engine.VerbRefunded, OrderID: o.ID,
+			Actor: "wechat:notify", Refunded: &engine.RefundDone{OutRefundNo: n.OutRefundNo, RefundID: n.RefundID,
+				Succeeded: n.State == pay.RefundSuccess, Source: engine.SourceNotification}}
+	} else {
+		cmd = engine.Command{ID: "refund-abnormal:" + n.OutRefundNo, Verb: engine.VerbFlag, OrderID: o.ID,
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "refund_abnormal"}}
 	}
 	s.accept(w, r, v3style, cmd)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/pay"
 	"github.com/wxflow/wxflow/workers/wechat/v2"
 	"github.com/wxflow/wxflow/workers/wechat/v3"
 )
@@ -81,10 +82,12 @@ type Counters struct {
 
 // Server serves the API.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	handler  http.Handler
-	tmpl     *template.Template
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	tmpl    *template.Template
+	// notices reads WeChat's notifications into typed states (cfg.V2, cfg.V3).
+	notices  pay.Notices
 	Counters Counters
 }
 
@@ -105,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), notices: pay.Notices{V2: cfg.V2, V3: cfg.V3}}
 	routes, err := s.routes()
 	if err != nil {
 		return nil, err

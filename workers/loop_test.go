@@ -48,26 +48,87 @@ func publishEvent(t *testing.T, js jetstream.JetStream, id engine.OrderID, n int
 	return ev
 }
 
-// commands collects what the workers publish on wxflow.cmd.>.
-func commands(t *testing.T, nc *nats.Conn) func() []engine.Command {
-	var mu sync.Mutex
-	var got []engine.Command
+// recorder collects what the workers publish on wxflow.cmd.>.
+type recorder struct {
+	nc    *nats.Conn
+	mu    sync.Mutex
+	got   []engine.Command
+	marks int // markers seen (see sync)
+}
+
+// markerSubject is where sync publishes: under the command subjects, so the
+// recorder's one subscription receives it in order with the commands.
+const markerSubject = engine.CommandSubjectPrefix + "test.marker"
+
+func commands(t *testing.T, nc *nats.Conn) *recorder {
+	r := &recorder{nc: nc}
 	sub, err := nc.Subscribe("wxflow.cmd.>", func(m *nats.Msg) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if m.Subject == markerSubject {
+			r.marks++
+			return
+		}
 		var c engine.Command
 		_ = json.Unmarshal(m.Data, &c)
-		mu.Lock()
-		got = append(got, c)
-		mu.Unlock()
+		r.got = append(r.got, c)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
-	return func() []engine.Command {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]engine.Command(nil), got...)
+	return r
+}
+
+// all is every command recorded so far.
+func (r *recorder) all() []engine.Command {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]engine.Command(nil), r.got...)
+}
+
+// sync returns once every command published on the test's connection before
+// it has been recorded: a marker published after them on the same connection
+// reaches the same subscription after them, so seeing it proves they are in.
+func (r *recorder) sync(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	want := r.marks + 1
+	r.mu.Unlock()
+	if err := r.nc.Publish(markerSubject, nil); err != nil {
+		t.Fatal(err)
 	}
+	enginetest.WaitFor(t, 10*time.Second, func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.marks < want {
+			return fmt.Errorf("marker %d not seen yet", want)
+		}
+		return nil
+	})
+}
+
+// settled waits until worker's consumer has nothing left to deliver and no
+// delivery awaiting an ack: a nak'ed delivery stays pending until it is
+// redelivered and acked or terminated, so after this no delivery, and no
+// command of one, can follow.
+func settled(t *testing.T, js jetstream.JetStream, worker string) {
+	t.Helper()
+	ctx := context.Background()
+	enginetest.WaitFor(t, 20*time.Second, func() error {
+		c, err := js.Consumer(ctx, engine.EventStream, worker)
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("consumer %s: %d to deliver, %d awaiting an ack", worker, info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
 }
 
 func run(t *testing.T, js jetstream.JetStream, h workers.Handler, cfg workers.LoopConfig) {
@@ -108,18 +169,18 @@ func TestLoop(t *testing.T) {
 			run(t, js, h, workers.LoopConfig{MaxDeliver: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 			publishEvent(t, js, "o1", 1)
 			enginetest.WaitFor(t, 10*time.Second, func() error {
-				for _, c := range got() {
+				for _, c := range got.all() {
 					if c.Verb == tc.want {
 						return nil
 					}
 				}
-				return fmt.Errorf("no %s command yet; got %v", tc.want, got())
+				return fmt.Errorf("no %s command yet; got %v", tc.want, got.all())
 			})
 			if n := h.calls.Load(); n < tc.calls {
 				t.Errorf("%d calls, want %d", n, tc.calls)
 			}
 			if tc.want == engine.VerbFail {
-				c := got()[0]
+				c := got.all()[0]
 				if c.Fail == nil || c.Fail.Code != "ORDERCLOSED" {
 					t.Errorf("fail command %+v", c)
 				}
@@ -134,10 +195,12 @@ func TestLoop(t *testing.T) {
 					return nil
 				})
 			}
-			// The result command was published once, whatever the retries.
-			time.Sleep(100 * time.Millisecond)
+			// The result command was published once, whatever the retries:
+			// counted once the event is done with and every command is in.
+			settled(t, js, h.name)
+			got.sync(t)
 			n := 0
-			for _, c := range got() {
+			for _, c := range got.all() {
 				if c.Verb == tc.want {
 					n++
 				}
@@ -163,7 +226,7 @@ func TestInstancesSplitTheWork(t *testing.T) {
 		publishEvent(t, js, engine.OrderID(fmt.Sprintf("o%d", i)), i)
 	}
 	enginetest.WaitFor(t, 10*time.Second, func() error {
-		if n := len(got()); n < 200 {
+		if n := len(got.all()); n < 200 {
 			return fmt.Errorf("%d commands", n)
 		}
 		return nil
@@ -221,7 +284,7 @@ func TestLoopLanes(t *testing.T) {
 	}
 	close(release)
 	enginetest.WaitFor(t, 10*time.Second, func() error {
-		if n := len(got()); n < orders*3 {
+		if n := len(got.all()); n < orders*3 {
 			return fmt.Errorf("%d of %d commands", n, orders*3)
 		}
 		return nil
@@ -249,7 +312,7 @@ func TestLoopSurvivesConsumerLoss(t *testing.T) {
 	run(t, js, h, workers.LoopConfig{})
 	has := func(n int) func() error {
 		return func() error {
-			if c := len(got()); c < n {
+			if c := len(got.all()); c < n {
 				return fmt.Errorf("%d of %d commands", c, n)
 			}
 			return nil

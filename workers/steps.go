@@ -192,8 +192,8 @@ func paidByQuery(ctx context.Context, d Deps, worker string, ev engine.Event) (*
 	if err != nil {
 		return nil, err
 	}
-	if t.State != "SUCCESS" && t.State != "REFUND" {
-		return nil, &wechat.Error{API: "query", Code: t.State, Message: "WeChat said paid, its query disagrees", Retryable: true}
+	if !t.State.Paid() {
+		return nil, &wechat.Error{API: "query", Code: t.RawState, Message: "WeChat said paid, its query disagrees", Retryable: true}
 	}
 	c := resultCommand(worker, engine.VerbNotify, ev)
 	c.Notify = &engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID,
@@ -237,13 +237,11 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 		// Ask again soon (the refund call repeats harmlessly by out_refund_no)
 		// rather than wait minutes for the reconciler if the notification is lost.
 		return nil, err
-	case err != nil || st.Status == "PROCESSING" || st.Status == "ABNORMAL":
-		return nil, nil // the notification or the reconciler will tell
-	case st.Status == "SUCCESS", st.Status == "CLOSED":
-		c.Refunded = &engine.RefundDone{OutRefundNo: no, RefundID: st.RefundID, Succeeded: st.Status == "SUCCESS", Source: engine.SourceQuery}
-		return c, nil
+	case err != nil || !st.State.Settled():
+		return nil, nil // processing, abnormal or unknown: the notification or the reconciler will tell
 	}
-	return nil, nil
+	c.Refunded = &engine.RefundDone{OutRefundNo: no, RefundID: st.RefundID, Succeeded: st.State == pay.RefundSuccess, Source: engine.SourceQuery}
+	return c, nil
 }
 
 // Query asks WeChat about a payment the notification of which has not come
@@ -267,10 +265,10 @@ func (w Query) Handle(ctx context.Context, ev engine.Event) (*engine.Command, er
 	if err != nil {
 		return nil, err
 	}
-	switch t.State {
-	case "SUCCESS", "REFUND":
+	switch {
+	case t.State.Paid():
 		return paidByQuery(ctx, w.Deps, w.Name(), ev)
-	case "CLOSED", "REVOKED":
+	case t.State.Closed():
 		c := resultCommand(w.Name(), engine.VerbClose, ev)
 		c.Close = &engine.CloseAsk{Confirmed: true}
 		return c, nil

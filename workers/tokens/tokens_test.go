@@ -3,12 +3,16 @@ package tokens_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/workers/tokens"
@@ -37,21 +41,32 @@ func TestOneRefresherForTheDeployment(t *testing.T) {
 	counter := &counting{next: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.RootCAs()}}}
 	m := s.Keys().Merchant
 	client, _ := mp.NewClient(mp.Config{BaseURL: url, AppID: m.AppID, AppSecret: m.AppSecret, HTTPClient: &http.Client{Transport: counter}})
-	_, nc, js := enginetest.StartNATS(t)
+	ns, nc, js := enginetest.StartNATS(t)
 
 	var wg sync.WaitGroup
-	for range 3 { // three processes compete for the lease
-		r := &tokens.Refresher{MP: client, AppID: m.AppID, NC: nc, JS: js, Tick: 50 * time.Millisecond}
+	var conns []*nats.Conn // each refresher's own, so its ticks can be counted
+	for range 3 {          // three processes compete for the lease
+		rc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rc.Close)
+		rjs, err := jetstream.New(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, rc)
+		r := &tokens.Refresher{MP: client, AppID: m.AppID, NC: rc, JS: rjs, Tick: 50 * time.Millisecond}
 		wg.Go(func() { _ = r.Run(ctx) })
 	}
 	reader := &tokens.Reader{AppID: m.AppID, NC: nc, JS: js}
 	var first string
-	enginetest.WaitFor(t, 5*time.Second, func() error {
+	enginetest.WaitFor(t, 10*time.Second, func() error {
 		var err error
 		first, err = reader.JSAPITicket(ctx)
 		return err
 	})
-	time.Sleep(300 * time.Millisecond) // several ticks of every refresher
+	waitTicks(t, conns, 3)
 	if n := counter.calls.Load(); n != 1 {
 		t.Fatalf("%d token fetches by three refreshers, want 1", n)
 	}
@@ -75,4 +90,27 @@ func TestOneRefresherForTheDeployment(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// waitTicks waits until every refresher, each on its own connection in
+// conns, has run at least n whole ticks more: a tick sends at most
+// msgsPerTick messages (a lease create or update and its read; the leader's
+// two token reads, or its fetch's two puts), so (n+1)·msgsPerTick more
+// messages hold n whole ticks, whatever part of a tick they start and end in.
+func waitTicks(t *testing.T, conns []*nats.Conn, n uint64) {
+	t.Helper()
+	const msgsPerTick = 5
+	want := (n + 1) * msgsPerTick
+	from := make([]uint64, len(conns))
+	for i, c := range conns {
+		from[i] = c.Stats().OutMsgs
+	}
+	enginetest.WaitFor(t, 20*time.Second, func() error {
+		for i, c := range conns {
+			if sent := c.Stats().OutMsgs - from[i]; sent < want {
+				return fmt.Errorf("refresher %d sent %d messages, want %d (%d whole ticks)", i, sent, want, n)
+			}
+		}
+		return nil
+	})
 }
