@@ -278,9 +278,8 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 	callsBefore := calls()
 	// Only this run's events count: a running deployment's database holds others.
 	// A transaction that wrote events wrote them under one command id.
-	const countWork = "SELECT COUNT(*) AS events, COUNT(DISTINCT command_id) AS txs FROM order_events"
-	var before struct{ Events, Txs int }
-	if err := st.Store.DB().GetContext(ctx, &before, countWork); err != nil {
+	before, err := st.Store.CountWork(ctx)
+	if err != nil {
 		return nil, err
 	}
 
@@ -429,11 +428,11 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 			rep.StreamBytes = info.State.Bytes
 		}
 	}
-	var after struct{ Events, Txs int }
-	if err := st.Store.DB().GetContext(ctx, &after, countWork); err != nil {
+	after, err := st.Store.CountWork(ctx)
+	if err != nil {
 		return nil, err
 	}
-	events, txs := after.Events-before.Events, after.Txs-before.Txs
+	events, txs := after.Events-before.Events, after.Transactions-before.Transactions
 	rep.Ceiling.EventsPerOrder = float64(events) / float64(o.Orders)
 	if err := measureCeiling(ctx, rep, st.Store, js, txs, events, o.Concurrency); err != nil {
 		return nil, err
@@ -445,45 +444,11 @@ func runBench(ctx context.Context, o benchOptions) (*BenchReport, error) {
 // measureCeiling runs the parts alone: SQL transactions of the same shape
 // as Apply's, and JetStream publish+consume round trips.
 func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, js jetstream.JetStream, txs, events, conc int) error {
-	db := store.DB()
-	// Fresh tables, dropped afterwards: a running deployment's database keeps
-	// no trace of the measurement.
-	for _, q := range []string{`DROP TABLE IF EXISTS bench_state`, `DROP TABLE IF EXISTS bench_rows`,
-		`CREATE TABLE bench_state (id TEXT PRIMARY KEY, version BIGINT, payload TEXT)`,
-		`CREATE TABLE bench_rows (id TEXT PRIMARY KEY, ref TEXT, payload TEXT)`} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("ceiling, SQL: %w", err)
-		}
-	}
-	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_state`)
-	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_rows`)
-	payload := strings.Repeat("x", 600)
-	start := time.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(conc)
-	for i := range txs {
-		g.Go(func() error {
-			tx, err := db.BeginTxx(gctx, nil)
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback()
-			id := fmt.Sprintf("b%d", i%max(1, txs/5))
-			if _, err := tx.ExecContext(gctx, db.Rebind(`INSERT INTO bench_state (id, version, payload) VALUES (?, 1, ?) ON CONFLICT (id) DO UPDATE SET version = bench_state.version + 1`), id, payload); err != nil {
-				return err
-			}
-			for _, kind := range []string{"e", "o"} {
-				if _, err := tx.ExecContext(gctx, db.Rebind(`INSERT INTO bench_rows (id, ref, payload) VALUES (?, ?, ?)`), fmt.Sprintf("%s%d", kind, i), id, payload); err != nil {
-					return err
-				}
-			}
-			return tx.Commit()
-		})
-	}
-	if err := g.Wait(); err != nil {
+	sqlTime, err := store.MeasureSQLCeiling(ctx, txs, conc) // the same shape as Apply's, in tables of its own
+	if err != nil {
 		return fmt.Errorf("ceiling, SQL: %w", err)
 	}
-	rep.Ceiling.Transactions, rep.Ceiling.SQLSeconds = txs, time.Since(start).Seconds()
+	rep.Ceiling.Transactions, rep.Ceiling.SQLSeconds = txs, sqlTime.Seconds()
 
 	trips := 2 * events
 	_ = js.DeleteStream(ctx, "BENCH_CEILING") // left by a run that was stopped
@@ -507,7 +472,7 @@ func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, 
 		return err
 	}
 	defer cc.Stop()
-	start = time.Now()
+	start := time.Now()
 	pg, pctx := errgroup.WithContext(ctx)
 	pg.SetLimit(conc)
 	data := []byte(strings.Repeat("x", 1200))
@@ -533,9 +498,8 @@ func measureCeiling(ctx context.Context, rep *BenchReport, store *engine.Store, 
 // databaseBytes is the database's size on disk: the SQLite file with its
 // write-ahead log, or PostgreSQL's pg_database_size; 0 when unknown.
 func databaseBytes(ctx context.Context, store *engine.Store, dbURL string) int64 {
-	if store.DB().DriverName() == "pgx" { // engine.Open chose PostgreSQL for this URL
-		var n int64
-		_ = store.DB().GetContext(ctx, &n, "SELECT pg_database_size(current_database())")
+	if store.Dialect() == engine.Postgres { // engine.Open chose PostgreSQL for this URL
+		n, _ := store.DatabaseSize(ctx)
 		return n
 	}
 	path, _, _ := strings.Cut(strings.TrimPrefix(dbURL, "sqlite:"), "?")
@@ -606,41 +570,5 @@ func preloadOrders(ctx context.Context, dsn string, n int) error {
 		return err
 	}
 	defer store.Close()
-	db := store.DB()
-	now := time.Now().UTC()
-	run := strconv.FormatInt(now.Unix()%10_000_000, 10) // ids of this preload, apart from an earlier one's
-	for done := 0; done < n; {
-		tx, err := db.BeginTxx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		ins, err := tx.PreparexContext(ctx, db.Rebind(`INSERT INTO orders (id, merchant, out_trade_no, description, amount_fen, pay_api, client,
-			openid, state, transaction_id, paid_fen, expires_at, created_at, updated_at, version)
-			VALUES (?, 'default', ?, 'preload', 100, 'v2', 'jsapi', ?, 'notified', ?, 100, ?, ?, ?, 1)`))
-		if err != nil {
-			tx.Rollback()
-			return err
-		}
-		ev, err := tx.PreparexContext(ctx, db.Rebind(`INSERT INTO order_events (id, order_id, seq, type, from_state, to_state, at,
-			command_id, actor, reason, trace_id) VALUES (?, ?, 1, 'notified', 'signed', 'notified', ?, ?, 'preload', 'paid, source query', '')`))
-		if err != nil {
-			tx.Rollback()
-			return err
-		}
-		for end := min(done+10000, n); done < end; done++ {
-			id := fmt.Sprintf("o_pre%s_%09d", run, done)
-			if _, err := ins.ExecContext(ctx, id, fmt.Sprintf("PRE%s%09d", run, done), "oPRELOAD", fmt.Sprintf("42%s%09d", run, done), now, now, now); err != nil {
-				tx.Rollback()
-				return err
-			}
-			if _, err := ev.ExecContext(ctx, "evt_"+id, id, now, "preload:"+id); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return store.PreloadPaidOrders(ctx, n)
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -156,11 +155,11 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, o
 	}
 	if !paid {
 		// A genuine "not paid" result: nothing to record; acknowledge so WeChat stops.
-		s.accept(w, r, v3style, engine.Command{ID: "notfinal:" + outTradeNo, Verb: engine.VerbFlag, OrderID: o.ID,
+		s.accept(w, r, v3style, engine.Command{ID: engine.NotFinalCommandID(outTradeNo), Verb: engine.VerbFlag, OrderID: o.ID,
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "payment_failed_notification"}})
 		return
 	}
-	s.accept(w, r, v3style, engine.Command{ID: fmt.Sprintf("notify:%s:%s:%d", o.ID, p.TransactionID, p.AmountFen), Verb: engine.VerbNotify,
+	s.accept(w, r, v3style, engine.Command{ID: engine.NotifyCommandID(o.ID, p.TransactionID, p.AmountFen), Verb: engine.VerbNotify,
 		OrderID: o.ID, Actor: "wechat:notify", Notify: &p})
 }
 
@@ -203,11 +202,11 @@ func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bo
 	var cmd engine.Command
 	switch status {
 	case "SUCCESS", "CLOSED", "REFUNDCLOSE":
-		cmd = engine.Command{ID: "refunded:" + outRefundNo + ":" + status, Verb: engine.VerbRefunded, OrderID: o.ID,
+		cmd = engine.Command{ID: engine.RefundResultCommandID(outRefundNo, status), Verb: engine.VerbRefunded, OrderID: o.ID,
 			Actor: "wechat:notify", Refunded: &engine.RefundDone{OutRefundNo: outRefundNo, RefundID: refundID,
 				Succeeded: status == "SUCCESS", Source: engine.SourceNotification}}
 	default:
-		cmd = engine.Command{ID: "refund-abnormal:" + outRefundNo, Verb: engine.VerbFlag, OrderID: o.ID,
+		cmd = engine.Command{ID: engine.RefundAbnormalCommandID(outRefundNo), Verb: engine.VerbFlag, OrderID: o.ID,
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "refund_abnormal"}}
 	}
 	s.accept(w, r, v3style, cmd)
