@@ -286,7 +286,7 @@ func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 			s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusBadRequest, err.Error())
 			return
 		}
-		c := engine.Command{ID: engine.NewID(string(verb)), Verb: verb, OrderID: id, Actor: "admin:" + in.Who, Reason: in.Reason}
+		c := engine.Command{ID: engine.AdminCommandID(verb), Verb: verb, OrderID: id, Actor: "admin:" + in.Who, Reason: in.Reason}
 		switch verb {
 		case engine.VerbClose:
 			c.Close = &engine.CloseAsk{}
@@ -321,7 +321,7 @@ func (s *Server) adminAnswer(w http.ResponseWriter, r *http.Request, form bool, 
 		return
 	}
 	if status >= 400 {
-		writeError(w, status, res.Code, msg)
+		writeError(w, status, string(res.Code), msg)
 		return
 	}
 	writeJSON(w, status, map[string]any{"message": msg, "result": res})
@@ -346,7 +346,7 @@ func (s *Server) adminReplayStuck(form bool) http.HandlerFunc {
 			if in.DryRun {
 				continue
 			}
-			c := engine.Command{ID: engine.NewID("replay"), Verb: engine.VerbReplay, OrderID: o.ID, Actor: "admin:" + in.Who, Reason: in.Reason}
+			c := engine.Command{ID: engine.AdminCommandID(engine.VerbReplay), Verb: engine.VerbReplay, OrderID: o.ID, Actor: "admin:" + in.Who, Reason: in.Reason}
 			if _, err := s.send(r.Context(), c, false); err != nil {
 				s.adminAnswer(w, r, form, "", engine.Result{}, http.StatusServiceUnavailable, err.Error())
 				return

@@ -137,8 +137,7 @@ func TestCreateValidation(t *testing.T) {
 			}
 		})
 	}
-	var n int
-	h.store.DB().Get(&n, "SELECT COUNT(*) FROM orders")
+	n, _ := h.store.CountOrders(context.Background())
 	if n != 0 {
 		t.Errorf("%d orders were created by refused requests", n)
 	}
@@ -319,7 +318,7 @@ func TestV3PaymentNotification(t *testing.T) {
 		t.Errorf("genuine, other amount: %d", s)
 	}
 	enginetest.WaitFor(t, 5*time.Second, func() error {
-		if got := h.state(t, o.ID); got.Flag != engine.CodeAmountMismatch || got.State != engine.Prepaid {
+		if got := h.state(t, o.ID); got.Flag != string(engine.CodeAmountMismatch) || got.State != engine.Prepaid {
 			return fmt.Errorf("order %s flag %q", got.State, got.Flag)
 		}
 		return nil

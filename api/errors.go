@@ -28,7 +28,7 @@ func writeError(w http.ResponseWriter, status int, code, reason string) {
 }
 
 // statusOf is the only place an engine refusal becomes an HTTP status.
-func statusOf(code string) int {
+func statusOf(code engine.RefusalCode) int {
 	switch code {
 	case engine.CodeConflict, engine.CodeRefundInProgress, engine.CodeInvalidState, engine.CodeCloseRequested, engine.CodeDuplicate:
 		return http.StatusConflict

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -12,7 +11,7 @@ import (
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/pay"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
 )
 
 // readNotification reads the raw body once (signatures are over its exact
@@ -158,13 +157,13 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, t
 	}
 	if t.State != pay.TradeSuccess {
 		// A genuine "not paid" result: nothing to record; acknowledge so WeChat stops.
-		s.accept(w, r, v3style, engine.Command{ID: "notfinal:" + t.OutTradeNo, Verb: engine.VerbFlag, OrderID: o.ID,
+		s.accept(w, r, v3style, engine.Command{ID: engine.NotFinalCommandID(t.OutTradeNo), Verb: engine.VerbFlag, OrderID: o.ID,
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "payment_failed_notification"}})
 		return
 	}
 	p := engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID, PaidAt: t.PaidAt,
 		Source: engine.SourceNotification}
-	s.accept(w, r, v3style, engine.Command{ID: fmt.Sprintf("notify:%s:%s:%d", o.ID, p.TransactionID, p.AmountFen), Verb: engine.VerbNotify,
+	s.accept(w, r, v3style, engine.Command{ID: engine.NotifyCommandID(o.ID, p.TransactionID, p.AmountFen), Verb: engine.VerbNotify,
 		OrderID: o.ID, Actor: "wechat:notify", Notify: &p})
 }
 
@@ -210,11 +209,11 @@ func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bo
 		// The id ends in WeChat's own word (REFUNDCLOSE from v2, CLOSED from
 		// v3), as it always has: the engine remembers command ids, so a
 		// notification sent again must meet the id it was first recorded by.
-		cmd = engine.Command{ID: "refunded:" + n.OutRefundNo + ":" + n.RawState, Verb: engine.VerbRefunded, OrderID: o.ID,
+		cmd = engine.Command{ID: engine.RefundResultCommandID(n.OutRefundNo, n.RawState), Verb: engine.VerbRefunded, OrderID: o.ID,
 			Actor: "wechat:notify", Refunded: &engine.RefundDone{OutRefundNo: n.OutRefundNo, RefundID: n.RefundID,
 				Succeeded: n.State == pay.RefundSuccess, Source: engine.SourceNotification}}
 	} else {
-		cmd = engine.Command{ID: "refund-abnormal:" + n.OutRefundNo, Verb: engine.VerbFlag, OrderID: o.ID,
+		cmd = engine.Command{ID: engine.RefundAbnormalCommandID(n.OutRefundNo), Verb: engine.VerbFlag, OrderID: o.ID,
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "refund_abnormal"}}
 	}
 	s.accept(w, r, v3style, cmd)

@@ -147,7 +147,7 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 	if q.ExpiresInSeconds > 0 {
 		expires = s.cfg.Now().Add(time.Duration(q.ExpiresInSeconds) * time.Second).UTC()
 	}
-	cmd := engine.Command{ID: "create:" + string(id) + ":" + reqHash[:16], Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
+	cmd := engine.Command{ID: engine.CreateCommandID(id, reqHash), Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
 		Create: &engine.CreateOrder{Merchant: s.cfg.Merchant.Name, OutTradeNo: outTradeNo, Description: q.Description,
 			AmountFen: q.AmountFen, PayAPI: engine.PayAPI(q.PayAPI), Client: client, OpenID: q.OpenID,
 			OAuthCode: q.OAuthCode, LoginCode: q.LoginCode, ClientIP: q.ClientIP, ExpiresAt: expires, RequestHash: reqHash}}
@@ -172,7 +172,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, cmd engine.Comma
 	case res.Code == engine.CodeExists || res.Code == engine.CodeDuplicateCommand && res.Order.ID != "":
 		writeJSON(w, http.StatusOK, map[string]any{"order": res.Order})
 	default:
-		writeError(w, statusOf(res.Code), res.Code, res.Reason)
+		writeError(w, statusOf(res.Code), string(res.Code), res.Reason)
 	}
 }
 
@@ -265,7 +265,7 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 	// The amount is part of the command id: the same out_refund_no asked again
 	// with another amount is not a repeat but a conflict, which only the
 	// engine, past the stream's de-duplication, can tell.
-	cmd := engine.Command{ID: fmt.Sprintf("refund:%s:%s:%d", o.ID, no, q.AmountFen), Verb: engine.VerbRefund, OrderID: o.ID, Actor: "shop",
+	cmd := engine.Command{ID: engine.RefundCommandID(o.ID, no, q.AmountFen), Verb: engine.VerbRefund, OrderID: o.ID, Actor: "shop",
 		Reason: q.Reason, Refund: &engine.RefundAsk{OutRefundNo: no, AmountFen: q.AmountFen, Reason: q.Reason}}
 	s.answer(w, r, cmd, http.StatusAccepted)
 }
@@ -275,7 +275,7 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	cmd := engine.Command{ID: "close:" + string(o.ID) + ":shop", Verb: engine.VerbClose, OrderID: o.ID, Actor: "shop",
+	cmd := engine.Command{ID: engine.ShopCloseCommandID(o.ID), Verb: engine.VerbClose, OrderID: o.ID, Actor: "shop",
 		Reason: "closed by the shop", Close: &engine.CloseAsk{}}
 	s.answer(w, r, cmd, http.StatusAccepted)
 }

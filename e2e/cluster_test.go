@@ -64,8 +64,8 @@ func TestClusterNodeLoss(t *testing.T) {
 
 	// Once a third of the orders exist, kill the command stream's leader.
 	enginetest.WaitFor(t, 60*time.Second, func() error {
-		var n int
-		if err := st.Store.DB().Get(&n, "SELECT COUNT(*) FROM orders"); err != nil || n < orders/3 {
+		n, err := st.Store.CountOrders(ctx)
+		if err != nil || n < orders/3 {
 			return errorf("%d orders so far (%v)", n, err)
 		}
 		return nil
@@ -95,8 +95,8 @@ func TestClusterNodeLoss(t *testing.T) {
 		return
 	}
 	enginetest.WaitFor(t, 15*time.Second, func() error {
-		var backlog int
-		if err := st.Store.DB().Get(&backlog, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"); err != nil || backlog > 0 {
+		backlog, err := st.Store.OutboxBacklog(ctx)
+		if err != nil || backlog > 0 {
 			return errorf("outbox backlog %d (%v)", backlog, err)
 		}
 		return nil

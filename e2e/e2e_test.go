@@ -91,8 +91,8 @@ func TestEndToEnd(t *testing.T) {
 
 	// Every event row is in the stream exactly once: none lost, none doubled.
 	enginetest.WaitFor(t, 10*time.Second, func() error {
-		var backlog int
-		if err := st.Store.DB().Get(&backlog, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"); err != nil || backlog > 0 {
+		backlog, err := st.Store.OutboxBacklog(ctx)
+		if err != nil || backlog > 0 {
 			return errorf("outbox backlog %d (%v)", backlog, err)
 		}
 		return nil
@@ -134,9 +134,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("order %s: %d events in the store, %d in the stream", id, n, inStream[id])
 		}
 	}
-	var eventRows int
-	st.Store.DB().Get(&eventRows, "SELECT COUNT(*) FROM order_events")
-	if eventRows != len(seen) {
+	work, _ := st.Store.CountWork(ctx)
+	if eventRows := work.Events; eventRows != len(seen) {
 		t.Errorf("%d event rows, %d events in the stream", eventRows, len(seen))
 	}
 	t.Logf("%d orders, %d events, each once in the stream", orders, len(seen))
@@ -214,9 +213,9 @@ func TestReplayAndReconcile(t *testing.T) {
 		n := 0
 		defer func() { replays <- n }()
 		for replayCtx.Err() == nil {
-			var ids []engine.OrderID
-			_ = st.Store.DB().Select(&ids, "SELECT id FROM orders")
-			for _, id := range ids {
+			orders, _ := st.Store.Orders(replayCtx, engine.OrderFilter{Limit: 1 << 30})
+			for _, o := range orders {
+				id := o.ID
 				c := engine.Command{ID: engine.NewID("replay"), Verb: engine.VerbReplay, OrderID: id, Actor: "admin:test", Reason: "chaos"}
 				if _, err := engine.Publish(replayCtx, js, c, nil); err == nil {
 					n++

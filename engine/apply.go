@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,32 +9,14 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Result codes of a command that was not applied (Result.Code).
-const (
-	CodeDuplicateCommand = "duplicate_command"  // this command id was seen before
-	CodeExists           = "exists"             // the same create again: the existing order
-	CodeConflict         = "conflict"           // same id / out_trade_no / out_refund_no, other content
-	CodeInvalidState     = "invalid_state"      // the lifecycle does not allow it now
-	CodeDuplicate        = "duplicate"          // already done (a repeated notification, refund result…)
-	CodeAmountMismatch   = "amount_mismatch"    // WeChat's amount differs from the order's; flagged
-	CodePaidAfterClose   = "paid_after_close"   // a payment for a closed order; flagged for a refund
-	CodeOverRefund       = "over_refund"        // more than remains of the payment
-	CodeRefundInProgress = "refund_in_progress" // one refund at a time
-	CodeCloseRequested   = "close_requested"    // closing is already under way
-	CodeUnknownOrder     = "unknown_order"
-	CodeNothingToReplay  = "nothing_to_replay" // the order rests: no step is pending
-	CodeStale            = "stale"             // about a state the order has left
-	CodeInvalid          = "invalid"           // malformed command
-)
-
 // Result is what became of a command. Applied is false for a refusal, which
 // is recorded with its Code and Reason and changes nothing (but a flag).
 type Result struct {
-	Applied bool    `json:"applied"`
-	Code    string  `json:"code,omitempty"`
-	Reason  string  `json:"reason,omitempty"`
-	Order   Order   `json:"order"`
-	Events  []Event `json:"events,omitempty"`
+	Applied bool        `json:"applied"`
+	Code    RefusalCode `json:"code,omitempty"`
+	Reason  string      `json:"reason,omitempty"`
+	Order   Order       `json:"order"`
+	Events  []Event     `json:"events,omitempty"`
 }
 
 // change is what a command does to an order, decided before anything is written.
@@ -48,11 +28,6 @@ type change struct {
 	setRefund *Refund // an existing refund's new state
 	closeReq  bool    // remember that closing was asked of the close worker
 	reqHash   string
-}
-
-// refusal is a command that does not fit; flag, when set, is still written.
-type refusal struct {
-	code, reason, flag string
 }
 
 var errVersionConflict = errors.New("engine: order changed concurrently")
@@ -148,32 +123,20 @@ func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
 // applyIn decides and writes one command inside tx, which the caller commits.
 func (e *Engine) applyIn(ctx context.Context, tx *sqlx.Tx, cmd Command) (Result, error) {
 	s := e.store
-	var seen struct {
-		Applied bool   `db:"applied"`
-		Code    string `db:"code"`
-		Reason  string `db:"reason"`
-	}
-	switch err := tx.GetContext(ctx, &seen, s.db.Rebind("SELECT applied, code, reason FROM commands WHERE id = ?"), cmd.ID); {
-	case err == nil:
-		o, _ := s.getOrderRow(ctx, tx, "id = ?", cmd.OrderID)
+	switch seen, ok, err := s.commandSeen(ctx, tx, cmd.ID); {
+	case err != nil:
+		return Result{}, err
+	case ok:
+		o, _ := s.orderIn(ctx, tx, cmd.OrderID)
 		return Result{Code: CodeDuplicateCommand, Reason: fmt.Sprintf("command %s was seen before (applied=%v %s)", cmd.ID, seen.Applied, seen.Code), Order: o.Order}, nil
-	case !isNoRows(err):
+	}
+	f, err := e.loadFacts(ctx, tx, cmd)
+	if err != nil {
 		return Result{}, err
 	}
-	lock := ""
-	if s.dialect == "pgx" {
-		lock = " FOR UPDATE"
-	}
-	row, err := s.getOrderRow(ctx, tx, "id = ?"+lock, cmd.OrderID)
-	var cur *orderRow
-	switch {
-	case err == nil:
-		cur = &row
-	case !errors.Is(err, ErrNotFound):
-		return Result{}, err
-	}
+	cur := f.order
 	now := e.cfg.Now().UTC()
-	ch, ref, err := e.decide(ctx, tx, cur, cmd, now)
+	ch, ref, err := decide(f, cmd, now)
 	if err != nil {
 		return Result{}, err
 	}
@@ -192,14 +155,12 @@ func (e *Engine) applyIn(ctx context.Context, tx *sqlx.Tx, cmd Command) (Result,
 		}
 	}
 	if ch != nil {
-		if res.Events, err = e.write(ctx, tx, cur, ch, cmd, now); err != nil {
+		if res.Events, err = s.writeChange(ctx, tx, cur, ch, cmd, now); err != nil {
 			return Result{}, err
 		}
 		res.Order = ch.order
 	}
-	code, reason := res.Code, res.Reason
-	if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO commands (id, verb, order_id, applied, code, reason, actor, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), cmd.ID, cmd.Verb, cmd.OrderID, res.Applied, code, reason, cmd.Actor, now); err != nil {
+	if err := s.recordCommand(ctx, tx, cmd, res, now); err != nil {
 		return Result{}, err
 	}
 	return res, nil
@@ -223,7 +184,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 				setAside[cmd.OrderID] = true
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT cmd"); err != nil {
+			if err := e.store.savepoint(ctx, tx); err != nil {
 				alone[i], broken = true, true
 				continue
 			}
@@ -231,11 +192,11 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 			if err != nil {
 				alone[i] = true
 				setAside[cmd.OrderID] = true
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT cmd"); err != nil {
+				if err := e.store.rollbackToSavepoint(ctx, tx); err != nil {
 					broken = true
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT cmd"); err != nil {
+			if err := e.store.releaseSavepoint(ctx, tx); err != nil {
 				broken = true
 			}
 			results[i] = res
@@ -255,79 +216,4 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 		e.committed(cmd, results[i])
 	}
 	return results, errs
-}
-
-func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
-
-// write stores a change: the order (insert, or update guarded by its
-// version), the refund rows, and one event row plus one outbox row per event.
-func (e *Engine) write(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch *change, cmd Command, now time.Time) ([]Event, error) {
-	s := e.store
-	o := &ch.order
-	prevVersion := o.Version
-	o.Version += int64(len(ch.events))
-	o.UpdatedAt = now
-	if ch.newRefund != nil {
-		r := ch.newRefund
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO refunds (out_refund_no, order_id, amount_fen, reason, state, refund_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.OutRefundNo, r.OrderID, r.AmountFen, r.Reason, r.State, r.RefundID, now, now); err != nil {
-			return nil, err
-		}
-	}
-	if r := ch.setRefund; r != nil {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE refunds SET state = ?, refund_id = ?, updated_at = ? WHERE out_refund_no = ?`),
-			r.State, r.RefundID, now, r.OutRefundNo); err != nil {
-			return nil, err
-		}
-	}
-	if ch.insert {
-		o.CreatedAt = now
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+orderColumns+`, request_hash, close_requested)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			o.ID, o.Merchant, o.OutTradeNo, o.Description, o.AmountFen, o.PayAPI, o.Client, o.OpenID, o.OAuthCode,
-			o.LoginCode, o.ClientIP, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen, o.ExpiresAt.UTC(),
-			o.CreatedAt, o.UpdatedAt, o.Version, o.Flag, o.FailCode, o.FailReason, ch.reqHash, false); err != nil {
-			return nil, err
-		}
-	} else {
-		closeReq := cur.CloseRequested || ch.closeReq
-		r, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE orders SET openid = ?, oauth_code = ?, login_code = ?, state = ?,
-			prepay_id = ?, pay_params = ?, transaction_id = ?, paid_fen = ?, refunded_fen = ?, updated_at = ?, version = ?,
-			flag = ?, fail_code = ?, fail_reason = ?, close_requested = ? WHERE id = ? AND version = ?`),
-			o.OpenID, o.OAuthCode, o.LoginCode, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen,
-			o.UpdatedAt, o.Version, o.Flag, o.FailCode, o.FailReason, closeReq, o.ID, prevVersion)
-		if err != nil {
-			return nil, err
-		}
-		if n, _ := r.RowsAffected(); n != 1 {
-			return nil, errVersionConflict
-		}
-	}
-	events := make([]Event, len(ch.events))
-	for i, ev := range ch.events {
-		ev.ID = NewID("evt")
-		ev.OrderID = o.ID
-		ev.Seq = prevVersion + int64(i) + 1
-		ev.At = now
-		ev.CommandID, ev.Actor, ev.TraceID = cmd.ID, cmd.Actor, cmd.TraceID
-		if ev.Reason == "" {
-			ev.Reason = cmd.Reason
-		}
-		ev.Order = *o
-		payload, err := json.Marshal(ev)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO order_events (id, order_id, seq, type, from_state, to_state, at,
-			command_id, actor, reason, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			ev.ID, ev.OrderID, ev.Seq, ev.Type, ev.From, ev.To, now, ev.CommandID, ev.Actor, ev.Reason, ev.TraceID); err != nil {
-			return nil, err
-		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO outbox (event_id, subject, payload, created_at) VALUES (?, ?, ?, ?)`),
-			ev.ID, ev.Subject(), payload, now); err != nil {
-			return nil, err
-		}
-		events[i] = ev
-	}
-	return events, nil
 }

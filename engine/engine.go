@@ -75,7 +75,7 @@ func (c *Config) Validate() error {
 // fast and safe for concurrent use (a metrics adapter, typically).
 type Observer interface {
 	Transition(from, to State, t EventType)
-	Refused(verb Verb, code string)
+	Refused(verb Verb, code RefusalCode)
 }
 
 // Engine applies commands to orders and publishes the facts. Several engine
@@ -98,7 +98,7 @@ func New(cfg Config, store *Store, nc *nats.Conn, js jetstream.JetStream) (*Engi
 	}
 	if cfg.IntakeShards == 0 {
 		cfg.IntakeShards = 1
-		if store.dialect == "pgx" {
+		if store.dialect == Postgres {
 			cfg.IntakeShards = 8
 		}
 	}

@@ -77,7 +77,7 @@ func TestApplyLifecycleAndRefusals(t *testing.T) {
 		tests := []struct {
 			name      string
 			cmd       engine.Command
-			wantCode  string // "" when applied
+			wantCode  engine.RefusalCode // "" when applied
 			wantState engine.State
 		}{
 			{"repeated notification", notify, engine.CodeDuplicate, engine.Notified},
@@ -135,7 +135,7 @@ func TestNotifyGuards(t *testing.T) {
 		n := cmd(engine.VerbNotify, "o2", 1)
 		n.Notify = &engine.Payment{TransactionID: "t", AmountFen: 499, Source: engine.SourceNotification}
 		res, _ := e.Apply(ctx, n)
-		if res.Code != engine.CodeAmountMismatch || res.Order.Flag != engine.CodeAmountMismatch {
+		if res.Code != engine.CodeAmountMismatch || res.Order.Flag != string(engine.CodeAmountMismatch) {
 			t.Fatalf("amount mismatch: %+v", res)
 		}
 		n = cmd(engine.VerbNotify, "o2", 2)
@@ -149,7 +149,7 @@ func TestNotifyGuards(t *testing.T) {
 		}
 		n = cmd(engine.VerbNotify, "o2", 4)
 		n.Notify = &engine.Payment{TransactionID: "t", AmountFen: 500, Source: engine.SourceQuery}
-		if res, _ := e.Apply(ctx, n); res.Code != engine.CodePaidAfterClose || res.Order.Flag != engine.CodePaidAfterClose {
+		if res, _ := e.Apply(ctx, n); res.Code != engine.CodePaidAfterClose || res.Order.Flag != string(engine.CodePaidAfterClose) {
 			t.Fatalf("paid after close: %+v", res)
 		}
 	})
@@ -203,7 +203,7 @@ func TestConcurrentRefundsNeverExceedPayment(t *testing.T) {
 
 // TestRelayCrashWindows kills the relay at both of its windows.
 func TestRelayCrashWindows(t *testing.T) {
-	store := enginetest.OpenSQLite(t)
+	store, db := enginetest.OpenSQLiteWithDB(t)
 	e, _, js := newEngine(t, store)
 	ctx := context.Background()
 	// 1. Commit, then crash before publishing: the relay never ran. Nothing is in the stream yet.
@@ -227,7 +227,7 @@ func TestRelayCrashWindows(t *testing.T) {
 		t.Fatalf("stream has %d events, want 5", n)
 	}
 	// 2. Published, then crash before marking sent: the rows are unsent again.
-	if _, err := store.DB().Exec("UPDATE outbox SET sent_at = NULL"); err != nil {
+	if _, err := db.Exec("UPDATE outbox SET sent_at = NULL"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := e.Relay().RelayOnce(ctx); err != nil || n != 5 {
@@ -398,7 +398,7 @@ func TestReplayEveryState(t *testing.T) {
 }
 
 func TestVerifyFindsBreaches(t *testing.T) {
-	store := enginetest.OpenSQLite(t)
+	store, db := enginetest.OpenSQLiteWithDB(t)
 	e, _, _ := newEngine(t, store)
 	ctx := context.Background()
 	paid(t, e, "v1", 100)
@@ -409,7 +409,6 @@ func TestVerifyFindsBreaches(t *testing.T) {
 	if b, err := store.Verify(ctx, time.Minute); err != nil || len(b) != 0 {
 		t.Fatalf("a clean store: %v %v", b, err)
 	}
-	db := store.DB()
 	db.MustExec(`UPDATE order_events SET reason = 'paid, source frontend' WHERE order_id = 'v1' AND type = 'notified'`)
 	db.MustExec(`UPDATE order_events SET from_state = 'closed' WHERE order_id = 'v2' AND type = 'notified'`)
 	db.MustExec(`UPDATE outbox SET sent_at = NULL, created_at = ? WHERE event_id = (SELECT MIN(event_id) FROM outbox)`, time.Now().Add(-time.Hour).UTC())
@@ -447,7 +446,7 @@ func testApplyBatch(t *testing.T, store *engine.Store) {
 	results, errs := e.ApplyBatch(ctx, cmds)
 	want := []struct {
 		applied bool
-		code    string
+		code    engine.RefusalCode
 		state   engine.State
 	}{
 		{true, "", engine.Created}, {true, "", engine.Authorized}, {false, engine.CodeUnknownOrder, ""},

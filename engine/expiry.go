@@ -23,17 +23,15 @@ func (e *Engine) runExpiry(ctx context.Context) error {
 	}
 }
 
-// ExpireOnce closes up to limit expired orders.
+// ExpireOnce closes up to limit expired orders (those in a state the
+// lifecycle lets close).
 func (e *Engine) ExpireOnce(ctx context.Context, limit int) error {
-	db := e.store.db
-	var ids []OrderID
-	err := db.SelectContext(ctx, &ids, db.Rebind(`SELECT id FROM orders WHERE state IN (?, ?, ?, ?) AND expires_at < ?
-		AND close_requested = FALSE ORDER BY expires_at LIMIT ?`), Created, Authorized, Prepaid, Signed, e.cfg.Now().UTC(), limit)
+	ids, err := e.store.expiredOrders(ctx, closableStates(), e.cfg.Now(), limit)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		cmd := Command{ID: "expire:" + string(id), Verb: VerbClose, OrderID: id, At: e.cfg.Now().UTC(),
+		cmd := Command{ID: ExpireCommandID(id), Verb: VerbClose, OrderID: id, At: e.cfg.Now().UTC(),
 			Actor: "expiry", Reason: "unpaid past its expiry", Close: &CloseAsk{}}
 		if _, err := e.Apply(ctx, cmd); err != nil {
 			return err

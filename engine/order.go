@@ -11,7 +11,7 @@ import (
 // wxflow.evt.<type>.<order_id>.
 type OrderID string
 
-// State is where an order is in its lifecycle (see fsm.go for the moves).
+// State is where an order is in its lifecycle (lifecycle.go is its table).
 type State string
 
 // The order states of DESIGN.md.
@@ -26,19 +26,6 @@ const (
 	Closed     State = "closed"
 	Failed     State = "failed"
 )
-
-// AllStates lists every state in lifecycle order, for tables and metrics.
-var AllStates = []State{Created, Authorized, Prepaid, Signed, Notified, Refunding, Refunded, Closed, Failed}
-
-// Waiting reports whether the order waits for something to happen (a worker,
-// WeChat or the payer). Orders in other states rest: nothing is pending.
-func (s State) Waiting() bool {
-	switch s {
-	case Created, Authorized, Prepaid, Signed, Refunding:
-		return true
-	}
-	return false
-}
 
 // PayAPI selects the WeChat Pay API generation used for one order.
 type PayAPI string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,19 +63,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-type outboxRow struct {
-	Seq     int64  `db:"seq"`
-	EventID string `db:"event_id"`
-	Subject string `db:"subject"`
-	Payload []byte `db:"payload"`
-}
-
 // RelayOnce publishes one batch of unsent rows and returns how many it sent.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	db := r.store.db
-	var rows []outboxRow
-	if err := db.SelectContext(ctx, &rows, db.Rebind(fmt.Sprintf(
-		"SELECT seq, event_id, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT %d", r.batch))); err != nil {
+	rows, err := r.store.unsentOutbox(ctx, r.batch)
+	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	if len(rows) == 0 {
@@ -92,7 +82,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 		futures[i] = f
 	}
-	sent := make([]any, 0, len(rows))
+	sent := make([]int64, 0, len(rows))
 	var firstErr error
 	for i, f := range futures {
 		select {
@@ -111,9 +101,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 	}
 	if len(sent) > 0 {
-		q := "UPDATE outbox SET sent_at = ? WHERE seq IN (?" + strings.Repeat(",?", len(sent)-1) + ")"
-		args := append([]any{time.Now().UTC()}, sent...)
-		if err := r.store.execWrite(ctx, db.Rebind(q), args...); err != nil {
+		if err := r.store.markSent(ctx, time.Now(), sent); err != nil {
 			return 0, fmt.Errorf("mark outbox sent: %w", err)
 		}
 	}
@@ -121,8 +109,4 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 }
 
 // Backlog counts the rows not yet published.
-func (r *Relay) Backlog(ctx context.Context) (int, error) {
-	var n int
-	err := r.store.db.GetContext(ctx, &n, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-	return n, err
-}
+func (r *Relay) Backlog(ctx context.Context) (int, error) { return r.store.OutboxBacklog(ctx) }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -59,16 +58,12 @@ func (e *Engine) runReconcile(ctx context.Context) error {
 func (e *Engine) ReconcileOnce(ctx context.Context) (int, error) {
 	c := e.cfg.Reconcile
 	now := e.cfg.Now().UTC()
-	db := e.store.db
-	var ids []OrderID
-	err := db.SelectContext(ctx, &ids, db.Rebind(`SELECT id FROM orders
-		WHERE (state = ? AND updated_at < ? AND expires_at > ?) OR (state = ? AND updated_at < ?)
-		ORDER BY updated_at LIMIT ?`), Signed, now.Add(-c.PaymentDelay), now, Refunding, now.Add(-c.RefundDelay), c.Batch)
+	ids, err := e.store.quietOrders(ctx, Signed, now.Add(-c.PaymentDelay), now, Refunding, now.Add(-c.RefundDelay), c.Batch)
 	if err != nil {
 		return 0, err
 	}
 	for _, id := range ids {
-		cmd := Command{ID: fmt.Sprintf("reconcile:%s:%d", id, now.UnixNano()), Verb: VerbReplay, OrderID: id, At: now,
+		cmd := Command{ID: ReconcileCommandID(id, now), Verb: VerbReplay, OrderID: id, At: now,
 			Actor: "reconciler", Reason: "no word from WeChat for a while: ask"}
 		if _, err := e.Apply(ctx, cmd); err != nil {
 			return 0, err

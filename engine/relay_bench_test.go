@@ -19,7 +19,7 @@ import (
 func BenchmarkRelayBatch(b *testing.B) {
 	for _, size := range []int{16, 256} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			store := enginetest.OpenSQLite(b)
+			store, db := enginetest.OpenSQLiteWithDB(b)
 			_, nc, js := enginetest.StartNATS(b)
 			e, err := engine.New(engine.Config{RelayBatch: size}, store, nc, js)
 			if err != nil {
@@ -33,7 +33,6 @@ func BenchmarkRelayBatch(b *testing.B) {
 				Subject string `db:"subject"`
 				Payload []byte `db:"payload"`
 			}
-			db := store.DB()
 			if err := db.Get(&row, "SELECT subject, payload FROM outbox ORDER BY seq LIMIT 1"); err != nil {
 				b.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -27,21 +28,58 @@ func openSQLiteAt(t *testing.T, dir string) (*engine.Store, string) {
 	return store, path
 }
 
-// checkIntegrity runs SQLite's own check of the file.
-func checkIntegrity(t *testing.T, store *engine.Store) {
+// checkIntegrity runs SQLite's own check of the file at path.
+func checkIntegrity(t *testing.T, path string) {
 	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	var ok string
-	if err := store.DB().Get(&ok, "PRAGMA integrity_check"); err != nil || ok != "ok" {
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
 		t.Fatalf("integrity_check: %q %v", ok, err)
 	}
 }
+
+// failedApplies is a log handler that reports, on its channel, each command
+// the intake failed to apply (and will try again): the sign that a command
+// reached the engine while the store could not take it.
+type failedApplies struct {
+	slog.Handler
+	commands chan string
+}
+
+func (h failedApplies) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "apply failed, will retry" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "command" {
+				select {
+				case h.commands <- a.Value.String():
+				default:
+				}
+			}
+			return true
+		})
+	}
+	return nil
+}
+
+func (h failedApplies) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h failedApplies) WithAttrs([]slog.Attr) slog.Handler { return h }
 
 // TestSQLiteLocked: another process holds the database's write lock past the
 // busy timeout. Apply says ErrStoreBusy and writes nothing; a command sent
 // through the stream meanwhile waits there and is applied once the lock goes.
 func TestSQLiteLocked(t *testing.T) {
 	store, path := openSQLiteAt(t, t.TempDir())
-	e, _, js := newEngine(t, store)
+	_, nc, js := enginetest.StartNATS(t)
+	failed := failedApplies{Handler: slog.DiscardHandler, commands: make(chan string, 16)}
+	e, err := engine.New(engine.Config{Logger: slog.New(failed)}, store, nc, js)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 
 	other, err := sql.Open("sqlite3", "file:"+path+"?_txlock=exclusive")
@@ -64,7 +102,8 @@ func TestSQLiteLocked(t *testing.T) {
 	if _, err := engine.Publish(ctx, js, create("locked2", 100), nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the engine tries, fails, and the command waits in the stream
+	// The engine tries, fails, and the command waits in the stream.
+	waitFailed(t, failed.commands, create("locked2", 100).ID)
 	if _, err := store.Order(ctx, "locked2"); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("order written while the store was locked: %v", err)
 	}
@@ -79,7 +118,23 @@ func TestSQLiteLocked(t *testing.T) {
 	if res, err := e.Apply(ctx, create("locked1", 100)); err != nil || !res.Applied {
 		t.Fatalf("Apply after the lock went: %+v %v", res, err)
 	}
-	checkIntegrity(t, store)
+	checkIntegrity(t, path)
+}
+
+// waitFailed waits until the intake reports it failed to apply command id.
+func waitFailed(t *testing.T, failed <-chan string, id string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case got := <-failed:
+			if got == id {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the engine never tried command %s", id)
+		}
+	}
 }
 
 // TestDiskFull: the disk holding the database fills up (a 4 MiB tmpfs, so
@@ -92,7 +147,7 @@ func TestDiskFull(t *testing.T) {
 		t.Skipf("SKIPPING the disk-full test: cannot mount a small tmpfs (needs root): %v", err)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
-	store, _ := openSQLiteAt(t, dir)
+	store, path := openSQLiteAt(t, dir)
 	e, _, js := newEngine(t, store)
 	ctx := context.Background()
 	paid(t, e, "before", 100)
@@ -145,5 +200,5 @@ func TestDiskFull(t *testing.T) {
 	if err != nil || o.State != engine.Notified || o.PaidFen != 100 {
 		t.Fatalf("the order paid before the disk filled: %+v %v", o, err)
 	}
-	checkIntegrity(t, store)
+	checkIntegrity(t, path)
 }

@@ -6,17 +6,6 @@ import (
 	"time"
 )
 
-// DefaultDeadlines is how long an order may wait in each state before it is
-// stuck. An order waiting for its payer (signed) is stuck only past its own
-// expiry, when the expirer should have closed it.
-var DefaultDeadlines = map[State]time.Duration{
-	Created:    time.Minute,
-	Authorized: time.Minute,
-	Prepaid:    time.Minute,
-	Signed:     0, // see expires_at
-	Refunding:  30 * time.Minute,
-}
-
 // StuckOrder is an order that stopped moving, and why.
 type StuckOrder struct {
 	Order
@@ -60,7 +49,7 @@ func (s *Store) Stuck(ctx context.Context, f StuckFilter) ([]StuckOrder, error) 
 			seen[o.ID] = true
 		}
 	}
-	for _, st := range []State{Created, Authorized, Prepaid, Signed, Refunding} {
+	for _, st := range waitingStates() {
 		if f.State != "" && st != f.State {
 			continue
 		}
@@ -77,11 +66,11 @@ func (s *Store) Stuck(ctx context.Context, f StuckFilter) ([]StuckOrder, error) 
 				continue
 			}
 			why := fmt.Sprintf("%s for %s (deadline %s)", st, f.Now.Sub(o.UpdatedAt).Round(time.Second), d)
-			if st == Signed && f.OlderThan == 0 {
+			if rule(st).onPayer && f.OlderThan == 0 {
 				if f.Now.Before(o.ExpiresAt.Add(time.Minute)) {
 					continue // the payer may still pay
 				}
-				why = fmt.Sprintf("signed and %s past its expiry", f.Now.Sub(o.ExpiresAt).Round(time.Second))
+				why = fmt.Sprintf("%s and %s past its expiry", st, f.Now.Sub(o.ExpiresAt).Round(time.Second))
 			}
 			out = append(out, StuckOrder{Order: o, Why: why})
 		}

@@ -111,29 +111,3 @@ func (s *Store) Verify(ctx context.Context, unsentAfter time.Duration) ([]Breach
 	}
 	return out, nil
 }
-
-// allowedMove reports whether the lifecycle allows an event from → to. A fact
-// that moves nothing (replay, flag, close or query request) stays put.
-func allowedMove(t EventType, from, to State) bool {
-	if t == EventCreated {
-		return to == Created
-	}
-	if from == to {
-		switch t {
-		case EventFlagged, EventCloseRequested, EventQueryRequested, EventCreated, EventAuthorized, EventPrepaid, EventRefunding:
-			return true
-		}
-		return false
-	}
-	for _, e := range lifecycle {
-		if e.Dst != string(to) {
-			continue
-		}
-		for _, src := range e.Src {
-			if src == string(from) {
-				return true
-			}
-		}
-	}
-	return false
-}

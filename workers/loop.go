@@ -273,7 +273,7 @@ func deadLetter(ctx context.Context, js jetstream.JetStream, h Handler, log *slo
 		return
 	}
 	if order != "" {
-		flag := &engine.Command{ID: "flag:" + h.Name() + ":" + string(order) + ":" + fmt.Sprint(time.Now().UnixNano()),
+		flag := &engine.Command{ID: engine.DeadLetterCommandID(h.Name(), order, time.Now()),
 			Verb: engine.VerbFlag, OrderID: order, Actor: "worker:" + h.Name(),
 			Flag: &engine.FlagInfo{Reason: "dead_letter:" + h.Name()}, Reason: reason}
 		if err := publish(ctx, js, flag); err != nil {

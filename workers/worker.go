@@ -23,6 +23,6 @@ type Handler interface {
 // redelivered event re-publishes the same command id and JetStream and the
 // engine drop the copy.
 func resultCommand(worker string, verb engine.Verb, ev engine.Event) *engine.Command {
-	return &engine.Command{ID: string(verb) + ":" + ev.ID, Verb: verb, OrderID: ev.OrderID,
+	return &engine.Command{ID: engine.StepCommandID(verb, ev.ID), Verb: verb, OrderID: ev.OrderID,
 		Actor: "worker:" + worker, TraceID: ev.TraceID}
 }

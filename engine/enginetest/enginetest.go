@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,12 +61,28 @@ func StartNATS(t testing.TB) (*server.Server, *nats.Conn, jetstream.JetStream) {
 // OpenSQLite opens a fresh store in a SQLite file under t.TempDir().
 func OpenSQLite(t testing.TB) *engine.Store {
 	t.Helper()
-	s, err := engine.Open(context.Background(), "sqlite:"+t.TempDir()+"/wxflow.db")
+	s, _ := OpenSQLiteWithDB(t)
+	return s
+}
+
+// OpenSQLiteWithDB opens a fresh store in a SQLite file under t.TempDir(),
+// and a second connection to the same file for the test's own SQL: tests
+// that break rows on purpose (a lost publication, a forged history) or fill
+// tables fast. The store itself runs no SQL but its own methods'.
+func OpenSQLiteWithDB(t testing.TB) (*engine.Store, *sqlx.DB) {
+	t.Helper()
+	path := t.TempDir() + "/wxflow.db"
+	s, err := engine.Open(context.Background(), "sqlite:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	db, err := sqlx.Open(string(engine.SQLite), "file:"+path+"?_busy_timeout=10000&_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return s, db
 }
 
 // PostgresDSN is the test database: WXFLOW_TEST_POSTGRES, or the machine's

@@ -167,9 +167,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	callsBefore := calls()
 	// Only this run's events count: a running deployment's database holds others.
 	// A transaction that wrote events wrote them under one command id.
-	const countWork = "SELECT COUNT(*) AS events, COUNT(DISTINCT command_id) AS txs FROM order_events"
-	var before struct{ Events, Txs int }
-	if err := st.Store.DB().GetContext(ctx, &before, countWork); err != nil {
+	before, err := st.Store.CountWork(ctx)
+	if err != nil {
 		return nil, err
 	}
 
@@ -318,11 +317,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rep.StreamBytes = info.State.Bytes
 		}
 	}
-	var after struct{ Events, Txs int }
-	if err := st.Store.DB().GetContext(ctx, &after, countWork); err != nil {
+	after, err := st.Store.CountWork(ctx)
+	if err != nil {
 		return nil, err
 	}
-	events, txs := after.Events-before.Events, after.Txs-before.Txs
+	events, txs := after.Events-before.Events, after.Transactions-before.Transactions
 	rep.Ceiling.EventsPerOrder = float64(events) / float64(o.Orders)
 	if err := measureCeiling(ctx, rep, st.Store, js, txs, events, o.Concurrency); err != nil {
 		return nil, err

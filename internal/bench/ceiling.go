@@ -15,45 +15,11 @@ import (
 // measureCeiling runs the parts alone: SQL transactions of the same shape
 // as Apply's, and JetStream publish+consume round trips.
 func measureCeiling(ctx context.Context, rep *Report, store *engine.Store, js jetstream.JetStream, txs, events, conc int) error {
-	db := store.DB()
-	// Fresh tables, dropped afterwards: a running deployment's database keeps
-	// no trace of the measurement.
-	for _, q := range []string{`DROP TABLE IF EXISTS bench_state`, `DROP TABLE IF EXISTS bench_rows`,
-		`CREATE TABLE bench_state (id TEXT PRIMARY KEY, version BIGINT, payload TEXT)`,
-		`CREATE TABLE bench_rows (id TEXT PRIMARY KEY, ref TEXT, payload TEXT)`} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("ceiling, SQL: %w", err)
-		}
-	}
-	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_state`)
-	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_rows`)
-	payload := strings.Repeat("x", 600)
-	start := time.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(conc)
-	for i := range txs {
-		g.Go(func() error {
-			tx, err := db.BeginTxx(gctx, nil)
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback()
-			id := fmt.Sprintf("b%d", i%max(1, txs/5))
-			if _, err := tx.ExecContext(gctx, db.Rebind(`INSERT INTO bench_state (id, version, payload) VALUES (?, 1, ?) ON CONFLICT (id) DO UPDATE SET version = bench_state.version + 1`), id, payload); err != nil {
-				return err
-			}
-			for _, kind := range []string{"e", "o"} {
-				if _, err := tx.ExecContext(gctx, db.Rebind(`INSERT INTO bench_rows (id, ref, payload) VALUES (?, ?, ?)`), fmt.Sprintf("%s%d", kind, i), id, payload); err != nil {
-					return err
-				}
-			}
-			return tx.Commit()
-		})
-	}
-	if err := g.Wait(); err != nil {
+	sqlTime, err := store.MeasureSQLCeiling(ctx, txs, conc) // the same shape as Apply's, in tables of its own
+	if err != nil {
 		return fmt.Errorf("ceiling, SQL: %w", err)
 	}
-	rep.Ceiling.Transactions, rep.Ceiling.SQLSeconds = txs, time.Since(start).Seconds()
+	rep.Ceiling.Transactions, rep.Ceiling.SQLSeconds = txs, sqlTime.Seconds()
 
 	trips := 2 * events
 	_ = js.DeleteStream(ctx, "BENCH_CEILING") // left by a run that was stopped
@@ -77,7 +43,7 @@ func measureCeiling(ctx context.Context, rep *Report, store *engine.Store, js je
 		return err
 	}
 	defer cc.Stop()
-	start = time.Now()
+	start := time.Now()
 	pg, pctx := errgroup.WithContext(ctx)
 	pg.SetLimit(conc)
 	data := []byte(strings.Repeat("x", 1200))

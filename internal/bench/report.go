@@ -39,9 +39,8 @@ func Print(w io.Writer, r *Report) {
 // databaseBytes is the database's size on disk: the SQLite file with its
 // write-ahead log, or PostgreSQL's pg_database_size; 0 when unknown.
 func databaseBytes(ctx context.Context, store *engine.Store, dbURL string) int64 {
-	if store.DB().DriverName() == "pgx" { // engine.Open chose PostgreSQL for this URL
-		var n int64
-		_ = store.DB().GetContext(ctx, &n, "SELECT pg_database_size(current_database())")
+	if store.Dialect() == engine.Postgres { // engine.Open chose PostgreSQL for this URL
+		n, _ := store.DatabaseSize(ctx)
 		return n
 	}
 	path, _, _ := strings.Cut(strings.TrimPrefix(dbURL, "sqlite:"), "?")

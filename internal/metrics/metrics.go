@@ -56,8 +56,8 @@ func (m *Metrics) Transition(from, to engine.State, t engine.EventType) {
 }
 
 // Refused counts a no-op command (engine.Observer).
-func (m *Metrics) Refused(verb engine.Verb, code string) {
-	m.refused.WithLabelValues(string(verb), code).Inc()
+func (m *Metrics) Refused(verb engine.Verb, code engine.RefusalCode) {
+	m.refused.WithLabelValues(string(verb), string(code)).Inc()
 }
 
 // Response counts one answer of the API; route is the matched pattern.
@@ -140,9 +140,8 @@ func (c *deploymentCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	var backlog float64
-	if err := c.store.DB().GetContext(ctx, &backlog, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"); err == nil {
-		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, backlog)
+	if backlog, err := c.store.OutboxBacklog(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(backlog))
 	}
 	var deadlines map[engine.State]time.Duration
 	if c.srv != nil {

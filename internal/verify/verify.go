@@ -27,10 +27,6 @@ func Stream(ctx context.Context, js jetstream.JetStream, store *engine.Store) ([
 	if err != nil {
 		return nil, fmt.Errorf("verify: reading the event stream: %w", err)
 	}
-	var rows []struct {
-		ID      string         `db:"id"`
-		OrderID engine.OrderID `db:"order_id"`
-	}
 	// Events published before the stream's oldest message have aged out of
 	// it (WXFLOW_EVENT_RETENTION); a minute's margin covers the moment
 	// between an event's publication and its sent_at.
@@ -38,7 +34,8 @@ func Stream(ctx context.Context, js jetstream.JetStream, store *engine.Store) ([
 	if !info.State.FirstTime.IsZero() {
 		since = info.State.FirstTime.Add(time.Minute)
 	}
-	if err := store.DB().SelectContext(ctx, &rows, store.DB().Rebind("SELECT e.id, e.order_id FROM order_events e JOIN outbox o ON o.event_id = e.id WHERE o.sent_at IS NOT NULL AND o.sent_at >= ?"), since.UTC()); err != nil {
+	rows, err := store.EventsSentSince(ctx, since)
+	if err != nil {
 		return nil, err
 	}
 	var out []engine.Breach

@@ -17,7 +17,7 @@ func TestVerifyStreamAfterRetention(t *testing.T) {
 	if err := engine.Provision(ctx, js, engine.StreamsConfig{EventMaxAge: 2 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	store := enginetest.OpenSQLite(t)
+	store, db := enginetest.OpenSQLiteWithDB(t)
 	e, err := engine.New(engine.Config{}, store, nc, js) // no relay running: the test says what was sent
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,6 @@ func TestVerifyStreamAfterRetention(t *testing.T) {
 		if err != nil || len(res.Events) != 1 {
 			t.Fatalf("create %s: %+v %v", id, res, err)
 		}
-		db := store.DB()
 		db.MustExecContext(ctx, db.Rebind("UPDATE outbox SET sent_at = ? WHERE event_id = ?"), at.UTC(), res.Events[0].ID)
 	}
 	// Aged out: published an hour ago, gone from the stream.

@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// facts is what decide needs to know besides the command: everything it
+// would otherwise read from the store, loaded by Apply (loadFacts) in the
+// command's transaction, after the order is locked. With it, decide is a
+// pure function, tested on every state and command without a database.
+type facts struct {
+	// order is the command's order, nil when there is none.
+	order *orderRow
+	// tradeOwner is, for a create, the order that already holds the
+	// merchant's out_trade_no ("" when none does).
+	tradeOwner OrderID
+	// refund is, for a refund or a refund result, the refund with the
+	// command's out_refund_no, of whichever order; nil when there is none.
+	refund *Refund
+	// inFlight is, for a replay of an order waiting on a refund, the refund
+	// it waits for.
+	inFlight *Refund
+	// defaultExpiry is an order's lifetime when the shop gives none (Config.DefaultExpiry).
+	defaultExpiry time.Duration
+}
+
+// loadFacts reads the facts cmd needs; the order is read FOR UPDATE on
+// PostgreSQL (SQLite's write transaction holds the database already).
+func (e *Engine) loadFacts(ctx context.Context, tx *sqlx.Tx, cmd Command) (facts, error) {
+	s := e.store
+	f := facts{defaultExpiry: e.cfg.DefaultExpiry}
+	row, err := s.lockOrder(ctx, tx, cmd.OrderID)
+	switch {
+	case err == nil:
+		f.order = &row
+	case errors.Is(err, ErrNotFound):
+		err = nil
+	default:
+		return f, err
+	}
+	switch {
+	case cmd.Verb == VerbCreate && f.order == nil:
+		if f.tradeOwner, err = s.tradeOwner(ctx, tx, cmd.Create.Merchant, cmd.Create.OutTradeNo); err != nil {
+			return f, err
+		}
+	case f.order == nil:
+	case cmd.Verb == VerbRefund:
+		f.refund, err = s.refundIn(ctx, tx, cmd.Refund.OutRefundNo)
+	case cmd.Verb == VerbRefunded:
+		f.refund, err = s.refundIn(ctx, tx, cmd.Refunded.OutRefundNo)
+	case cmd.Verb == VerbReplay && rule(f.order.State).replay == EventRefunding:
+		var r Refund
+		if r, err = s.pendingRefund(ctx, tx, f.order.ID); err == nil {
+			f.inFlight = &r
+		}
+	}
+	return f, err
+}
