@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Runs one wxflow process of the Procfile against the local layout: the embedded NATS of
-# `wxflow nats` on 127.0.0.1:4250, SQLite in ./data, and the WeChat simulator of `wxflow sim`
-# on https://127.0.0.1:8443 with its keys in ./data/sim. Every variable can be overridden.
-# Build first (`go build -o wxflow .`), then start everything with a Procfile manager:
-#   go install github.com/mattn/goreman@v0.3.16 && goreman start
+# `wxflow nats`, SQLite in ./data, and the WeChat simulator of `wxflow sim` with its keys in
+# ./data/sim. Every address comes from the environment (a .env file beside the Procfile works
+# too); the defaults are the ones below. Build first, then start everything with a Procfile
+# manager (Debian's ruby-foreman: `apt-get install ruby-foreman`):
+#   go build -o wxflow . && foreman start
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WXFLOW_DATA=${WXFLOW_DATA:-data}
 export WXFLOW_NATS_URL=${WXFLOW_NATS_URL:-nats://127.0.0.1:4250}
 export WXFLOW_WECHAT_URL=${WXFLOW_WECHAT_URL:-https://127.0.0.1:8443}
+export WXFLOW_HTTP_ADDR=${WXFLOW_HTTP_ADDR:-127.0.0.1:8080}
 export WXFLOW_MERCHANT_DIR=${WXFLOW_MERCHANT_DIR:-$WXFLOW_DATA/sim}
 export WXFLOW_WECHAT_CA=${WXFLOW_WECHAT_CA:-$WXFLOW_MERCHANT_DIR/sim_ca.pem}
 # A local-only admin token; set your own outside this machine.
 export WXFLOW_ADMIN_TOKEN=${WXFLOW_ADMIN_TOKEN:-local-admin-token}
-[ -x ./wxflow ] || go build -o wxflow .
+mkdir -p "$WXFLOW_DATA"
+# Every process of the Procfile starts at once: one builds, the others wait for it.
+( flock 9; [ -x ./wxflow ] || go build -o wxflow . ) 9>"$WXFLOW_DATA/.build.lock"
 case "${1:-}" in
-  sim) shift; exec ./wxflow sim --addr 127.0.0.1:8443 --keys "$WXFLOW_MERCHANT_DIR" "$@" ;;
-  nats) shift; exec ./wxflow nats --port 4250 "$@" ;;
+  sim) shift
+     sim_addr=${WXFLOW_WECHAT_URL#https://}; sim_addr=${sim_addr%%/*}
+     exec ./wxflow sim --addr "$sim_addr" --keys "$WXFLOW_MERCHANT_DIR" "$@" ;;
+  nats) shift
+     nats_port=${WXFLOW_NATS_URL##*:}; nats_port=${nats_port%%/*}
+     exec ./wxflow nats --port "$nats_port" "$@" ;;
   *) # wait until the simulator has written the merchant keys
-     for _ in $(seq 1 100); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
+     for _ in $(seq 1 300); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
      exec ./wxflow "$@" ;;
 esac
