@@ -34,7 +34,7 @@ type CreateOrderRequest struct {
 // maxAmountFen is 10 million CNY: more is surely a unit error (yuan for fen).
 const maxAmountFen = 1_000_000_000
 
-// validOutTradeNo: 6–32 of digits, letters and _-|* (REFERENCE 5.4).
+// validOutTradeNo: 6–32 of digits, letters and _-|* (WeChat Pay's rule for out_trade_no).
 func validOutTradeNo(s string) bool {
 	if len(s) < 6 || len(s) > 32 {
 		return false

@@ -45,11 +45,11 @@ var (
 	oneSettled  = &guard{name: "one settled before", holds: func(o Order) bool { return o.RefundedFen > 0 }}
 )
 
-// moves is every transition the lifecycle allows (DESIGN.md, with the
-// departures of docs/ARCHITECTURE.md). A payment is accepted from every state
-// where WeChat may already hold one, even failed: money that arrived is never
-// dropped. A payment for a closed order is refused and flagged for a refund
-// by a person (decide).
+// moves is every transition the lifecycle allows (docs/ARCHITECTURE.md draws
+// them and says why). A payment is accepted from every state where WeChat may
+// already hold one, even failed: money that arrived is never dropped. A
+// payment for a closed order is refused and flagged for a refund by a person
+// (decide).
 var moves = []move{
 	{verb: VerbAuthorize, fact: EventAuthorized, from: []State{Created}, to: Authorized},
 	{verb: VerbPrepaid, fact: EventPrepaid, from: []State{Authorized}, to: Prepaid},

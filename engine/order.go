@@ -14,7 +14,7 @@ type OrderID string
 // State is where an order is in its lifecycle (lifecycle.go is its table).
 type State string
 
-// The order states of DESIGN.md.
+// The order states (docs/ARCHITECTURE.md, the lifecycle).
 const (
 	Created    State = "created"
 	Authorized State = "authorized"
@@ -37,7 +37,8 @@ const (
 )
 
 // Client is the front end that will ask the payer to pay; it decides the
-// shape of the pay parameters (REFERENCE 4.4).
+// shape of the pay parameters (the front-end pay parameters of WeChat's JSAPI /
+// mini-program payment, 调起支付).
 type Client string
 
 // The front ends wxflow signs for.

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// JSSDKSignature signs a page for wx.config (REFERENCE 2.4): SHA-1, lower
+// JSSDKSignature signs a page for wx.config (the JS-SDK signature): SHA-1, lower
 // hex, over jsapi_ticket, noncestr, timestamp and url in that order, the URL
 // raw (not encoded) and without its #fragment.
 func JSSDKSignature(ticket, nonce string, timestamp int64, pageURL string) string {

@@ -83,7 +83,8 @@ func clientIP(ip string) string {
 }
 
 // FrontEnd holds the signed pay parameters in the exact shape each front end
-// wants (REFERENCE 4.4): the key casing differs, the signature does not.
+// wants (WeChat's JSAPI / mini-program payment, 调起支付): the key casing
+// differs, the signature does not.
 type FrontEnd struct {
 	// Bridge is for WeixinJSBridge.invoke('getBrandWCPayRequest', …): appId, timeStamp, nonceStr, package, signType, paySign.
 	Bridge map[string]string `json:"bridge"`

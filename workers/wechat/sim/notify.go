@@ -15,7 +15,7 @@ import (
 )
 
 // RetrySchedule is WeChat's documented gap before each re-send of a
-// notification that was not acknowledged (REFERENCE 4.8), before scaling.
+// payment or refund notification that was not acknowledged, before scaling.
 var RetrySchedule = []time.Duration{
 	15 * time.Second, 15 * time.Second, 30 * time.Second, 3 * time.Minute, 10 * time.Minute, 20 * time.Minute,
 	30 * time.Minute, 30 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 3 * time.Hour, 3 * time.Hour,

@@ -125,7 +125,7 @@ func (c *Client) call(ctx context.Context, path string, params map[string]string
 	return out, nil
 }
 
-// retryableCode says which v2 err_code values are worth the same call again (REFERENCE 4.11).
+// retryableCode says which of v2's error codes (err_code) are worth the same call again.
 func retryableCode(code string) bool {
 	switch code {
 	case "SYSTEMERROR", "BIZERR_NEED_RETRY", "INVALID_REQ_TOO_MUCH", "FREQUENCY_LIMITED", "USERPAYING":

@@ -7,7 +7,7 @@ import (
 	"github.com/wxflow/wxflow/workers/wechat"
 )
 
-// PaymentNotification is a verified payment result notification (REFERENCE 4.8).
+// PaymentNotification is a verified v2 payment result notification (支付结果通知).
 type PaymentNotification struct {
 	AppID         string
 	MchID         string
@@ -50,7 +50,7 @@ func (c *Client) ParseNotify(body []byte) (PaymentNotification, error) {
 	return n, nil
 }
 
-// RefundNotification is a decrypted refund result notification (REFERENCE 4.10).
+// RefundNotification is a decrypted v2 refund result notification (退款结果通知).
 type RefundNotification struct {
 	OutTradeNo    string
 	TransactionID string

@@ -8,7 +8,7 @@ import (
 	"github.com/wxflow/wxflow/workers/wechat"
 )
 
-// UnifiedOrderRequest is a unified order (统一下单, REFERENCE 4.3).
+// UnifiedOrderRequest is a WeChat Pay v2 unified order (统一下单, pay/unifiedorder).
 type UnifiedOrderRequest struct {
 	Body       string
 	OutTradeNo string
@@ -52,7 +52,7 @@ func (c *Client) UnifiedOrder(ctx context.Context, r UnifiedOrderRequest) (Unifi
 	return UnifiedOrderResponse{PrepayID: out["prepay_id"], TradeType: out["trade_type"], CodeURL: out["code_url"], MWebURL: out["mweb_url"]}, nil
 }
 
-// OrderQueryResponse is the state of a payment (REFERENCE 4.6).
+// OrderQueryResponse is the state of a payment (v2 order query, pay/orderquery).
 type OrderQueryResponse struct {
 	TradeState    string // SUCCESS, REFUND, NOTPAY, CLOSED, REVOKED, USERPAYING, PAYERROR
 	OutTradeNo    string

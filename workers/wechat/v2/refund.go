@@ -8,7 +8,7 @@ import (
 	"github.com/wxflow/wxflow/workers/wechat"
 )
 
-// RefundRequest is a refund (申请退款, REFERENCE 4.9). OutRefundNo must be
+// RefundRequest is a refund (申请退款, secapi/pay/refund). OutRefundNo must be
 // the same on every retry: a new number is a second refund.
 type RefundRequest struct {
 	OutTradeNo  string

@@ -19,7 +19,8 @@ func reqInfoKey(apiKey string) []byte {
 }
 
 // EncryptReqInfo encrypts a refund notification's plaintext as WeChat does:
-// AES-256-ECB with PKCS#7 padding, base64 (REFERENCE 4.10).
+// AES-256-ECB with PKCS#7 padding, base64, the key being the lower-hex MD5 of
+// the API key (退款结果通知's req_info).
 func EncryptReqInfo(plaintext []byte, apiKey string) (string, error) {
 	block, err := aes.NewCipher(reqInfoKey(apiKey))
 	if err != nil {

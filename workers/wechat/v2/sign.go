@@ -23,7 +23,7 @@ const (
 	SignHMACSHA256 SignType = "HMAC-SHA256"
 )
 
-// StringToSign builds stringSignTemp (REFERENCE 4.2): every parameter but
+// StringToSign builds stringSignTemp (v2 签名算法): every parameter but
 // "sign" with a non-empty value, in ASCII order of names, joined as k=v with
 // '&', raw (not URL-encoded), then "&key=" and the API key.
 func StringToSign(params map[string]string, apiKey string) string {

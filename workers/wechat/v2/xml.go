@@ -19,8 +19,9 @@ const MaxXMLBytes = 64 << 10
 
 // ParseXML reads a flat v2 document (<xml> or <root>, one child per field,
 // text or CDATA) into a map of every field. It refuses DOCTYPE and entity
-// declarations (the XXE notice of REFERENCE 4.1), nested elements, oversized
-// and non-UTF-8 bodies; errors wrap [wechat.ErrMalformed].
+// declarations (WeChat Pay's XXE security notice for merchants parsing v2
+// notifications), nested elements, oversized and non-UTF-8 bodies; errors wrap
+// [wechat.ErrMalformed].
 func ParseXML(body []byte) (map[string]string, error) {
 	if len(body) > MaxXMLBytes {
 		return nil, fmt.Errorf("%w: body of %d bytes exceeds %d", wechat.ErrMalformed, len(body), MaxXMLBytes)
@@ -118,7 +119,8 @@ func writeCDATA(b *bytes.Buffer, v string) {
 }
 
 // NotifyReply returns the exact bytes WeChat expects from a notification
-// handler (REFERENCE 4.8): SUCCESS/OK, or FAIL with a reason to ask for a re-send.
+// handler (v2 支付结果通知 and 退款结果通知): SUCCESS/OK, or FAIL with a reason
+// to ask for a re-send.
 func NotifyReply(ok bool, msg string) []byte {
 	code := "FAIL"
 	if ok {

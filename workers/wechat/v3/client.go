@@ -148,7 +148,7 @@ type Payer struct {
 	OpenID string `json:"openid"`
 }
 
-// PrepayRequest is a JSAPI / mini-program prepay (REFERENCE 5.4).
+// PrepayRequest is a JSAPI / mini-program prepay (v3 pay/transactions/jsapi).
 type PrepayRequest struct {
 	Description string
 	OutTradeNo  string
@@ -243,7 +243,8 @@ func (c *Client) Close(ctx context.Context, outTradeNo string) error {
 		map[string]string{"mchid": c.cfg.Merchant.MchID}, nil)
 }
 
-// RefundRequest is a domestic refund (REFERENCE 5.6); OutRefundNo is reused on every retry.
+// RefundRequest is a domestic refund (v3 refund/domestic/refunds); OutRefundNo is reused
+// on every retry.
 type RefundRequest struct {
 	OutTradeNo  string
 	OutRefundNo string

@@ -1,8 +1,7 @@
 // Package v3 speaks WeChat Pay API v3 (JSON over HTTPS, SHA256withRSA
 // signatures, AEAD_AES_256_GCM notifications): the merchant's client, and the
 // server-side primitives (verifying requests, signing responses, encrypting
-// resources) the simulator uses to answer exactly as WeChat does. See
-// REFERENCE section 5.
+// resources) the simulator uses to answer exactly as WeChat does.
 //
 // Why not the official SDK's client: github.com/wechatpay-apiv3/wechatpay-go
 // signs and verifies correctly, and our tests cross-check every signature we

@@ -102,7 +102,8 @@ func (f *fakeWeChat) serve(w http.ResponseWriter, r *http.Request) {
 	f.write(w, a)
 }
 
-// checkRequest is WeChat's side of REFERENCE 5.2; "" means the request is fine.
+// checkRequest is WeChat's side of v3 request signing: it checks the
+// Authorization header as WeChat does; "" means the request is fine.
 func (f *fakeWeChat) checkRequest(r *http.Request, body []byte) string {
 	m := f.merchant
 	auth, err := v3.ParseAuthorization(r.Header.Get("Authorization"))

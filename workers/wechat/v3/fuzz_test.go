@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzDecryptResource feeds arbitrary resource objects (the encrypted part of
-// a v3 notification, REFERENCE 5.7) to DecryptResource with the merchant's
+// a WeChat Pay v3 notification) to DecryptResource with the merchant's
 // APIv3 key. ParseNotify only reaches it after the signature verified, but
 // the four fields are WeChat's bytes all the same, and the decryption must
 // hold on its own.

@@ -8,7 +8,7 @@ import (
 	"github.com/wxflow/wxflow/workers/wechat"
 )
 
-// Notification is the envelope of a v3 notification (REFERENCE 5.7).
+// Notification is the envelope of a WeChat Pay v3 notification (支付通知, 退款结果通知).
 type Notification struct {
 	ID           string   `json:"id"`
 	CreateTime   string   `json:"create_time"`

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// PayParams builds the v3 front-end parameters (REFERENCE 5.8): appId,
+// PayParams builds the v3 front-end pay parameters (调起支付): appId,
 // timeStamp, nonceStr, package, signType "RSA", and paySign, the merchant's
 // SHA256withRSA signature over appId, timeStamp, nonceStr and package.
 func PayParams(key *rsa.PrivateKey, appID, prepayID, nonce string, timestamp int64) (map[string]string, error) {

@@ -12,7 +12,8 @@ import (
 // AlgorithmAEADAES256GCM is the only resource algorithm WeChat uses.
 const AlgorithmAEADAES256GCM = "AEAD_AES_256_GCM"
 
-// Resource is the encrypted part of a v3 notification (REFERENCE 5.7).
+// Resource is the encrypted part of a WeChat Pay v3 notification (支付通知,
+// 退款结果通知).
 type Resource struct {
 	Algorithm      string `json:"algorithm"`
 	Ciphertext     string `json:"ciphertext"`

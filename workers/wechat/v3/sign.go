@@ -20,7 +20,7 @@ import (
 const SchemaName = "WECHATPAY2-SHA256-RSA2048"
 
 // MaxSkew is WeChat's clock tolerance: a v3 timestamp at or beyond 300 s from
-// now is refused (REFERENCE 5.2, 5.3).
+// now is refused (WeChat Pay v3 request signing and answer verification).
 const MaxSkew = 300 * time.Second
 
 // SignTestPrefix marks WeChat's probe signatures, which must never verify.

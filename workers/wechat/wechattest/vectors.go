@@ -1,6 +1,7 @@
-// Package wechattest loads the verified WeChat test vectors
-// (testdata/vectors.json, a copy of shared/wechat/vectors.json) for the
-// protocol packages' tests and the simulator's.
+// Package wechattest loads the verified WeChat signing and encryption test
+// vectors (workers/wechat/testdata/vectors.json: WeChat's official examples
+// and our own, each recomputed and matching; every key in it is test-only)
+// for the protocol packages' tests and the simulator's.
 package wechattest
 
 import (
