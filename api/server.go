@@ -6,6 +6,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -16,12 +18,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/pay"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
-	"github.com/wxflow/wxflow/workers/wechat/v3"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
+	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // TicketSource hands out the deployment's shared jsapi_ticket.
@@ -53,6 +56,13 @@ type Config struct {
 	ReplyTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (64 KiB).
 	MaxBodyBytes int64
+	// Edges bound each listener's timeouts, header size, connections and
+	// rate ([DefaultEdges] for zero fields). InternalRate is the internal
+	// listener's rate per caller (a shop's key), 500 requests per second
+	// when zero, bursts of two seconds' worth: one shop backend may rightly
+	// ask more than one IP on the internet.
+	Edges        Edges
+	InternalRate rate.Limit
 	Logger       *slog.Logger
 	Now          func() time.Time
 }
@@ -84,7 +94,8 @@ type Counters struct {
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	handler http.Handler
+	handler http.Handler // the internal listener's: shops, admins, Prometheus
+	public  http.Handler // the public listener's: WeChat's notifications, a health check
 	tmpl    *template.Template
 	// notices reads WeChat's notifications into typed states (cfg.V2, cfg.V3).
 	notices  pay.Notices
@@ -113,8 +124,44 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.handler = s.middleware(routes)
+	cfg.Edges = cfg.Edges.withDefaults()
+	s.cfg.Edges = cfg.Edges
+	if cfg.InternalRate == 0 {
+		cfg.InternalRate = 500
+	}
+	internal := newKeyedLimiter(cfg.InternalRate, int(min(2*float64(cfg.InternalRate), 1e6)), cfg.Now)
+	s.handler = s.middleware(rateLimited(internal, callerKey, routes))
+	public := newKeyedLimiter(cfg.Edges.Rate, cfg.Edges.Burst, cfg.Now)
+	s.public = s.middleware(rateLimited(public, clientIP, s.publicRoutes()))
 	return s, nil
+}
+
+// publicRoutes are all the public listener serves: WeChat must reach the
+// notification endpoints from the internet, and a load balancer the health
+// check; nothing else is there to be found.
+func (s *Server) publicRoutes() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /wechat/notify/{merchant}/v2/pay", s.notifyV2Pay)
+	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
+	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
+	m.HandleFunc("POST /wechat/notify/{merchant}/v3/refund", s.notifyV3Refund)
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "nothing here: this listener serves WeChat's notifications only")
+	})
+	return m
+}
+
+// callerKey names who asks the internal listener, for its rate: the
+// credential presented (a digest of it, never the secret), else the IP.
+func callerKey(r *http.Request) string {
+	if a := r.Header.Get("Authorization"); a != "" {
+		sum := sha256.Sum256([]byte(a))
+		return "key:" + hex.EncodeToString(sum[:8])
+	}
+	return "ip:" + clientIP(r)
 }
 
 // routes lists every endpoint.
@@ -148,23 +195,66 @@ func (s *Server) routes() (http.Handler, error) {
 // (nil: engine's defaults).
 func (s *Server) Deadlines() map[engine.State]time.Duration { return s.cfg.Deadlines }
 
-// Handler returns the API's handler.
+// Handler returns the internal listener's handler: the shop API, the admin
+// page and API, /metrics, and the notification endpoints too.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Run serves on ln until ctx ends, then shuts down within 10 s.
-func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+// PublicHandler returns the public listener's handler: WeChat's
+// notification endpoints and /healthz, nothing else.
+func (s *Server) PublicHandler() http.Handler { return s.public }
+
+// Listeners are where a [Server] serves. Public faces the internet (WeChat's
+// notifications); Internal faces the shops' backends, admins and
+// Prometheus. Either may be nil, not both.
+type Listeners struct {
+	Public, Internal net.Listener
+}
+
+// Run serves on the listeners until ctx ends, then shuts down within 10 s.
+// Each listener holds its Edges: timeouts, header size, connections.
+func (s *Server) Run(ctx context.Context, l Listeners) error {
+	if l.Public == nil && l.Internal == nil {
+		return errNoListener
+	}
+	e := s.cfg.Edges
+	serve := func(ln net.Listener, h http.Handler) (*http.Server, <-chan error) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: e.ReadHeaderTimeout, ReadTimeout: e.ReadTimeout,
+			WriteTimeout: e.WriteTimeout, IdleTimeout: e.IdleTimeout, MaxHeaderBytes: e.MaxHeaderBytes,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(newLimitListener(ln, e)) }()
+		return srv, errc
+	}
+	var servers []*http.Server
+	var errcs []<-chan error
+	for _, p := range []struct {
+		ln net.Listener
+		h  http.Handler
+	}{{l.Public, s.public}, {l.Internal, s.handler}} {
+		if p.ln != nil {
+			srv, errc := serve(p.ln, p.h)
+			servers, errcs = append(servers, srv), append(errcs, errc)
+		}
+	}
+	done := make(chan error, len(errcs))
+	for _, errc := range errcs {
+		go func() { done <- <-errc }()
+	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-done: // a listener failed: stop the other too
 	case <-ctx.Done():
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	errs := []error{serveErr}
+	for _, srv := range servers {
+		errs = append(errs, srv.Shutdown(sctx))
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -30,11 +30,11 @@ import (
 // Chromium, and `wxflow admin replay --stuck` finishes the others.
 func TestStuckOrdersAndReplay(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s.ExpiryInterval = 200 * time.Millisecond
 	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = time.Minute, time.Minute
-	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{SystemErrorRate: 1, Seed: 5}}, Workers: stack.WorkerOptions{MaxDeliver: 2}}, log)
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{Unlimited: true, NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{SystemErrorRate: 1, Seed: 5}}, Workers: stack.WorkerOptions{MaxDeliver: 2}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,19 +23,19 @@ func TestChaos(t *testing.T) {
 		orders = 28
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", WechatTimeout: 1500 * time.Millisecond}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", LogLevel: "warn", WechatTimeout: 1500 * time.Millisecond}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	faults := sim.Chaos(0.2, 13)
 	faults.SlowDelay = 500 * time.Millisecond
 	s.ExpiryInterval = 200 * time.Millisecond
 	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 2*time.Second, 2*time.Second
-	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: faults}}, log)
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{Unlimited: true, NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: faults}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = st.Wait() })
 
-	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
+	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, NotifyURL: st.PublicURL, SimURL: st.SimURL,
 		SimClient: st.Sim.Client(), Timeout: 120 * time.Second, Forge: true})
 	for _, r := range results {
 		if !r.OK() {

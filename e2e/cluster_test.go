@@ -33,7 +33,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 	cluster := enginetest.StartCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn", Replicas: 3}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", LogLevel: "warn", Replicas: 3}
 	// Warnings are kept and shown if the test fails: a liveness problem on a
 	// cluster is only diagnosable from what each part said at the time.
 	var logs lockedBuffer
@@ -50,7 +50,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	})
 	s.ExpiryInterval = 200 * time.Millisecond
 	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 3*time.Second, 3*time.Second
-	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSURL: cluster.URL(), SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DuplicateNotify: true, Seed: 11}}}, log)
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{Unlimited: true, NATSURL: cluster.URL(), SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DuplicateNotify: true, Seed: 11}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,11 @@ func TestEndToEnd(t *testing.T) {
 		orders = 28
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", LogLevel: "warn"}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", LogLevel: "warn"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s.ExpiryInterval = 200 * time.Millisecond
 	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 5*time.Second, 5*time.Second
-	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DuplicateNotify: true, ReorderNotifyRate: 0.3, ReorderDelay: 300 * time.Millisecond, Seed: 7}}}, log)
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{Unlimited: true, NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DuplicateNotify: true, ReorderNotifyRate: 0.3, ReorderDelay: 300 * time.Millisecond, Seed: 7}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,11 +191,11 @@ func errorf(format string, args ...any) error {
 // close twice.
 func TestReplayAndReconcile(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s.ExpiryInterval = 200 * time.Millisecond
 	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 500*time.Millisecond, 500*time.Millisecond
-	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DropNotifyRate: 1, Seed: 3}}}, log)
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{Unlimited: true, NATSPort: -1, SimAddr: "127.0.0.1:0", Sim: sim.Config{TimeScale: 0.01, Faults: sim.Faults{DropNotifyRate: 1, Seed: 3}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

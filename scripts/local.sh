@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 export WXFLOW_DATA=${WXFLOW_DATA:-data}
 export WXFLOW_NATS_URL=${WXFLOW_NATS_URL:-nats://127.0.0.1:4250}
 export WXFLOW_WECHAT_URL=${WXFLOW_WECHAT_URL:-https://127.0.0.1:8443}
-export WXFLOW_HTTP_ADDR=${WXFLOW_HTTP_ADDR:-127.0.0.1:8080}
+export WXFLOW_HTTP_ADDR=${WXFLOW_HTTP_ADDR:-127.0.0.1:8080}    # shops, admins, /metrics
+export WXFLOW_PUBLIC_ADDR=${WXFLOW_PUBLIC_ADDR:-127.0.0.1:8081} # WeChat's notifications only
 export WXFLOW_MERCHANT_DIR=${WXFLOW_MERCHANT_DIR:-$WXFLOW_DATA/sim}
 export WXFLOW_WECHAT_CA=${WXFLOW_WECHAT_CA:-$WXFLOW_MERCHANT_DIR/sim_ca.pem}
 # A local-only admin token; set your own outside this machine.

@@ -63,10 +63,10 @@ killnow() {
 begin() {
   run=$work/$1
   mkdir -p "$run/data" "$run/logs"
-  sim_port=$(free_port); api_port=$(free_port); nats_port=$(free_port)
+  sim_port=$(free_port); api_port=$(free_port); public_port=$(free_port); nats_port=$(free_port)
   export WXFLOW_DATA="$run/data" WXFLOW_NATS_URL="nats://127.0.0.1:$nats_port" WXFLOW_NATS_REPLICAS=1
   export WXFLOW_WECHAT_URL="https://127.0.0.1:$sim_port" WXFLOW_MERCHANT_DIR="$run/data/sim"
-  export WXFLOW_WECHAT_CA="$run/data/sim/sim_ca.pem" WXFLOW_HTTP_ADDR="127.0.0.1:$api_port"
+  export WXFLOW_WECHAT_CA="$run/data/sim/sim_ca.pem" WXFLOW_HTTP_ADDR="127.0.0.1:$api_port" WXFLOW_PUBLIC_ADDR="127.0.0.1:$public_port"
   export WXFLOW_ADMIN_TOKEN=reliability WXFLOW_LOG_LEVEL=warn WXFLOW_WECHAT_TIMEOUT=10s
   pid=()
 }

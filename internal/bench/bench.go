@@ -92,7 +92,7 @@ type benchEvent struct {
 func Run(ctx context.Context, o Options) (*Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := stack.Settings{DataDir: o.DataDir, HTTPAddr: "127.0.0.1:0", DBURL: o.DBURL,
+	s := stack.Settings{DataDir: o.DataDir, HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", DBURL: o.DBURL,
 		ExpiryInterval: time.Second, ReconcilePaymentAfter: time.Hour, ReconcileRefundAfter: time.Hour}
 	if o.Preload > 0 {
 		s.Resolve()
@@ -101,7 +101,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := stack.StartDev(ctx, &s, stack.DevOptions{NATSPort: -1, NATSURL: o.NATSURL, SimAddr: "127.0.0.1:0",
+	st, err := stack.StartDev(ctx, &s, stack.DevOptions{Unlimited: true, NATSPort: -1, NATSURL: o.NATSURL, SimAddr: "127.0.0.1:0",
 		Sim: sim.Config{TimeScale: 0.001, Retain: 10_000}}, log)
 	if err != nil {
 		return nil, err

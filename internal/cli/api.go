@@ -2,10 +2,12 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"net"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/internal/stack"
 )
 
@@ -18,7 +20,7 @@ func apiCommand() *cobra.Command {
 		Short: "Run the HTTP API: the shop API, WeChat's notification endpoints, the admin page",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gHTTP, gMerchant, gWechat, gStuck)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gHTTP, gRates, gMerchant, gWechat, gStuck)
 	cmd.Flags().BoolVar(&noAdmin, "no-admin", false, "serve no admin page or API")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := flags.load(&s); err != nil {
@@ -44,12 +46,18 @@ func apiCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", s.HTTPAddr)
+		internal, err := net.Listen("tcp", s.HTTPAddr)
 		if err != nil {
-			return usageError{err}
+			return usageError{fmt.Errorf("--http: %w", err)}
 		}
-		log.Info("API listening", "component", "api", "url", "http://"+ln.Addr().String(), "public_url", s.PublicURL)
-		return stoppedByUser(ctx, srv.Run(ctx, ln))
+		public, err := net.Listen("tcp", s.PublicAddr)
+		if err != nil {
+			internal.Close()
+			return usageError{fmt.Errorf("--public-addr: %w", err)}
+		}
+		log.Info("API listening", "component", "api", "internal", "http://"+internal.Addr().String(),
+			"public", "http://"+public.Addr().String(), "public_url", s.PublicURL)
+		return stoppedByUser(ctx, srv.Run(ctx, api.Listeners{Public: public, Internal: internal}))
 	}
 	return cmd
 }

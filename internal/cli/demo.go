@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -28,14 +29,14 @@ func demoCommand() *cobra.Command {
 		Short: "Drive N orders through a running wxflow and its WeChat simulator; exit 0 only if all end right",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData)
+	flags := settingsFlags(cmd, &s, gData, gHTTP)
 	f := cmd.Flags()
 	f.IntVar(&cfg.Orders, "orders", 20, "orders to drive")
 	f.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent orders")
-	f.StringVar(&cfg.APIURL, "api", "http://127.0.0.1:8080", "wxflow's API (env WXFLOW_PUBLIC_URL)")
+	f.StringVar(&cfg.APIURL, "api", "", "wxflow's shop API (default http://<--http>)")
 	f.StringVar(&cfg.SimURL, "sim", "https://127.0.0.1:8443", "the WeChat simulator (env WXFLOW_WECHAT_URL)")
 	f.StringVar(&ca, "sim-ca", "", "the simulator's CA certificate (env WXFLOW_WECHAT_CA; default <data>/sim/"+sim.CAFile+")")
-	flags.env["api"], flags.env["sim"], flags.env["sim-ca"] = "WXFLOW_PUBLIC_URL", "WXFLOW_WECHAT_URL", "WXFLOW_WECHAT_CA"
+	flags.env["sim"], flags.env["sim-ca"] = "WXFLOW_WECHAT_URL", "WXFLOW_WECHAT_CA"
 	f.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "how long one order may take")
 	f.BoolVar(&cfg.Forge, "forge", false, "post forged payment notifications for every order before it is paid (all must be refused)")
 	f.StringVar(&cfg.Merchant, "merchant", "default", "the merchant name in wxflow's notify URLs (env WXFLOW_MERCHANT)")
@@ -44,6 +45,8 @@ func demoCommand() *cobra.Command {
 		if err := flags.load(&s); err != nil {
 			return err
 		}
+		cfg.APIURL = cmp.Or(cfg.APIURL, "http://"+s.HTTPAddr)
+		cfg.NotifyURL = s.PublicURL
 		if ca == "" {
 			ca = filepath.Join(s.DataDir, "sim", sim.CAFile)
 		}

@@ -21,7 +21,8 @@ const (
 	gLog                   // --log --log-level
 	gDB                    // --db
 	gNATS                  // --nats --nats-replicas --event-retention
-	gHTTP                  // --http --public-url
+	gHTTP                  // --http --public-addr --public-url
+	gRates                 // --public-rate --shop-rate
 	gMerchant              // --merchant --merchant-dir
 	gWechat                // --wechat-url --wechat-ca --wechat-timeout
 	gMetrics               // --metrics-addr
@@ -50,6 +51,10 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 		f.DurationVar(p, name, 0, usage+" (env "+env+")")
 		fs.env[name] = env
 	}
+	flt := func(p *float64, name, env, usage string) {
+		f.Float64Var(p, name, 0, usage+" (env "+env+")")
+		fs.env[name] = env
+	}
 	num := func(p *int, name, env, usage string) {
 		f.IntVar(p, name, 0, usage+" (env "+env+")")
 		fs.env[name] = env
@@ -68,8 +73,12 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			num(&s.Replicas, "nats-replicas", "WXFLOW_NATS_REPLICAS", "replicas of wxflow's streams and buckets: 1 on one server, 3 on a 3-node cluster (default 1)")
 			dur(&s.EventRetention, "event-retention", "WXFLOW_EVENT_RETENTION", "how long the event stream keeps events (default 720h)")
 		case gHTTP:
-			str(&s.HTTPAddr, "http", "WXFLOW_HTTP_ADDR", "API listen address (default 127.0.0.1:8080)")
-			str(&s.PublicURL, "public-url", "WXFLOW_PUBLIC_URL", "public base URL of the API, for WeChat's notifications (default http://<http addr>)")
+			str(&s.HTTPAddr, "http", "WXFLOW_HTTP_ADDR", "the API's internal listener: shops, admins, /metrics (default 127.0.0.1:8080)")
+			str(&s.PublicAddr, "public-addr", "WXFLOW_PUBLIC_ADDR", "the API's public listener: WeChat's notifications and /healthz only (default 127.0.0.1:8081)")
+			str(&s.PublicURL, "public-url", "WXFLOW_PUBLIC_URL", "how WeChat reaches the public listener, the base of notify URLs (default http://<public addr>)")
+		case gRates:
+			flt(&s.PublicRate, "public-rate", "WXFLOW_PUBLIC_RATE", "requests per second one IP may make of the public listener (default 100)")
+			flt(&s.ShopRate, "shop-rate", "WXFLOW_SHOP_RATE", "requests per second one shop may make of the internal listener (default 500)")
 		case gMerchant:
 			str(&s.MerchantName, "merchant", "WXFLOW_MERCHANT", "merchant name in notify URLs (default default)")
 			str(&s.MerchantDir, "merchant-dir", "WXFLOW_MERCHANT_DIR", "merchant key folder (default <data>/sim)")

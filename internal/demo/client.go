@@ -43,7 +43,7 @@ func (c *Client) DoHeader(ctx context.Context, method, path string, in, out any,
 }
 
 // once makes one request and says whether a failure is worth retrying
-// (no answer, or a 5xx).
+// (no answer, a 5xx, or a 429).
 func (c *Client) once(ctx context.Context, method, path string, in, out any, header ...string) (bool, error) {
 	var body io.Reader
 	if in != nil {
@@ -73,7 +73,8 @@ func (c *Client) once(ctx context.Context, method, path string, in, out any, hea
 		return true, err
 	}
 	if resp.StatusCode >= 300 {
-		return resp.StatusCode >= 500, &statusError{Status: resp.StatusCode,
+		// A 5xx may pass; a 429 asks to slow down, and every request is idempotent.
+		return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests, &statusError{Status: resp.StatusCode,
 			msg: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))}
 	}
 	if out == nil || len(raw) == 0 {

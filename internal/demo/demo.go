@@ -52,7 +52,8 @@ func (s Scenario) WantState() engine.State {
 type Config struct {
 	Orders      int
 	Concurrency int
-	APIURL      string       // wxflow's shop API
+	APIURL      string       // wxflow's shop API (its internal listener)
+	NotifyURL   string       // wxflow's public listener, where forged notifications go; APIURL when empty
 	SimURL      string       // the simulator (payer, login and OAuth codes)
 	SimClient   *http.Client // trusts the simulator's CA
 	Timeout     time.Duration
@@ -200,7 +201,7 @@ func drive(ctx context.Context, cfg Config, r *Result) error {
 		return err
 	}
 	if cfg.Forge {
-		sent, accepted := forge(ctx, cfg.APIURL, cmp.Or(cfg.Merchant, "default"), v.Order)
+		sent, accepted := forge(ctx, cmp.Or(cfg.NotifyURL, cfg.APIURL), cmp.Or(cfg.Merchant, "default"), v.Order)
 		r.Forged += sent
 		r.ForgedAccepted += accepted
 	}

@@ -3,10 +3,12 @@ package stack
 import (
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/workers/tokens"
+	"golang.org/x/time/rate"
 )
 
-// NewAPI builds the API process's part: the shop API, WeChat's notification
-// endpoints, the admin page and API (when s.AdminToken is set) and /metrics.
+// NewAPI builds the API process's part: on its public listener WeChat's
+// notification endpoints; on its internal one the shop API, the admin page
+// and API (when s.AdminToken is set) and /metrics.
 // OAuth redirects go to WeChat's OAuth host, or to WechatURL (the simulator).
 func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 	deadlines, err := s.Deadlines()
@@ -16,7 +18,8 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 	_, _, oauth := s.WechatHosts()
 	cfg := api.Config{Merchant: wc.Merchant, Store: c.Store, NC: c.NC, JS: c.JS, V2: wc.V2, V3: wc.V3,
 		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS}, OAuthBaseURL: oauth, Logger: c.Log,
-		AdminToken: s.AdminToken, Deadlines: deadlines}
+		AdminToken: s.AdminToken, Deadlines: deadlines,
+		Edges: api.Edges{Rate: rate.Limit(s.PublicRate), Burst: int(min(2*s.PublicRate, 1e6))}, InternalRate: rate.Limit(s.ShopRate)}
 	if c.Metrics != nil {
 		cfg.Responses, cfg.MetricsHandler = c.Metrics, c.Metrics.Handler()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -27,19 +28,24 @@ type DevOptions struct {
 	// FreePorts lets the defaults give way: a NATS port, simulator address or
 	// API address already in use is replaced by a free port.
 	FreePorts bool
+	// Unlimited lifts the API's rate limits: the bench and the tests drive
+	// thousands of requests a second from one address.
+	Unlimited bool
 	Sim       sim.Config // the simulator; its KeysDir is <data>/sim
 	Workers   WorkerOptions
 }
 
 // Dev is everything of `wxflow dev`, running in one process.
 type Dev struct {
-	APIURL, SimURL, NATSURL string
-	AdminToken              string
-	Sim                     *Sim
-	Store                   *engine.Store
-	NATS                    *natsembed.Server // nil with an external NATS
-	API                     *api.Server
-	Conns                   *Conns
+	// APIURL is the internal listener (shops, admins, /metrics); PublicURL
+	// the public one (WeChat's notifications).
+	APIURL, PublicURL, SimURL, NATSURL string
+	AdminToken                         string
+	Sim                                *Sim
+	Store                              *engine.Store
+	NATS                               *natsembed.Server // nil with an external NATS
+	API                                *api.Server
+	Conns                              *Conns
 
 	g *errgroup.Group
 }
@@ -98,9 +104,17 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		return fail(fmt.Errorf("API (--http): %w", err))
 	}
 	cleanups = append(cleanups, func() { apiLn.Close() })
-	s.HTTPAddr = apiLn.Addr().String()
-	s.PublicURL = "http://" + s.HTTPAddr
-	d.APIURL = s.PublicURL
+	publicLn, err := listen(s.PublicAddr, o.FreePorts)
+	if err != nil {
+		return fail(fmt.Errorf("API's public listener (--public-addr): %w", err))
+	}
+	cleanups = append(cleanups, func() { publicLn.Close() })
+	s.HTTPAddr, s.PublicAddr = apiLn.Addr().String(), publicLn.Addr().String()
+	s.PublicURL = "http://" + s.PublicAddr
+	d.APIURL, d.PublicURL = "http://"+s.HTTPAddr, s.PublicURL
+	if o.Unlimited {
+		s.PublicRate, s.ShopRate = math.Inf(1), math.Inf(1)
+	}
 
 	c, err := Connect(ctx, s, "dev", true, log)
 	if err != nil {
@@ -138,7 +152,7 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	g.Go(func() error { return simulator.Serve(gctx, simulator.Listener) })
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return wk.Run(gctx) })
-	g.Go(func() error { return srv.Run(gctx, apiLn) })
+	g.Go(func() error { return srv.Run(gctx, api.Listeners{Public: publicLn, Internal: apiLn}) })
 	d.g = g
 	return d, nil
 }

@@ -28,8 +28,11 @@ type Settings struct {
 	DBURL         string        // WXFLOW_DB_URL: "sqlite:PATH" or "postgres://…". Default: SQLite in DataDir.
 	NATSURL       string        // WXFLOW_NATS_URL: comma-separated for a cluster. Default: the data folder's running NATS, else nats://127.0.0.1:4250.
 	Replicas      int           // WXFLOW_NATS_REPLICAS: replicas of every stream and bucket (3 on a 3-node cluster). Default: 1.
-	HTTPAddr      string        // WXFLOW_HTTP_ADDR: where the API listens. Default: 127.0.0.1:8080.
-	PublicURL     string        // WXFLOW_PUBLIC_URL: how WeChat reaches the API (notify URLs). Default: http://<HTTPAddr>.
+	HTTPAddr      string        // WXFLOW_HTTP_ADDR: the API's internal listener (shops, admins, /metrics). Default: 127.0.0.1:8080.
+	PublicAddr    string        // WXFLOW_PUBLIC_ADDR: the API's public listener (WeChat's notifications, /healthz). Default: 127.0.0.1:8081.
+	PublicURL     string        // WXFLOW_PUBLIC_URL: how WeChat reaches the public listener (notify URLs). Default: http://<PublicAddr>.
+	PublicRate    float64       // WXFLOW_PUBLIC_RATE: requests per second one IP may make of the public listener. Default: 100.
+	ShopRate      float64       // WXFLOW_SHOP_RATE: requests per second one shop may make of the internal listener. Default: 500.
 	MerchantName  string        // WXFLOW_MERCHANT: wxflow's name for the merchant. Default: default.
 	MerchantDir   string        // WXFLOW_MERCHANT_DIR: merchant.json and key files. Default: <DataDir>/sim.
 	WechatURL     string        // WXFLOW_WECHAT_URL: one base URL for every WeChat host (the simulator). Default: WeChat's hosts.
@@ -87,7 +90,10 @@ func (s *Settings) Resolve() {
 		s.NATSURL, s.natsGuessed = DefaultNATSURL, true
 	}
 	s.HTTPAddr = cmp.Or(s.HTTPAddr, "127.0.0.1:8080")
-	s.PublicURL = strings.TrimRight(cmp.Or(s.PublicURL, "http://"+s.HTTPAddr), "/")
+	s.PublicAddr = cmp.Or(s.PublicAddr, "127.0.0.1:8081")
+	s.PublicURL = strings.TrimRight(cmp.Or(s.PublicURL, "http://"+s.PublicAddr), "/")
+	s.PublicRate = cmp.Or(s.PublicRate, 100)
+	s.ShopRate = cmp.Or(s.ShopRate, 500)
 	s.MerchantDir = cmp.Or(s.MerchantDir, filepath.Join(s.DataDir, "sim"))
 	s.MerchantName = cmp.Or(s.MerchantName, "default")
 	s.LogFormat = cmp.Or(s.LogFormat, "json")
@@ -121,6 +127,12 @@ func (s *Settings) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
 		bad("--http %q: want HOST:PORT", s.HTTPAddr)
+	}
+	if _, _, err := net.SplitHostPort(s.PublicAddr); err != nil {
+		bad("--public-addr %q: want HOST:PORT", s.PublicAddr)
+	}
+	if !(s.PublicRate > 0) || !(s.ShopRate > 0) {
+		bad("--public-rate and --shop-rate must be positive")
 	}
 	if pu, err := url.Parse(s.PublicURL); err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
 		bad("--public-url %q: want http(s)://HOST[:PORT]", s.PublicURL)

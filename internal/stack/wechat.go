@@ -14,8 +14,8 @@ import (
 	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
 	"github.com/wxflow/wxflow/workers/wechat/pay"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
-	"github.com/wxflow/wxflow/workers/wechat/v3"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
+	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // WechatClients are the WeChat clients of one merchant, sharing one HTTP
