@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"fmt"
@@ -15,93 +13,63 @@ import (
 	"github.com/wxflow/wxflow/workers"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/admin.css
 var templateFiles embed.FS
 
-// adminCookie carries the admin token for the HTML pages (HttpOnly,
-// SameSite=Strict, so another site cannot make an admin's browser act).
-const adminCookie = "wxflow_admin"
-
 // adminRoutes mounts the admin page and API when an admin token is set.
+// Every answer under /admin/ carries adminHeaders.
 func (s *Server) adminRoutes(m *http.ServeMux) error {
-	if s.cfg.AdminToken == "" {
-		disabled := func(w http.ResponseWriter, _ *http.Request) {
+	handle := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, adminHeaders(h)) }
+	auth, err := newAdminAuth(s.cfg)
+	if err != nil {
+		return err
+	}
+	if auth == nil {
+		handle("/admin/", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "admin_disabled", "the admin API is off: set WXFLOW_ADMIN_TOKEN")
-		}
-		m.HandleFunc("/admin/", disabled)
+		})
 		return nil
 	}
+	s.admin = auth
 	tmpl, err := template.ParseFS(templateFiles, "templates/*.html")
 	if err != nil {
 		return fmt.Errorf("api: admin templates: %w", err)
 	}
 	s.tmpl = tmpl
-	api := func(h http.HandlerFunc) http.HandlerFunc { return s.requireToken(h, false) }
-	page := func(h http.HandlerFunc) http.HandlerFunc { return s.requireToken(h, true) }
-	m.HandleFunc("GET /admin/api/orders", api(s.adminAPIOrders))
-	m.HandleFunc("GET /admin/api/stuck", api(s.adminAPIStuck))
-	m.HandleFunc("GET /admin/api/orders/{id}", api(s.adminAPIOrder))
-	m.HandleFunc("POST /admin/api/orders/{id}/replay", api(s.adminAct(engine.VerbReplay, false)))
-	m.HandleFunc("POST /admin/api/orders/{id}/close", api(s.adminAct(engine.VerbClose, false)))
-	m.HandleFunc("POST /admin/api/orders/{id}/refunds", api(s.adminAct(engine.VerbRefund, false)))
-	m.HandleFunc("POST /admin/api/replay-stuck", api(s.adminReplayStuck(false)))
+	api, page := s.requireToken, s.requireSession
+	handle("GET /admin/api/orders", api(s.adminAPIOrders))
+	handle("GET /admin/api/stuck", api(s.adminAPIStuck))
+	handle("GET /admin/api/orders/{id}", api(s.adminAPIOrder))
+	handle("POST /admin/api/orders/{id}/replay", api(s.adminAct(engine.VerbReplay, false)))
+	handle("POST /admin/api/orders/{id}/close", api(s.adminAct(engine.VerbClose, false)))
+	handle("POST /admin/api/orders/{id}/refunds", api(s.adminAct(engine.VerbRefund, false)))
+	handle("POST /admin/api/replay-stuck", api(s.adminReplayStuck(false)))
 
-	m.HandleFunc("GET /admin/login", s.adminLoginPage)
-	m.HandleFunc("POST /admin/login", s.adminLogin)
-	m.HandleFunc("GET /admin/{$}", page(s.adminIndex))
-	m.HandleFunc("GET /admin/search", page(s.adminSearch))
-	m.HandleFunc("GET /admin/orders/{id}", page(s.adminOrderPage))
-	m.HandleFunc("POST /admin/orders/{id}/replay", page(s.adminAct(engine.VerbReplay, true)))
-	m.HandleFunc("POST /admin/orders/{id}/close", page(s.adminAct(engine.VerbClose, true)))
-	m.HandleFunc("POST /admin/replay-stuck", page(s.adminReplayStuck(true)))
+	handle("GET /admin/admin.css", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, templateFiles, "templates/admin.css")
+	})
+	handle("GET /admin/login", s.adminLoginPage)
+	handle("POST /admin/login", s.adminLogin)
+	handle("POST /admin/logout", page(s.adminLogout))
+	handle("GET /admin/{$}", page(s.adminIndex))
+	handle("GET /admin/search", page(s.adminSearch))
+	handle("GET /admin/orders/{id}", page(s.adminOrderPage))
+	handle("POST /admin/orders/{id}/replay", page(s.adminAct(engine.VerbReplay, true)))
+	handle("POST /admin/orders/{id}/close", page(s.adminAct(engine.VerbClose, true)))
+	handle("POST /admin/replay-stuck", page(s.adminReplayStuck(true)))
 	return nil
 }
 
-// tokenOK compares in constant time (over digests, so lengths leak nothing).
-func (s *Server) tokenOK(got string) bool {
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.AdminToken))
-	return got != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
-}
-
-func (s *Server) requireToken(h http.HandlerFunc, page bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if c, err := r.Cookie(adminCookie); err == nil && page {
-			token = c.Value
-		}
-		if !s.tokenOK(token) {
-			if page {
-				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
-				return
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wxflow admin"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required")
-			return
-		}
-		h(w, r)
-	}
-}
-
-func (s *Server) render(w http.ResponseWriter, name string, data map[string]any) {
+// render writes a page; every page learns who is signed in and the CSRF
+// token its forms carry.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data map[string]any) {
+	who := signedInAs(r.Context())
+	data["Admin"], data["CSRF"] = who.Name, who.CSRF
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
 	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {
 		s.log.Warn("admin page", "template", name, "err", err)
 	}
-}
-
-func (s *Server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, "login.html", map[string]any{"Title": "sign in", "Message": r.URL.Query().Get("m")})
-}
-
-func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
-	token := r.PostFormValue("token")
-	if !s.tokenOK(token) {
-		http.Redirect(w, r, "/admin/login?m="+url.QueryEscape("Wrong token."), http.StatusSeeOther)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: token, Path: "/admin/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 
 type stateCount struct {
@@ -124,7 +92,7 @@ func (s *Server) adminIndex(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
 	}
-	s.render(w, "index.html", map[string]any{"Counts": list, "Stuck": stuck, "Message": r.URL.Query().Get("m")})
+	s.render(w, r, http.StatusOK, "index.html", map[string]any{"Counts": list, "Stuck": stuck, "Message": r.URL.Query().Get("m")})
 }
 
 // findOrders finds orders by id, out_trade_no or openid, or lists a state.
@@ -161,7 +129,7 @@ func (s *Server) adminSearch(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/orders/"+string(orders[0].ID), http.StatusSeeOther)
 		return
 	}
-	s.render(w, "search.html", map[string]any{"Title": title, "Orders": orders})
+	s.render(w, r, http.StatusOK, "search.html", map[string]any{"Title": title, "Orders": orders})
 }
 
 // orderDetail is an order with its timeline and why it is stuck, if it is.
@@ -209,7 +177,7 @@ func (s *Server) adminOrderPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d["Title"], d["Message"] = r.PathValue("id"), r.URL.Query().Get("m")
-	s.render(w, "order.html", d)
+	s.render(w, r, http.StatusOK, "order.html", d)
 }
 
 func (s *Server) adminAPIOrders(w http.ResponseWriter, r *http.Request) {
@@ -249,8 +217,10 @@ func (s *Server) adminAPIOrder(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-// adminInput is what an admin action says: who, why, and for refunds how much.
+// adminInput is what an admin action says: why, and for refunds how much.
+// Who acted is the signed-in admin (see actor), never what the request says.
 type adminInput struct {
+	// Who is accepted for clients written when the API trusted it, and ignored.
 	Who       string `json:"who"`
 	Reason    string `json:"reason"`
 	AmountFen int64  `json:"amount_fen"`
@@ -261,15 +231,12 @@ type adminInput struct {
 func readAdminInput(r *http.Request, form bool) (adminInput, error) {
 	var in adminInput
 	if form {
-		in.Reason, in.Who = r.PostFormValue("reason"), "web"
+		in.Reason = r.PostFormValue("reason")
 	} else if err := decodeBody(r, &in); err != nil {
 		return in, err
 	}
 	if strings.TrimSpace(in.Reason) == "" {
 		return in, errors.New("a reason is required: it is written to the order's history")
-	}
-	if in.Who == "" {
-		in.Who = "api"
 	}
 	return in, nil
 }
@@ -286,7 +253,7 @@ func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 			s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusBadRequest, err.Error())
 			return
 		}
-		c := engine.Command{ID: engine.AdminCommandID(verb), Verb: verb, OrderID: id, Actor: "admin:" + in.Who, Reason: in.Reason}
+		c := engine.Command{ID: engine.AdminCommandID(verb), Verb: verb, OrderID: id, Actor: actor(r.Context()), Reason: in.Reason}
 		switch verb {
 		case engine.VerbClose:
 			c.Close = &engine.CloseAsk{}
@@ -346,7 +313,7 @@ func (s *Server) adminReplayStuck(form bool) http.HandlerFunc {
 			if in.DryRun {
 				continue
 			}
-			c := engine.Command{ID: engine.AdminCommandID(engine.VerbReplay), Verb: engine.VerbReplay, OrderID: o.ID, Actor: "admin:" + in.Who, Reason: in.Reason}
+			c := engine.Command{ID: engine.AdminCommandID(engine.VerbReplay), Verb: engine.VerbReplay, OrderID: o.ID, Actor: actor(r.Context()), Reason: in.Reason}
 			if _, err := s.send(r.Context(), c, false); err != nil {
 				s.adminAnswer(w, r, form, "", engine.Result{}, http.StatusServiceUnavailable, err.Error())
 				return

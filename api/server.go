@@ -46,8 +46,18 @@ type Config struct {
 	Responses ResponseCounter
 	// MetricsHandler, when set, is served at GET /metrics.
 	MetricsHandler http.Handler
-	// AdminToken guards /admin/ and /admin/api/; without one they are off.
+	// AdminToken guards /admin/ and /admin/api/; without one they are off. It
+	// is one token (the admin "admin") or comma-separated NAME=TOKEN pairs,
+	// each token at least MinAdminTokenBytes long: New refuses shorter ones.
 	AdminToken string
+	// AdminSessionTTL is how long a sign-in to the admin page lasts, at most
+	// and by default engine.AdminSessionMaxAge (the session bucket's TTL).
+	AdminSessionTTL time.Duration
+	// SecureCookies marks the admin cookie Secure: set when the public URL is https.
+	SecureCookies bool
+	// AdminOrigins are the origins (the public URL's, the internal one's)
+	// whose forms the admin page accepts besides the request's own.
+	AdminOrigins []string
 	// Deadlines say when an order is stuck; engine.DefaultDeadlines when nil.
 	Deadlines map[engine.State]time.Duration
 	// OAuthBaseURL stands for https://open.weixin.qq.com.
@@ -97,6 +107,7 @@ type Server struct {
 	handler http.Handler // the internal listener's: shops, admins, Prometheus
 	public  http.Handler // the public listener's: WeChat's notifications, a health check
 	tmpl    *template.Template
+	admin   *adminAuth // nil when the admin side is off
 	// notices reads WeChat's notifications into typed states (cfg.V2, cfg.V3).
 	notices  pay.Notices
 	Counters Counters

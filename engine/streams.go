@@ -25,6 +25,13 @@ const (
 	// CodeBucket remembers the openid each single-use OAuth / login code
 	// gave, so a replayed authorize step does not spend the code twice.
 	CodeBucket = "wxflow_codes"
+	// AdminSessionBucket holds the admin page's sign-ins, keyed by a hash of
+	// the session id, so every api process knows them; its TTL is the
+	// longest a session may live (AdminSessionMaxAge).
+	AdminSessionBucket = "wxflow_admin_sessions"
+	// AdminSessionMaxAge is how long NATS keeps a session: an absolute limit
+	// however long the api is configured to let one last.
+	AdminSessionMaxAge = 8 * time.Hour
 	// DeadLetterPrefix prefixes wxflow.dlq.<worker>.<order_id>.
 	DeadLetterPrefix = "wxflow.dlq."
 	// ReplyHeader names the core-NATS subject where the engine sends the
@@ -84,6 +91,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) e
 		{Bucket: TokenBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage},
 		{Bucket: LeaseBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage, TTL: cfg.LeaseTTL},
 		{Bucket: CodeBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage, TTL: 24 * time.Hour},
+		{Bucket: AdminSessionBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage, TTL: AdminSessionMaxAge},
 	}
 	for _, kc := range buckets {
 		if _, err := js.CreateKeyValue(ctx, kc); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {

@@ -14,11 +14,21 @@ export WXFLOW_HTTP_ADDR=${WXFLOW_HTTP_ADDR:-127.0.0.1:8080}    # shops, admins, 
 export WXFLOW_PUBLIC_ADDR=${WXFLOW_PUBLIC_ADDR:-127.0.0.1:8081} # WeChat's notifications only
 export WXFLOW_MERCHANT_DIR=${WXFLOW_MERCHANT_DIR:-$WXFLOW_DATA/sim}
 export WXFLOW_WECHAT_CA=${WXFLOW_WECHAT_CA:-$WXFLOW_MERCHANT_DIR/sim_ca.pem}
-# A local-only admin token; set your own outside this machine.
-export WXFLOW_ADMIN_TOKEN=${WXFLOW_ADMIN_TOKEN:-local-admin-token}
 mkdir -p "$WXFLOW_DATA"
-# Every process of the Procfile starts at once: one builds, the others wait for it.
-( flock 9; [ -x ./wxflow ] || go build -o wxflow . ) 9>"$WXFLOW_DATA/.build.lock"
+# Every process of the Procfile starts at once: one builds, the others wait for it. The
+# first also makes the admin token (32 random bytes, hex) in <data>/admin.token, readable
+# by you alone, unless WXFLOW_ADMIN_TOKEN is set; later runs reuse it.
+token_file=$WXFLOW_DATA/admin.token
+( flock 9
+  [ -x ./wxflow ] || go build -o wxflow .
+  if [ -z "${WXFLOW_ADMIN_TOKEN:-}" ] && [ ! -s "$token_file" ]; then
+    ( umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$token_file.tmp" && mv "$token_file.tmp" "$token_file" )
+  fi
+) 9>"$WXFLOW_DATA/.build.lock"
+if [ -z "${WXFLOW_ADMIN_TOKEN:-}" ]; then
+  WXFLOW_ADMIN_TOKEN=$(cat "$token_file")
+  export WXFLOW_ADMIN_TOKEN
+fi
 case "${1:-}" in
   sim) shift
      sim_addr=${WXFLOW_WECHAT_URL#https://}; sim_addr=${sim_addr%%/*}

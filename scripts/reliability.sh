@@ -67,7 +67,8 @@ begin() {
   export WXFLOW_DATA="$run/data" WXFLOW_NATS_URL="nats://127.0.0.1:$nats_port" WXFLOW_NATS_REPLICAS=1
   export WXFLOW_WECHAT_URL="https://127.0.0.1:$sim_port" WXFLOW_MERCHANT_DIR="$run/data/sim"
   export WXFLOW_WECHAT_CA="$run/data/sim/sim_ca.pem" WXFLOW_HTTP_ADDR="127.0.0.1:$api_port" WXFLOW_PUBLIC_ADDR="127.0.0.1:$public_port"
-  export WXFLOW_ADMIN_TOKEN=reliability WXFLOW_LOG_LEVEL=warn WXFLOW_WECHAT_TIMEOUT=10s
+  WXFLOW_ADMIN_TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')  # a new one per scenario: 32 random bytes
+  export WXFLOW_ADMIN_TOKEN WXFLOW_LOG_LEVEL=warn WXFLOW_WECHAT_TIMEOUT=10s
   pid=()
 }
 start_sim() { # extra flags of `wxflow sim`

@@ -180,7 +180,10 @@ func orDash(s string) string {
 	return s
 }
 
-// actor names who acts, for the history: admin:<who>.
+// actor names who acts, for the history: admin:<who>. Unlike the admin page
+// and API, which record the identity that signed in and ignore any name a
+// request gives, these tools trust --who: they run on the host with the
+// database and NATS themselves, where a person could write any history anyway.
 func actor(who string) string {
 	if who == "" {
 		who = os.Getenv("USER")

@@ -32,6 +32,9 @@ func apiCommand() *cobra.Command {
 		if noAdmin {
 			s.AdminToken = ""
 		}
+		if err := stack.CheckAdminToken(&s); err != nil {
+			return err
+		}
 		ctx, log := cmd.Context(), s.Logger()
 		c, err := stack.Connect(ctx, &s, "api", true, log)
 		if err != nil {

@@ -53,6 +53,9 @@ func devCommand() *cobra.Command {
 		if err := flags.load(&s); err != nil {
 			return err
 		}
+		if err := stack.CheckAdminToken(&s); err != nil { // unset: dev makes one
+			return err
+		}
 		log := s.Logger()
 		if orders > 0 && !f.Changed("log-level") && os.Getenv("WXFLOW_LOG_LEVEL") == "" {
 			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

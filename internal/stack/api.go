@@ -1,6 +1,9 @@
 package stack
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"golang.org/x/time/rate"
@@ -19,7 +22,12 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 	cfg := api.Config{Merchant: wc.Merchant, Store: c.Store, NC: c.NC, JS: c.JS, V2: wc.V2, V3: wc.V3,
 		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS}, OAuthBaseURL: oauth, Logger: c.Log,
 		AdminToken: s.AdminToken, Deadlines: deadlines,
-		Edges: api.Edges{Rate: rate.Limit(s.PublicRate), Burst: int(min(2*s.PublicRate, 1e6))}, InternalRate: rate.Limit(s.ShopRate)}
+		Edges: api.Edges{Rate: rate.Limit(s.PublicRate), Burst: int(min(2*s.PublicRate, 1e6))}, InternalRate: rate.Limit(s.ShopRate),
+		// The admin cookie is Secure behind an https public URL; the admin
+		// page's forms come from the internal listener (or through a proxy
+		// from the public URL).
+		SecureCookies: strings.HasPrefix(s.PublicURL, "https://"),
+		AdminOrigins:  []string{s.PublicURL, "http://" + s.HTTPAddr}}
 	if c.Metrics != nil {
 		cfg.Responses, cfg.MetricsHandler = c.Metrics, c.Metrics.Handler()
 	}
@@ -31,4 +39,15 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 		c.Metrics.ObserveDeployment(c.Store, c.JS, srv)
 	}
 	return srv, nil
+}
+
+// CheckAdminToken refuses a WXFLOW_ADMIN_TOKEN that [api.New] would refuse
+// (a token shorter than api.MinAdminTokenBytes, malformed NAME=TOKEN pairs),
+// so `wxflow api` and `wxflow dev` say so before connecting to anything. An
+// empty token passes: the admin side is then off, or dev makes one.
+func CheckAdminToken(s *Settings) error {
+	if err := api.CheckAdminTokens(s.AdminToken); err != nil {
+		return fmt.Errorf("%w: WXFLOW_ADMIN_TOKEN: %w", ErrInvalid, err)
+	}
+	return nil
 }

@@ -2,13 +2,14 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -131,7 +132,9 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		return fail(err)
 	}
 	if s.AdminToken == "" {
-		s.AdminToken = strings.TrimPrefix(engine.NewID("dev"), "dev_") // dev only: printed at start
+		if s.AdminToken, err = NewAdminToken(); err != nil { // printed at start
+			return fail(err)
+		}
 	}
 	d.AdminToken = s.AdminToken
 	srv, err := NewAPI(s, c, wc)
@@ -166,6 +169,16 @@ func (d *Dev) Wait() error {
 		d.NATS.Stop()
 	}
 	return err
+}
+
+// NewAdminToken is a fresh admin token: 32 random bytes in hex, for `wxflow
+// dev` when WXFLOW_ADMIN_TOKEN is not set.
+func NewAdminToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // portFree says whether 127.0.0.1:port can be listened on now.
