@@ -36,6 +36,7 @@ func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engin
 		defer sub.Unsubscribe()
 		header.Set(engine.ReplyHeader, inbox)
 	}
+	cmd.Origin = engine.OriginAPI // every command of the API goes out under its own name
 	ack, err := engine.Publish(ctx, s.cfg.JS, cmd, header)
 	if err != nil {
 		return engine.Result{}, err

@@ -216,7 +216,7 @@ func TestReplayAndReconcile(t *testing.T) {
 			orders, _ := st.Store.Orders(replayCtx, engine.OrderFilter{Limit: 1 << 30})
 			for _, o := range orders {
 				id := o.ID
-				c := engine.Command{ID: engine.NewID("replay"), Verb: engine.VerbReplay, OrderID: id, Actor: "admin:test", Reason: "chaos"}
+				c := engine.Command{ID: engine.NewID("replay"), Verb: engine.VerbReplay, Origin: engine.OriginAdmin, OrderID: id, Actor: "admin:test", Reason: "chaos"}
 				if _, err := engine.Publish(replayCtx, js, c, nil); err == nil {
 					n++
 				}

@@ -3,14 +3,16 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Verb names a command: the last token of its subject wxflow.cmd.<verb>.
+// Verb names a command: the third token of its subject wxflow.cmd.<verb>.<origin>.
 type Verb string
 
 // The commands the engine accepts.
@@ -31,12 +33,17 @@ const (
 // CommandSubjectPrefix prefixes every command subject.
 const CommandSubjectPrefix = "wxflow.cmd."
 
-// Command is a request into the engine, published on wxflow.cmd.<verb> with
-// Nats-Msg-Id = ID. ID is the idempotency key: the engine applies a command
-// id at most once, and JetStream drops a re-published id inside its
-// duplicate window. Exactly one of the payload fields matches Verb.
+// Command is a request into the engine, published on
+// wxflow.cmd.<verb>.<origin> with Nats-Msg-Id = <origin>/<ID>. ID is the
+// idempotency key: the engine applies a command id at most once, and
+// JetStream drops a re-published id inside its duplicate window. Exactly one
+// of the payload fields matches Verb.
 type Command struct {
-	ID      string    `json:"id"`
+	ID string `json:"id"`
+	// Origin is who publishes the command: the last token of its subject,
+	// which NATS permissions tie to the publisher. It is never read from
+	// the payload: the intake sets it from the subject.
+	Origin  Origin    `json:"-"`
 	Verb    Verb      `json:"verb"`
 	OrderID OrderID   `json:"order_id"`
 	At      time.Time `json:"at"`
@@ -60,8 +67,14 @@ type Command struct {
 	Flag      *FlagInfo    `json:"flag,omitempty"`
 }
 
-// Subject is where the command is published.
-func (c Command) Subject() string { return CommandSubjectPrefix + string(c.Verb) }
+// Subject is where the command is published: wxflow.cmd.<verb>.<origin>.
+func (c Command) Subject() string {
+	return CommandSubjectPrefix + string(c.Verb) + "." + string(c.Origin)
+}
+
+// ErrNoOrigin is returned by Publish for a command that does not say who
+// publishes it.
+var ErrNoOrigin = errors.New("engine: a command needs an Origin to be published")
 
 // CreateOrder is the payload of VerbCreate. Exactly one of OpenID, OAuthCode
 // and LoginCode is set. RequestHash fingerprints the shop's request so that a
@@ -158,6 +171,9 @@ type FlagInfo struct {
 // JetStream's PubAck: once it returns nil the command is durable and will be
 // applied, even if the caller dies. header adds headers (e.g. ReplyHeader).
 func Publish(ctx context.Context, js jetstream.JetStream, cmd Command, header nats.Header) (*jetstream.PubAck, error) {
+	if cmd.Origin == "" || strings.ContainsAny(string(cmd.Origin), ".*> ") {
+		return nil, fmt.Errorf("%w: %s %s", ErrNoOrigin, cmd.Verb, cmd.ID)
+	}
 	if cmd.At.IsZero() {
 		cmd.At = time.Now().UTC()
 	}
@@ -169,7 +185,9 @@ func Publish(ctx context.Context, js jetstream.JetStream, cmd Command, header na
 	for k, v := range header {
 		msg.Header[k] = v
 	}
-	msg.Header.Set(jetstream.MsgIDHeader, cmd.ID)
+	// The message id is scoped by origin: a publisher cannot make JetStream
+	// drop another's command by taking its id first.
+	msg.Header.Set(jetstream.MsgIDHeader, string(cmd.Origin)+"/"+cmd.ID)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ack, err := js.PublishMsg(pctx, msg)

@@ -27,7 +27,7 @@ func newEngine(t *testing.T, store *engine.Store) (*engine.Engine, *nats.Conn, j
 }
 
 func create(id engine.OrderID, amount int64) engine.Command {
-	return engine.Command{ID: "create:" + string(id), Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
+	return engine.Command{ID: "create:" + string(id), Verb: engine.VerbCreate, Origin: engine.OriginAPI, OrderID: id, Actor: "shop",
 		Create: &engine.CreateOrder{Merchant: "m", OutTradeNo: "OTN-" + string(id), Description: "d", AmountFen: amount,
 			PayAPI: engine.PayV2, Client: engine.ClientJSAPI, OAuthCode: "code-" + string(id), RequestHash: "h-" + string(id)}}
 }
@@ -276,7 +276,7 @@ func TestIntakeEndToEnd(t *testing.T) {
 		t.Fatalf("reply: %+v", res)
 	}
 	ev, err := sub.NextMsg(5 * time.Second)
-	if err != nil || ev.Subject != "wxflow.evt.created.o6" {
+	if err != nil || ev.Subject != "wxflow.evt.m.created.o6" {
 		t.Fatalf("event: %v %v", ev, err)
 	}
 	if extra, err := sub.NextMsg(300 * time.Millisecond); err == nil {

@@ -23,6 +23,7 @@ const (
 	CodeNothingToReplay  RefusalCode = "nothing_to_replay"  // the order rests: no step is pending
 	CodeStale            RefusalCode = "stale"              // about a state the order has left
 	CodeInvalid          RefusalCode = "invalid"            // malformed command
+	CodeForbiddenOrigin  RefusalCode = "forbidden_origin"   // its publisher may not send it (intake only; never recorded)
 )
 
 // refusal is a command that does not fit; flag, when set, is still written

@@ -3,7 +3,7 @@ package engine
 import "time"
 
 // EventType names a fact: what the order became, or a request for a worker.
-// It is the third token of the event subject wxflow.evt.<type>.<order_id>.
+// It is the fourth token of the event subject wxflow.evt.<merchant>.<type>.<order_id>.
 type EventType string
 
 // The facts. All but EventCloseRequested, EventFlagged and
@@ -25,8 +25,10 @@ const (
 	EventQueryRequested EventType = "query_requested" // the query worker must ask WeChat about the payment
 )
 
-// EventSubjectPrefix prefixes every event subject; shops subscribe to
-// wxflow.evt.> for everything or wxflow.evt.*.<order_id> for one order.
+// EventSubjectPrefix prefixes every event subject,
+// wxflow.evt.<merchant>.<type>.<order_id>: a shop subscribes to
+// wxflow.evt.<merchant>.> for its merchant's orders (NATS permissions allow
+// it no other), or wxflow.evt.<merchant>.*.<order_id> for one order.
 const EventSubjectPrefix = "wxflow.evt."
 
 // Event is one applied fact, written to order_events and the outbox in the
@@ -53,13 +55,16 @@ type Event struct {
 }
 
 // Subject is where the event is published.
-func (e Event) Subject() string { return EventSubject(e.Type, e.OrderID) }
+func (e Event) Subject() string { return EventSubject(e.Order.Merchant, e.Type, e.OrderID) }
 
-// EventSubject builds wxflow.evt.<type>.<order_id>.
-func EventSubject(t EventType, id OrderID) string {
-	return EventSubjectPrefix + string(t) + "." + string(id)
+// EventSubject builds wxflow.evt.<merchant>.<type>.<order_id>.
+func EventSubject(merchant string, t EventType, id OrderID) string {
+	return EventSubjectPrefix + merchant + "." + string(t) + "." + string(id)
 }
 
 // EventFilter is the subject filter of one event type for every order, what a
-// worker consumes (e.g. wxflow.evt.authorized.* for the prepay worker).
-func EventFilter(t EventType) string { return EventSubjectPrefix + string(t) + ".*" }
+// worker consumes (e.g. wxflow.evt.*.authorized.* for the prepay worker).
+func EventFilter(t EventType) string { return EventSubjectPrefix + "*." + string(t) + ".*" }
+
+// MerchantEvents is the subject filter of every event of one merchant's orders.
+func MerchantEvents(merchant string) string { return EventSubjectPrefix + merchant + ".>" }

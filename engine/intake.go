@@ -151,6 +151,9 @@ func (e *Engine) handleCommands(ctx context.Context, msgs []jetstream.Msg) {
 			_ = msg.Term()
 			continue
 		}
+		if !e.admit(ctx, msg, &cmd) {
+			continue
+		}
 		cmds, kept = append(cmds, cmd), append(kept, msg)
 	}
 	if len(cmds) == 1 {
@@ -162,6 +165,33 @@ func (e *Engine) handleCommands(ctx context.Context, msgs []jetstream.Msg) {
 	for i := range cmds {
 		e.answerCommand(ctx, kept[i], cmds[i], results[i], errs[i])
 	}
+}
+
+// admit sets the command's origin from the subject it arrived on (NATS
+// permissions tie it to the publisher) and refuses a command its origin may
+// not send, or whose payload names another verb than its subject. A refused
+// command is not recorded, so it cannot take the id of a genuine one; it is
+// logged, counted and terminated. A shop's command ids are made its own.
+func (e *Engine) admit(ctx context.Context, msg jetstream.Msg, cmd *Command) bool {
+	cmd.Origin = originOfSubject(msg.Subject())
+	ok, why := cmd.Verb != "" && msg.Subject() == cmd.Subject(), "the subject names another verb than the command"
+	if ok {
+		ok, why = mayPublish(cmd.Origin, *cmd)
+	}
+	if !ok {
+		e.log.Warn("command refused: its publisher may not send it", "subject", msg.Subject(), "verb", cmd.Verb,
+			"order_id", cmd.OrderID, "command", cmd.ID, "why", why)
+		if e.cfg.Observer != nil {
+			e.cfg.Observer.Refused(cmd.Verb, CodeForbiddenOrigin)
+		}
+		e.answerCommand(ctx, msg, *cmd, Result{Code: CodeForbiddenOrigin, Reason: why}, nil)
+		return false
+	}
+	if shop, ok := cmd.Origin.Shop(); ok {
+		cmd.ID = string(cmd.Origin) + "/" + cmd.ID
+		cmd.Actor = "shop:" + shop
+	}
+	return true
 }
 
 // answerCommand replies to and acks a command applied (or naks it, to be

@@ -222,7 +222,7 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 	switch {
 	case err == nil:
 		if cmd != nil {
-			if err := publish(ctx, js, cmd); err != nil {
+			if err := publish(ctx, js, h, cmd); err != nil {
 				log.Warn("result not published; will retry", "err", err)
 				_ = msg.NakWithDelay(Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax))
 				return
@@ -241,7 +241,7 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 		log.Warn("final failure", "err", err)
 		fail := resultCommand(h.Name(), engine.VerbFail, ev)
 		fail.Fail = &engine.Failure{Step: h.Name(), Code: wechat.CodeOf(err), Message: err.Error(), State: ev.To}
-		if perr := publish(ctx, js, fail); perr != nil {
+		if perr := publish(ctx, js, h, fail); perr != nil {
 			_ = msg.NakWithDelay(Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax))
 			return
 		}
@@ -250,8 +250,10 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 }
 
 // publish sends a command and waits for its PubAck.
-func publish(ctx context.Context, js jetstream.JetStream, cmd *engine.Command) error {
-	_, err := engine.Publish(ctx, js, *cmd, nil)
+func publish(ctx context.Context, js jetstream.JetStream, h Handler, cmd *engine.Command) error {
+	c := *cmd
+	c.Origin = engine.Origin(h.Name()) // a worker's commands go out under its own name, whatever built them
+	_, err := engine.Publish(ctx, js, c, nil)
 	return err
 }
 
@@ -276,7 +278,7 @@ func deadLetter(ctx context.Context, js jetstream.JetStream, h Handler, log *slo
 		flag := &engine.Command{ID: engine.DeadLetterCommandID(h.Name(), order, time.Now()),
 			Verb: engine.VerbFlag, OrderID: order, Actor: "worker:" + h.Name(),
 			Flag: &engine.FlagInfo{Reason: "dead_letter:" + h.Name()}, Reason: reason}
-		if err := publish(ctx, js, flag); err != nil {
+		if err := publish(ctx, js, h, flag); err != nil {
 			log.Warn("flag not published", "err", err)
 		}
 	}

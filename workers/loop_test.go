@@ -40,7 +40,7 @@ func (s *scripted) Handle(_ context.Context, ev engine.Event) (*engine.Command, 
 func publishEvent(t *testing.T, js jetstream.JetStream, id engine.OrderID, n int) engine.Event {
 	t.Helper()
 	ev := engine.Event{ID: fmt.Sprintf("evt_%s_%d", id, n), Type: engine.EventAuthorized, OrderID: id, Seq: 2,
-		Order: engine.Order{ID: id, State: engine.Authorized}}
+		Order: engine.Order{ID: id, Merchant: "m", State: engine.Authorized}}
 	b, _ := json.Marshal(ev)
 	if _, err := js.Publish(context.Background(), ev.Subject(), b, jetstream.WithMsgID(ev.ID)); err != nil {
 		t.Fatal(err)

@@ -280,7 +280,7 @@ func adminReplayCommand() *cobra.Command {
 			defer closeJS()
 			bar := progress(out, len(ids))
 			for _, id := range ids {
-				c := engine.Command{ID: engine.AdminCommandID(engine.VerbReplay), Verb: engine.VerbReplay, OrderID: id, Actor: actor(a.who), Reason: a.reason}
+				c := engine.Command{ID: engine.AdminCommandID(engine.VerbReplay), Verb: engine.VerbReplay, Origin: engine.OriginAdmin, OrderID: id, Actor: actor(a.who), Reason: a.reason}
 				if _, err := engine.Publish(cmd.Context(), js, c, nil); err != nil {
 					return err
 				}
@@ -334,7 +334,7 @@ func adminCloseCommand() *cobra.Command {
 			if err := a.check(); err != nil {
 				return err
 			}
-			c := engine.Command{ID: engine.AdminCommandID(engine.VerbClose), Verb: engine.VerbClose, OrderID: engine.OrderID(args[0]),
+			c := engine.Command{ID: engine.AdminCommandID(engine.VerbClose), Verb: engine.VerbClose, Origin: engine.OriginAdmin, OrderID: engine.OrderID(args[0]),
 				Actor: actor(a.who), Reason: a.reason, Close: &engine.CloseAsk{}}
 			return sendAdmin(cmd, &s, c)
 		},
@@ -364,7 +364,7 @@ func adminRefundCommand() *cobra.Command {
 				return errors.New("--amount must be a positive number of fen")
 			}
 			no := "wxr" + strings.TrimPrefix(engine.NewID("r"), "r_")
-			c := engine.Command{ID: engine.AdminCommandID(engine.VerbRefund), Verb: engine.VerbRefund, OrderID: engine.OrderID(args[0]),
+			c := engine.Command{ID: engine.AdminCommandID(engine.VerbRefund), Verb: engine.VerbRefund, Origin: engine.OriginAdmin, OrderID: engine.OrderID(args[0]),
 				Actor: actor(a.who), Reason: a.reason, Refund: &engine.RefundAsk{OutRefundNo: no, AmountFen: amount, Reason: a.reason}}
 			return sendAdmin(cmd, &s, c)
 		},

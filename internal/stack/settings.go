@@ -142,6 +142,9 @@ func (s *Settings) Validate() error {
 			bad("--wechat-url %q: want https://HOST[:PORT]", s.WechatURL)
 		}
 	}
+	if !engine.ValidName(s.MerchantName) {
+		bad("--merchant %q: want letters, digits, '_' and '-'", s.MerchantName)
+	}
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		bad("--log %q: want text or json", s.LogFormat)
 	}

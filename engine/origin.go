@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"strings"
+)
+
+// Origin is who published a command, as the last token of its subject
+// wxflow.cmd.<verb>.<origin>. NATS permissions let each of wxflow's users
+// publish only on its own origin (internal/natsauth), so the engine takes a
+// command's origin from the subject it arrived on, never from its payload,
+// and refuses a verb its origin may not send.
+type Origin string
+
+// The origins of wxflow's own processes; a worker's origin is its name
+// (authorize, prepay, sign, query, close, refund).
+const (
+	OriginAPI    Origin = "api"    // the HTTP API: shops' requests, WeChat's notifications, the admin page
+	OriginAdmin  Origin = "admin"  // the `wxflow admin` tools
+	OriginEngine Origin = "engine" // the engine itself (expiry, reconciler); never on NATS
+)
+
+// shopOriginPrefix starts the origin of a shop publishing on NATS itself.
+const shopOriginPrefix = "shop_"
+
+// ShopOrigin is the origin of the shop named name, publishing on NATS.
+func ShopOrigin(name string) Origin { return Origin(shopOriginPrefix + name) }
+
+// Shop is the shop an origin names, and whether it names one.
+func (o Origin) Shop() (string, bool) {
+	name, ok := strings.CutPrefix(string(o), shopOriginPrefix)
+	return name, ok && name != ""
+}
+
+// originOfSubject reads the origin from a command subject; "" when the
+// subject has none.
+func originOfSubject(subject string) Origin {
+	rest, ok := strings.CutPrefix(subject, CommandSubjectPrefix)
+	if !ok {
+		return ""
+	}
+	_, origin, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(origin, ".") {
+		return ""
+	}
+	return Origin(origin)
+}
+
+// workerOrigins are the worker kinds and the verbs each one's results use.
+var workerOrigins = map[Origin][]Verb{
+	"authorize": {VerbAuthorize, VerbFail, VerbFlag},
+	"prepay":    {VerbPrepaid, VerbFail, VerbFlag},
+	"sign":      {VerbSigned, VerbFail, VerbFlag},
+	"query":     {VerbNotify, VerbClose, VerbFail, VerbFlag}, // paid, or closed at WeChat
+	"close":     {VerbClose, VerbNotify, VerbFail, VerbFlag}, // closed, or paid after all (ORDERPAID)
+	"refund":    {VerbRefunded, VerbFail, VerbFlag},
+}
+
+// mayPublish says whether origin o may send cmd, and if not, why. It is the
+// one table of who may ask what: a shop creates, refunds and closes; only
+// the API reports a payment WeChat notified, only a worker that queried
+// WeChat reports one WeChat answered; each worker reports only its own step.
+func mayPublish(o Origin, cmd Command) (bool, string) {
+	if cmd.Verb == VerbClose && cmd.Close != nil && cmd.Close.Confirmed && o != "query" && o != "close" {
+		// Only WeChat's word, through a worker that asked it, closes an
+		// order the payer may hold pay parameters for.
+		return false, "only the close and query workers confirm a close"
+	}
+	if _, shop := o.Shop(); shop {
+		switch cmd.Verb {
+		case VerbCreate, VerbRefund, VerbClose:
+			return true, ""
+		}
+		return false, "a shop may only create, refund and close"
+	}
+	switch o {
+	case OriginAPI:
+		switch cmd.Verb {
+		case VerbCreate, VerbRefund, VerbClose, VerbReplay, VerbFlag:
+			return true, ""
+		case VerbNotify:
+			return cmd.Notify != nil && cmd.Notify.Source == SourceNotification, "the API reports only payments WeChat notified"
+		case VerbRefunded:
+			return cmd.Refunded != nil && cmd.Refunded.Source == SourceNotification, "the API reports only refunds WeChat notified"
+		}
+		return false, "not a verb of the API"
+	case OriginAdmin:
+		switch cmd.Verb {
+		case VerbRefund, VerbClose, VerbReplay:
+			return true, ""
+		}
+		return false, "not a verb of the admin tools"
+	}
+	verbs, worker := workerOrigins[o]
+	if !worker {
+		return false, "unknown origin"
+	}
+	for _, v := range verbs {
+		if v != cmd.Verb {
+			continue
+		}
+		switch {
+		case v == VerbNotify && (cmd.Notify == nil || cmd.Notify.Source != SourceQuery):
+			return false, "a worker reports only payments an order query answered"
+		case v == VerbRefunded && (cmd.Refunded == nil || cmd.Refunded.Source == SourceNotification):
+			return false, "a worker reports only refunds it asked WeChat about"
+		}
+		return true, ""
+	}
+	return false, "not a result of the " + string(o) + " worker"
+}
+
+// ValidName says whether s may name a merchant or a shop: 1 to 64 letters,
+// digits, '_' and '-'. Such names are tokens of NATS subjects
+// (wxflow.evt.<merchant>.…, wxflow.cmd.<verb>.shop_<shop>) and of NATS users.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
