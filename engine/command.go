@@ -67,7 +67,9 @@ func (c Command) Subject() string { return CommandSubjectPrefix + string(c.Verb)
 // and LoginCode is set. RequestHash fingerprints the shop's request so that a
 // reused idempotency key or out_trade_no with other content is refused.
 type CreateOrder struct {
-	Merchant    string    `json:"merchant"`
+	Merchant string `json:"merchant"`
+	// Shop is the authenticated shop that asks; the order records it.
+	Shop        string    `json:"shop,omitempty"`
 	OutTradeNo  string    `json:"out_trade_no"`
 	Description string    `json:"description"`
 	AmountFen   int64     `json:"amount_fen"`
