@@ -40,7 +40,7 @@ type Command struct {
 	Verb    Verb      `json:"verb"`
 	OrderID OrderID   `json:"order_id"`
 	At      time.Time `json:"at"`
-	// Actor says who asks: "shop", "worker:prepay", "wechat:notify",
+	// Actor says who asks: "shop:<name>", "worker:prepay", "wechat:notify",
 	// "reconciler", "admin:<name>" … It is written to the order's history.
 	Actor string `json:"actor,omitempty"`
 	// Reason is a free text kept in the history (admin actions must give one).
