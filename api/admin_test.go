@@ -19,8 +19,8 @@ import (
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
-	"github.com/wxflow/wxflow/workers/wechat/v3"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
+	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // adminToken is the test deployment's single admin token (admin "admin").

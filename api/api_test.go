@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/internal/metrics"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
-	"github.com/wxflow/wxflow/workers/wechat/v3"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
+	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // harness is the API over a real engine, NATS and SQLite, with the
@@ -31,7 +32,18 @@ type harness struct {
 	eng    *engine.Engine
 	keys   *sim.Keys
 	client *http.Client
+	// key is shop alpha's API key, sent on every /v1 request that sets no
+	// Authorization of its own; betaKey is shop beta's (same merchant).
+	key, betaKey string
+	// clock is how far the server's clock is ahead of the real one.
+	clock *atomic.Int64
 }
+
+// testSecret is the harness's server secret.
+var testSecret = []byte("test-server-secret-of-32-bytes!!")
+
+// keyCacheTTL is the harness's cache bound of verified keys.
+const keyCacheTTL = 30 * time.Second
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
@@ -43,21 +55,55 @@ func newHarness(t *testing.T) *harness {
 	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	m := metrics.New()
+	clock := &atomic.Int64{}
+	now := func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
 	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example", AdminToken: adminToken,
-		Responses: m, MetricsHandler: m.Handler()})
+		Responses: m, MetricsHandler: m.Handler(), Secret: testSecret, KeyCacheTTL: keyCacheTTL, AppDomains: []string{"shop.example"}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client()}
+	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client(), clock: clock}
+	h.key = h.addShop(t, "alpha", keys.Merchant.Name)
+	h.betaKey = h.addShop(t, "beta", keys.Merchant.Name)
+	return h
 }
 
+// addShop stores a shop acting for merchants (none: it exists already)
+// and returns a new key of it.
+func (h *harness) addShop(t *testing.T, name string, merchants ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	if len(merchants) > 0 {
+		if err := h.store.AddShop(ctx, engine.Shop{Name: name, Merchants: merchants, CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, rec := engine.NewShopKey(testSecret, name, time.Now())
+	if err := h.store.AddShopKey(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// do sends a request; a /v1 request without an Authorization header of its
+// own carries shop alpha's key.
 func (h *harness) do(t *testing.T, method, path, contentType string, body []byte, header ...string) (int, []byte) {
+	t.Helper()
+	resp, out := h.doResp(t, method, path, contentType, body, header...)
+	return resp.StatusCode, out
+}
+
+// doResp is do with the whole answer.
+func (h *harness) doResp(t *testing.T, method, path, contentType string, body []byte, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, h.url+path, bytes.NewReader(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if strings.HasPrefix(path, "/v1/") {
+		req.Header.Set("Authorization", "Bearer "+h.key)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
@@ -68,7 +114,7 @@ func (h *harness) do(t *testing.T, method, path, contentType string, body []byte
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return resp, out
 }
 
 func (h *harness) create(t *testing.T, body string, header ...string) (int, engine.Order) {
@@ -116,17 +162,17 @@ func TestCreateValidation(t *testing.T) {
 	}{
 		{"zero amount", `{"amount_fen":0,` + ok + `}`, "application/json", 422},
 		{"negative amount", `{"amount_fen":-5,` + ok + `}`, "application/json", 422},
-		{"float amount", `{"amount_fen":19.9,` + ok + `}`, "application/json", 400},
-		{"overflowing amount", `{"amount_fen":99999999999999999999999,` + ok + `}`, "application/json", 400},
+		{"float amount", `{"amount_fen":19.9,` + ok + `}`, "application/json", 422},
+		{"overflowing amount", `{"amount_fen":99999999999999999999999,` + ok + `}`, "application/json", 422},
 		{"too large amount", `{"amount_fen":100000000000,` + ok + `}`, "application/json", 422},
-		{"unknown field", `{"amount_fen":1,"price":1,` + ok + `}`, "application/json", 400},
+		{"unknown field", `{"amount_fen":1,"price":1,` + ok + `}`, "application/json", 422},
 		{"two objects", `{"amount_fen":1,` + ok + `}{}`, "application/json", 400},
 		{"no payer", `{"amount_fen":1,"description":"d","pay_api":"v2"}`, "application/json", 422},
 		{"two payers", `{"amount_fen":1,"description":"d","openid":"o","oauth_code":"c","pay_api":"v2"}`, "application/json", 422},
 		{"bad pay_api", `{"amount_fen":1,"description":"d","openid":"o","pay_api":"v4"}`, "application/json", 422},
 		{"bad out_trade_no", `{"amount_fen":1,"out_trade_no":"a b","description":"d","openid":"o","pay_api":"v2"}`, "application/json", 422},
-		{"wrong content type", `{"amount_fen":1,` + ok + `}`, "text/plain", 400},
-		{"oversized body", `{"amount_fen":1,"description":"` + strings.Repeat("x", 70<<10) + `","openid":"o","pay_api":"v2"}`, "application/json", 400},
+		{"wrong content type", `{"amount_fen":1,` + ok + `}`, "text/plain", 415},
+		{"oversized body", `{"amount_fen":1,"description":"` + strings.Repeat("x", 70<<10) + `","openid":"o","pay_api":"v2"}`, "application/json", 413},
 		{"not JSON", `amount=1`, "application/json", 400},
 	}
 	for _, tc := range tests {
@@ -160,7 +206,7 @@ func TestCreateIdempotency(t *testing.T) {
 	body := `{"amount_fen":100,"description":"d","openid":"o1","pay_api":"v3"}`
 	s1, o1 := h.create(t, body, "Idempotency-Key", "k1")
 	s2, o2 := h.create(t, body, "Idempotency-Key", "k1")
-	if s1 != http.StatusCreated || s2/100 != 2 || o1.ID == "" || o1.ID != o2.ID {
+	if s1 != http.StatusCreated || s2 != http.StatusCreated || o1.ID == "" || o1.ID != o2.ID {
 		t.Fatalf("same key twice: %d %s, %d %s", s1, o1.ID, s2, o2.ID)
 	}
 	if s3, _ := h.create(t, strings.Replace(body, "100", "200", 1), "Idempotency-Key", "k1"); s3 != http.StatusConflict {
@@ -344,7 +390,7 @@ func TestReadAndHealth(t *testing.T) {
 	if s, _ := h.do(t, http.MethodGet, "/v1/orders/o_missing", "", nil); s != http.StatusNotFound {
 		t.Errorf("unknown order: %d", s)
 	}
-	if s, _ := h.do(t, http.MethodGet, "/v1/orders/a.b", "", nil); s != http.StatusBadRequest {
+	if s, _ := h.do(t, http.MethodGet, "/v1/orders/a.b", "", nil); s != http.StatusNotFound {
 		t.Errorf("malformed id: %d", s)
 	}
 	o := h.prepaid(t, 100, "v2")
@@ -353,7 +399,9 @@ func TestReadAndHealth(t *testing.T) {
 	}
 	noRedirect := *h.client
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := noRedirect.Get(h.url + "/v1/oauth/authorize?redirect_uri=https%3A%2F%2Fshop.example%2Fcb&state=s1")
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/v1/oauth/authorize?redirect_uri=https%3A%2F%2Fshop.example%2Fcb&state=s1", nil)
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	resp, err := noRedirect.Do(req)
 	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasSuffix(resp.Header.Get("Location"), "&response_type=code&scope=snsapi_base&state=s1#wechat_redirect") {
 		t.Errorf("oauth redirect: %v %v", resp, err)
 	}

@@ -7,11 +7,13 @@ import (
 	"github.com/wxflow/wxflow/engine"
 )
 
-// errorBody is every error answer: {"error": {"code", "reason"}}.
+// errorBody is every error answer: {"error": {"code", "reason", "problems"}},
+// problems listing each field, parameter or header in the way (422 only).
 type errorBody struct {
 	Error struct {
-		Code   string `json:"code"`
-		Reason string `json:"reason"`
+		Code     string    `json:"code"`
+		Reason   string    `json:"reason"`
+		Problems []Problem `json:"problems,omitempty"`
 	} `json:"error"`
 }
 

@@ -18,6 +18,13 @@ var errNoReply = errors.New("api: the engine has not answered yet")
 // send publishes cmd (Nats-Msg-Id = its id), waits for the PubAck and then,
 // when wait is set, for the engine's Result on a private inbox.
 func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engine.Result, error) {
+	res, _, err := s.sendSeen(ctx, cmd, wait)
+	return res, err
+}
+
+// sendSeen is send that also says whether JetStream had the command already
+// (a repeat inside its duplicate window): the result is then the first one.
+func (s *Server) sendSeen(ctx context.Context, cmd engine.Command, wait bool) (engine.Result, bool, error) {
 	cmd.At = s.cfg.Now().UTC()
 	if cmd.TraceID == "" {
 		cmd.TraceID = traceID(ctx)
@@ -31,7 +38,7 @@ func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engin
 		replies = make(chan *nats.Msg, 1)
 		sub, err := s.cfg.NC.ChanSubscribe(inbox, replies)
 		if err != nil {
-			return engine.Result{}, err
+			return engine.Result{}, false, err
 		}
 		defer sub.Unsubscribe()
 		header.Set(engine.ReplyHeader, inbox)
@@ -39,14 +46,15 @@ func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engin
 	cmd.Origin = engine.OriginAPI // every command of the API goes out under its own name
 	ack, err := engine.Publish(ctx, s.cfg.JS, cmd, header)
 	if err != nil {
-		return engine.Result{}, err
+		return engine.Result{}, false, err
 	}
 	if !wait {
-		return engine.Result{}, nil
+		return engine.Result{}, false, nil
 	}
 	if ack.Duplicate {
 		// The same command was published before: its outcome is in the store.
-		return s.outcome(ctx, cmd.ID)
+		res, err := s.outcome(ctx, cmd.ID)
+		return res, true, err
 	}
 	rctx, rcancel := context.WithTimeout(ctx, s.cfg.ReplyTimeout)
 	defer rcancel()
@@ -54,13 +62,14 @@ func (s *Server) send(ctx context.Context, cmd engine.Command, wait bool) (engin
 	select {
 	case reply = <-replies:
 	case <-rctx.Done():
-		return s.outcome(ctx, cmd.ID)
+		res, err := s.outcome(ctx, cmd.ID)
+		return res, false, err
 	}
 	var res engine.Result
 	if err := json.Unmarshal(reply.Data, &res); err != nil {
-		return engine.Result{}, err
+		return engine.Result{}, false, err
 	}
-	return res, nil
+	return res, false, nil
 }
 
 // outcome polls the store for a command's result until the reply timeout.

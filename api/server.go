@@ -1,7 +1,9 @@
 // Package api is wxflow's HTTP face: the shop API (/v1/…), WeChat's
 // notification endpoints (/wechat/notify/<merchant>/…) and the health checks.
 // It reads orders from the store and asks for changes only by publishing
-// commands: the engine alone writes.
+// commands: the engine alone writes. Every /v1 request is authenticated by
+// a shop's API key (auth.go), sees only that shop's orders, and is read
+// strictly (input.go); every error has one shape (problems.go).
 package api
 
 import (
@@ -46,6 +48,17 @@ type Config struct {
 	Responses ResponseCounter
 	// MetricsHandler, when set, is served at GET /metrics.
 	MetricsHandler http.Handler
+	// Secret is the server secret (at least 32 bytes): shop keys are checked
+	// against their HMAC under it, and ids derived from a shop's
+	// Idempotency-Key are keyed by it. Every API process of a deployment
+	// must have the same one.
+	Secret []byte
+	// KeyCacheTTL is how long a verified shop key is remembered (30 s; a
+	// negative value remembers none): a revoked key is refused within it.
+	KeyCacheTTL time.Duration
+	// AppDomains are the hosts a page URL of /v1/jssdk/config and a
+	// redirect_uri of /v1/oauth/authorize may be on; none when empty.
+	AppDomains []string
 	// AdminToken guards /admin/ and /admin/api/; without one they are off. It
 	// is one token (the admin "admin") or comma-separated NAME=TOKEN pairs,
 	// each token at least MinAdminTokenBytes long: New refuses shorter ones.
@@ -109,7 +122,9 @@ type Server struct {
 	tmpl    *template.Template
 	admin   *adminAuth // nil when the admin side is off
 	// notices reads WeChat's notifications into typed states (cfg.V2, cfg.V3).
-	notices  pay.Notices
+	notices pay.Notices
+	// keys remembers verified shop keys for cfg.KeyCacheTTL.
+	keys     *keyCache
 	Counters Counters
 }
 
@@ -117,6 +132,12 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Merchant == nil || cfg.Store == nil || cfg.NC == nil || cfg.JS == nil || cfg.V2 == nil || cfg.V3 == nil {
 		return nil, errors.New("api: Merchant, Store, NC, JS, V2 and V3 are required")
+	}
+	if len(cfg.Secret) < 32 {
+		return nil, errors.New("api: Secret (the server secret, at least 32 bytes) is required")
+	}
+	if cfg.KeyCacheTTL == 0 {
+		cfg.KeyCacheTTL = defaultKeyCacheTTL
 	}
 	if cfg.ReplyTimeout == 0 {
 		cfg.ReplyTimeout = 5 * time.Second
@@ -130,7 +151,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), notices: pay.Notices{V2: cfg.V2, V3: cfg.V3}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), notices: pay.Notices{V2: cfg.V2, V3: cfg.V3},
+		keys: newKeyCache(cfg.KeyCacheTTL, cfg.Now)}
 	routes, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -178,13 +200,13 @@ func callerKey(r *http.Request) string {
 // routes lists every endpoint.
 func (s *Server) routes() (http.Handler, error) {
 	m := http.NewServeMux()
-	m.HandleFunc("POST /v1/orders", s.createOrder)
-	m.HandleFunc("GET /v1/orders/{id}", s.getOrder)
-	m.HandleFunc("GET /v1/orders/{id}/pay-params", s.payParams)
-	m.HandleFunc("POST /v1/orders/{id}/refunds", s.refund)
-	m.HandleFunc("POST /v1/orders/{id}/close", s.closeOrder)
-	m.HandleFunc("GET /v1/jssdk/config", s.jssdkConfig)
-	m.HandleFunc("GET /v1/oauth/authorize", s.oauthAuthorize)
+	m.HandleFunc("POST /v1/orders", s.shopOnly(s.createOrder))
+	m.HandleFunc("GET /v1/orders/{id}", s.shopOnly(s.getOrder))
+	m.HandleFunc("GET /v1/orders/{id}/pay-params", s.shopOnly(s.payParams))
+	m.HandleFunc("POST /v1/orders/{id}/refunds", s.shopOnly(s.refund))
+	m.HandleFunc("POST /v1/orders/{id}/close", s.shopOnly(s.closeOrder))
+	m.HandleFunc("GET /v1/jssdk/config", s.shopOnly(s.jssdkConfig))
+	m.HandleFunc("GET /v1/oauth/authorize", s.shopOnly(s.oauthAuthorize))
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/pay", s.notifyV2Pay)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
@@ -199,7 +221,7 @@ func (s *Server) routes() (http.Handler, error) {
 	if err := s.adminRoutes(m); err != nil {
 		return nil, err
 	}
-	return m, nil
+	return jsonFallback(m), nil
 }
 
 // Deadlines says when an order is stuck, as the server was configured
@@ -272,7 +294,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "db_unavailable", err.Error())
+		s.log.Warn("readyz: store", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "db_unavailable", "the database does not answer")
 		return
 	}
 	if !s.cfg.NC.IsConnected() {
@@ -280,7 +303,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.cfg.JS.Stream(ctx, engine.CommandStream); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "streams_missing", err.Error())
+		s.log.Warn("readyz: streams", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "streams_missing", "wxflow's streams are missing")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,16 +9,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/wxflow/wxflow/engine"
-	"github.com/wxflow/wxflow/workers/wechat/mp"
-	"github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // CreateOrderRequest is the body of POST /v1/orders. Amounts are integer fen.
+// Keys are matched exactly and each may appear once (see input.go).
 type CreateOrderRequest struct {
 	AmountFen        int64  `json:"amount_fen"`
 	Description      string `json:"description"`
@@ -31,8 +31,16 @@ type CreateOrderRequest struct {
 	ExpiresInSeconds int64  `json:"expires_in_seconds,omitempty"`
 }
 
-// maxAmountFen is 10 million CNY: more is surely a unit error (yuan for fen).
-const maxAmountFen = 1_000_000_000
+// Limits of the shop API's fields, in bytes: WeChat's where it has one
+// (a description of 127 bytes, a refund reason of 80), generous elsewhere.
+const (
+	maxAmountFen      = 1_000_000_000 // 10 million CNY: more is surely a unit error (yuan for fen)
+	maxDescription    = 127
+	maxRefundReason   = 80
+	maxPayerToken     = 128 // openid, oauth_code, login_code
+	maxIdempotencyKey = 200
+	maxExpiresIn      = 7 * 24 * 3600
+)
 
 // validOutTradeNo: 6–32 of digits, letters and _-|* (WeChat Pay's rule for out_trade_no).
 func validOutTradeNo(s string) bool {
@@ -48,7 +56,8 @@ func validOutTradeNo(s string) bool {
 }
 
 // decodeBody decodes a JSON body strictly: unknown fields and trailing data
-// are refused, and the size is bounded by the middleware.
+// are refused, and the size is bounded by the middleware. Its errors name no
+// Go type. (The admin API's; the shop API reads bodies with readObject.)
 func decodeBody(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return fmt.Errorf("content type must be application/json, not %q", ct)
@@ -57,10 +66,16 @@ func decodeBody(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooBig):
 			return fmt.Errorf("body larger than %d bytes", tooBig.Limit)
+		case errors.As(err, &typeErr):
+			return fmt.Errorf("invalid JSON: %s has the wrong type", typeErr.Field)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fmt.Errorf("invalid JSON: unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
-		return fmt.Errorf("invalid JSON: %w", err)
+		return errors.New("invalid JSON")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("invalid JSON: data after the object")
@@ -68,35 +83,86 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-// Validate reports the first problem of a create request.
+// readCreateOrder reads the create request's fields from its object.
+func readCreateOrder(o *object) CreateOrderRequest {
+	var q CreateOrderRequest
+	o.integer("amount_fen", &q.AmountFen)
+	o.str("description", &q.Description)
+	o.str("out_trade_no", &q.OutTradeNo)
+	o.str("openid", &q.OpenID)
+	o.str("oauth_code", &q.OAuthCode)
+	o.str("login_code", &q.LoginCode)
+	o.str("pay_api", &q.PayAPI)
+	o.str("client", &q.Client)
+	o.str("client_ip", &q.ClientIP)
+	o.integer("expires_in_seconds", &q.ExpiresInSeconds)
+	o.finish()
+	return q
+}
+
+// Validate reports every problem of a create request at once ([Problems]),
+// or nil.
 func (q *CreateOrderRequest) Validate() error {
-	n := 0
-	for _, v := range []string{q.OpenID, q.OAuthCode, q.LoginCode} {
-		if v != "" {
-			n++
+	var ps Problems
+	switch {
+	case q.AmountFen <= 0:
+		ps.add("amount_fen", ProblemOutOfRange, "must be a positive integer (fen)")
+	case q.AmountFen > maxAmountFen:
+		ps.add("amount_fen", ProblemOutOfRange, fmt.Sprintf("must be at most %d fen", maxAmountFen))
+	}
+	if strings.TrimSpace(q.Description) == "" {
+		ps.add("description", ProblemRequired, "is required")
+	} else {
+		ps.checkText("description", q.Description, maxDescription)
+	}
+	if q.OutTradeNo != "" && !validOutTradeNo(q.OutTradeNo) {
+		ps.add("out_trade_no", ProblemInvalidFormat, "must be 6-32 of [0-9A-Za-z_-|*]")
+	}
+	payers := 0
+	for _, f := range []struct{ name, v string }{{"openid", q.OpenID}, {"oauth_code", q.OAuthCode}, {"login_code", q.LoginCode}} {
+		if f.v != "" {
+			payers++
+			ps.checkToken(f.name, f.v, maxPayerToken)
 		}
 	}
 	switch {
-	case q.AmountFen <= 0:
-		return errors.New("amount_fen must be a positive integer (fen)")
-	case q.AmountFen > maxAmountFen:
-		return fmt.Errorf("amount_fen %d is above %d", q.AmountFen, maxAmountFen)
-	case strings.TrimSpace(q.Description) == "" || len(q.Description) > 127:
-		return errors.New("description must be 1-127 bytes")
-	case q.OutTradeNo != "" && !validOutTradeNo(q.OutTradeNo):
-		return errors.New("out_trade_no must be 6-32 of [0-9A-Za-z_-|*]")
-	case n != 1:
-		return errors.New("exactly one of openid, oauth_code and login_code is required")
-	case q.PayAPI != string(engine.PayV2) && q.PayAPI != string(engine.PayV3):
-		return errors.New(`pay_api must be "v2" or "v3"`)
-	case q.Client != "" && q.Client != string(engine.ClientJSAPI) && q.Client != string(engine.ClientMiniProgram):
-		return errors.New(`client must be "jsapi" or "miniprogram"`)
-	case q.LoginCode != "" && q.Client == string(engine.ClientJSAPI):
-		return errors.New("a login_code comes from a mini-program: client must be miniprogram")
-	case q.ExpiresInSeconds < 0 || q.ExpiresInSeconds > 7*24*3600:
-		return errors.New("expires_in_seconds must be between 0 and 604800")
+	case payers == 0:
+		ps.add("openid", ProblemRequired, "one of openid, oauth_code and login_code is required")
+	case payers > 1:
+		ps.add("openid", ProblemConflict, "give only one of openid, oauth_code and login_code")
 	}
-	return nil
+	if q.PayAPI != string(engine.PayV2) && q.PayAPI != string(engine.PayV3) {
+		ps.add("pay_api", ProblemInvalidValue, `must be "v2" or "v3"`)
+	}
+	switch {
+	case q.Client != "" && q.Client != string(engine.ClientJSAPI) && q.Client != string(engine.ClientMiniProgram):
+		ps.add("client", ProblemInvalidValue, `must be "jsapi" or "miniprogram"`)
+	case q.LoginCode != "" && q.Client == string(engine.ClientJSAPI):
+		ps.add("client", ProblemConflict, "a login_code comes from a mini-program: client must be miniprogram")
+	}
+	if q.ClientIP != "" {
+		if _, err := netip.ParseAddr(q.ClientIP); err != nil || len(q.ClientIP) > 45 {
+			ps.add("client_ip", ProblemInvalidFormat, "must be an IPv4 or IPv6 address")
+		}
+	}
+	if q.ExpiresInSeconds < 0 || q.ExpiresInSeconds > maxExpiresIn {
+		ps.add("expires_in_seconds", ProblemOutOfRange, fmt.Sprintf("must be between 0 and %d", maxExpiresIn))
+	}
+	return ps.err()
+}
+
+// keyed is an HMAC-SHA256 under the server secret of a purpose and its
+// parts, hex: ids derived from what a shop sends cannot be predicted by
+// anyone without the secret, and one shop's Idempotency-Key never meets
+// another's.
+func (s *Server) keyed(purpose string, parts ...string) string {
+	m := hmac.New(sha256.New, s.cfg.Secret)
+	m.Write([]byte(purpose))
+	for _, p := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(p))
+	}
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // hashOf fingerprints a value: a reused idempotency key with other content is a conflict.
@@ -109,25 +175,42 @@ func hashOf(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
-	var q CreateOrderRequest
-	if err := decodeBody(r, &q); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+// idempotencyKey reads the Idempotency-Key header, adding a problem when it
+// is malformed; "" when absent.
+func idempotencyKey(r *http.Request, ps *Problems) string {
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" {
+		ps.checkToken("Idempotency-Key", key, maxIdempotencyKey)
+	}
+	return key
+}
+
+func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
+	o, err := readObject(r, false)
+	if err != nil {
+		writeBodyError(w, err)
 		return
 	}
+	q := readCreateOrder(o)
+	ps := o.ps
 	if err := q.Validate(); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_request", err.Error())
+		ps.merge(err.(Problems))
+	}
+	key := idempotencyKey(r, &ps)
+	if len(ps) > 0 {
+		writeProblems(w, ps)
+		return
+	}
+	merchant := s.cfg.Merchant.Name
+	if !shop.ActsFor(merchant) {
+		writeError(w, http.StatusForbidden, codeMerchantDenied, fmt.Sprintf("shop %s may not act for merchant %s", shop.Name, merchant))
 		return
 	}
 	raw, _ := json.Marshal(q)
 	reqHash := hashOf(string(raw))
 	id := engine.OrderID(engine.NewID("o"))
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		if len(key) > 200 {
-			writeError(w, http.StatusBadRequest, "invalid_request", "Idempotency-Key longer than 200 bytes")
-			return
-		}
-		id = engine.OrderID("o_" + hashOf(s.cfg.Merchant.Name, key)[:26])
+	if key != "" {
+		id = engine.OrderID("o_" + s.keyed("wxflow order id", shop.Name, key)[:26])
 	}
 	outTradeNo := q.OutTradeNo
 	if outTradeNo == "" {
@@ -147,30 +230,38 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 	if q.ExpiresInSeconds > 0 {
 		expires = s.cfg.Now().Add(time.Duration(q.ExpiresInSeconds) * time.Second).UTC()
 	}
-	cmd := engine.Command{ID: engine.CreateCommandID(id, reqHash), Verb: engine.VerbCreate, OrderID: id, Actor: "shop",
-		Create: &engine.CreateOrder{Merchant: s.cfg.Merchant.Name, OutTradeNo: outTradeNo, Description: q.Description,
+	cmd := engine.Command{ID: engine.CreateCommandID(id, reqHash), Verb: engine.VerbCreate, OrderID: id, Actor: "shop:" + shop.Name,
+		Create: &engine.CreateOrder{Merchant: merchant, Shop: shop.Name, OutTradeNo: outTradeNo, Description: q.Description,
 			AmountFen: q.AmountFen, PayAPI: engine.PayAPI(q.PayAPI), Client: client, OpenID: q.OpenID,
 			OAuthCode: q.OAuthCode, LoginCode: q.LoginCode, ClientIP: q.ClientIP, ExpiresAt: expires, RequestHash: reqHash}}
 	s.answer(w, r, cmd, http.StatusCreated)
 }
 
 // answer sends a command and turns the engine's result into the HTTP answer.
+// A command the engine had seen (the same Idempotency-Key, out_refund_no or
+// close again) is answered as the first time, with the first status and the
+// order as it is now, and the header Idempotent-Replayed: true.
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, cmd engine.Command, okStatus int) {
-	res, err := s.send(r.Context(), cmd, true)
+	res, seen, err := s.sendSeen(r.Context(), cmd, true)
 	switch {
 	case errors.Is(err, errNoReply):
 		w.Header().Set("Location", "/v1/orders/"+string(cmd.OrderID))
 		writeJSON(w, http.StatusAccepted, map[string]any{"order": map[string]any{"id": cmd.OrderID}, "pending": true})
 		return
 	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		s.log.Warn("command not sent", "command", cmd.ID, "err", err, "trace_id", traceID(r.Context()))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
 		return
 	}
 	switch {
 	case res.Applied:
+		if seen {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
 		writeJSON(w, okStatus, map[string]any{"order": res.Order})
 	case res.Code == engine.CodeExists || res.Code == engine.CodeDuplicateCommand && res.Order.ID != "":
-		writeJSON(w, http.StatusOK, map[string]any{"order": res.Order})
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, okStatus, map[string]any{"order": res.Order})
 	default:
 		writeError(w, statusOf(res.Code), string(res.Code), res.Reason)
 	}
@@ -183,26 +274,31 @@ type OrderView struct {
 	Refunds []engine.Refund       `json:"refunds"`
 }
 
-func (s *Server) loadOrder(w http.ResponseWriter, r *http.Request) (engine.Order, bool) {
+// loadOrder reads the path's order if it is the shop's own. Ownership is by
+// the order's shop, not by its merchant: two shops acting for one merchant
+// still see only their own orders. Another shop's order, an unknown one and
+// a malformed id are the same 404, so a shop learns nothing of others'.
+func (s *Server) loadOrder(w http.ResponseWriter, r *http.Request, shop engine.Shop) (engine.Order, bool) {
 	id := engine.OrderID(r.PathValue("id"))
 	if !engine.ValidOrderID(id) {
-		writeError(w, http.StatusBadRequest, "invalid_request", "malformed order id")
+		writeError(w, http.StatusNotFound, codeNotFound, reasonNoSuchOrder)
 		return engine.Order{}, false
 	}
 	o, err := s.cfg.Store.Order(r.Context(), id)
-	if errors.Is(err, engine.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no such order")
-		return o, false
+	if errors.Is(err, engine.ErrNotFound) || err == nil && o.Shop != shop.Name {
+		writeError(w, http.StatusNotFound, codeNotFound, reasonNoSuchOrder)
+		return engine.Order{}, false
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		s.log.Warn("read order", "order_id", id, "err", err, "trace_id", traceID(r.Context()))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
 		return o, false
 	}
 	return o, true
 }
 
-func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
-	o, ok := s.loadOrder(w, r)
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
+	o, ok := s.loadOrder(w, r, shop)
 	if !ok {
 		return
 	}
@@ -212,19 +308,20 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		v.Refunds, err = s.cfg.Store.Refunds(r.Context(), o.ID)
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		s.log.Warn("read order", "order_id", o.ID, "err", err, "trace_id", traceID(r.Context()))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (s *Server) payParams(w http.ResponseWriter, r *http.Request) {
-	o, ok := s.loadOrder(w, r)
+func (s *Server) payParams(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
+	o, ok := s.loadOrder(w, r, shop)
 	if !ok {
 		return
 	}
 	if o.State != engine.Signed || len(o.PayParams) == 0 {
-		writeError(w, http.StatusConflict, "not_signed", fmt.Sprintf("the order is %s: pay parameters exist only while it is signed", o.State))
+		writeError(w, http.StatusConflict, codeNotSigned, fmt.Sprintf("the order is %s: pay parameters exist only while it is signed", o.State))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -238,81 +335,74 @@ type RefundRequest struct {
 	OutRefundNo string `json:"out_refund_no,omitempty"`
 }
 
-func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
-	o, ok := s.loadOrder(w, r)
+// Validate reports every problem of a refund request at once ([Problems]),
+// or nil.
+func (q *RefundRequest) Validate() error {
+	var ps Problems
+	if q.AmountFen <= 0 || q.AmountFen > maxAmountFen {
+		ps.add("amount_fen", ProblemOutOfRange, fmt.Sprintf("must be a positive integer (fen) up to %d", maxAmountFen))
+	}
+	ps.checkText("reason", q.Reason, maxRefundReason)
+	if q.OutRefundNo != "" && !validOutTradeNo(q.OutRefundNo) {
+		ps.add("out_refund_no", ProblemInvalidFormat, "must be 6-32 of [0-9A-Za-z_-|*]")
+	}
+	return ps.err()
+}
+
+func (s *Server) refund(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
+	o, ok := s.loadOrder(w, r, shop)
 	if !ok {
 		return
 	}
-	var q RefundRequest
-	if err := decodeBody(r, &q); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	obj, err := readObject(r, false)
+	if err != nil {
+		writeBodyError(w, err)
 		return
 	}
-	if q.AmountFen <= 0 || q.AmountFen > maxAmountFen {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_request", "amount_fen must be a positive integer (fen)")
+	var q RefundRequest
+	obj.integer("amount_fen", &q.AmountFen)
+	obj.str("reason", &q.Reason)
+	obj.str("out_refund_no", &q.OutRefundNo)
+	obj.finish()
+	ps := obj.ps
+	if err := q.Validate(); err != nil {
+		ps.merge(err.(Problems))
+	}
+	key := idempotencyKey(r, &ps)
+	if len(ps) > 0 {
+		writeProblems(w, ps)
 		return
 	}
 	no := q.OutRefundNo
 	switch {
-	case no != "" && !validOutTradeNo(no):
-		writeError(w, http.StatusUnprocessableEntity, "invalid_request", "out_refund_no must be 6-32 of [0-9A-Za-z_-|*]")
-		return
-	case no == "" && r.Header.Get("Idempotency-Key") != "":
-		no = "wxr" + hashOf(string(o.ID), r.Header.Get("Idempotency-Key"))[:29]
+	case no == "" && key != "":
+		no = "wxr" + s.keyed("wxflow out_refund_no", string(o.ID), key)[:29]
 	case no == "":
 		no = "wxr" + strings.TrimPrefix(engine.NewID("r"), "r_")
 	}
 	// The amount is part of the command id: the same out_refund_no asked again
 	// with another amount is not a repeat but a conflict, which only the
 	// engine, past the stream's de-duplication, can tell.
-	cmd := engine.Command{ID: engine.RefundCommandID(o.ID, no, q.AmountFen), Verb: engine.VerbRefund, OrderID: o.ID, Actor: "shop",
+	cmd := engine.Command{ID: engine.RefundCommandID(o.ID, no, q.AmountFen), Verb: engine.VerbRefund, OrderID: o.ID, Actor: "shop:" + shop.Name,
 		Reason: q.Reason, Refund: &engine.RefundAsk{OutRefundNo: no, AmountFen: q.AmountFen, Reason: q.Reason}}
 	s.answer(w, r, cmd, http.StatusAccepted)
 }
 
-func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
-	o, ok := s.loadOrder(w, r)
+func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
+	o, ok := s.loadOrder(w, r, shop)
 	if !ok {
 		return
 	}
-	cmd := engine.Command{ID: engine.ShopCloseCommandID(o.ID), Verb: engine.VerbClose, OrderID: o.ID, Actor: "shop",
+	obj, err := readObject(r, true)
+	if err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	if obj.finish(); len(obj.ps) > 0 {
+		writeProblems(w, obj.ps)
+		return
+	}
+	cmd := engine.Command{ID: engine.ShopCloseCommandID(o.ID), Verb: engine.VerbClose, OrderID: o.ID, Actor: "shop:" + shop.Name,
 		Reason: "closed by the shop", Close: &engine.CloseAsk{}}
 	s.answer(w, r, cmd, http.StatusAccepted)
-}
-
-func (s *Server) jssdkConfig(w http.ResponseWriter, r *http.Request) {
-	page, err := url.Parse(r.URL.Query().Get("url"))
-	if err != nil || !page.IsAbs() || page.Scheme != "http" && page.Scheme != "https" {
-		writeError(w, http.StatusBadRequest, "invalid_request", "url must be the page's absolute http(s) URL")
-		return
-	}
-	if s.cfg.Tickets == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "no jsapi_ticket source configured")
-		return
-	}
-	ticket, err := s.cfg.Tickets.JSAPITicket(r.Context())
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "jsapi_ticket: "+err.Error())
-		return
-	}
-	page.Fragment, page.RawFragment = "", ""
-	writeJSON(w, http.StatusOK, mp.JSConfig(s.cfg.Merchant.AppID, ticket, page.String(), s.cfg.Now(), v3.NonceStr()[:16]))
-}
-
-func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	redirect, err := url.Parse(q.Get("redirect_uri"))
-	if err != nil || !redirect.IsAbs() {
-		writeError(w, http.StatusBadRequest, "invalid_request", "redirect_uri must be an absolute URL")
-		return
-	}
-	scope := q.Get("scope")
-	if scope == "" {
-		scope = mp.ScopeBase
-	}
-	if scope != mp.ScopeBase && scope != mp.ScopeUserInfo {
-		writeError(w, http.StatusBadRequest, "invalid_request", "scope must be snsapi_base or snsapi_userinfo")
-		return
-	}
-	http.Redirect(w, r, mp.AuthorizeURL(s.cfg.OAuthBaseURL, s.cfg.Merchant.AppID, redirect.String(), scope, q.Get("state")), http.StatusFound)
 }

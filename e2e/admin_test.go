@@ -39,7 +39,7 @@ func TestStuckOrdersAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = st.Wait() })
-	api := &demo.Client{Base: st.APIURL, HTTP: http.DefaultClient}
+	api := &demo.Client{Base: st.APIURL, HTTP: http.DefaultClient, Key: st.ShopKey}
 	for i := range 4 {
 		body := map[string]any{"amount_fen": 100 + i, "description": "stuck demo", "openid": fmt.Sprintf("oSTUCK-%d", i), "pay_api": []string{"v2", "v3"}[i%2]}
 		if err := api.Do(ctx, http.MethodPost, "/v1/orders", body, nil); err != nil {

@@ -35,7 +35,7 @@ func TestChaos(t *testing.T) {
 	}
 	t.Cleanup(func() { cancel(); _ = st.Wait() })
 
-	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, NotifyURL: st.PublicURL, SimURL: st.SimURL,
+	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, NotifyURL: st.PublicURL, ShopKey: st.ShopKey, SimURL: st.SimURL,
 		SimClient: st.Sim.Client(), Timeout: 120 * time.Second, Forge: true})
 	for _, r := range results {
 		if !r.OK() {
@@ -43,7 +43,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	checkLedgers(t, ctx, st, results)
-	l, err := demo.AuditLedger(ctx, demo.Config{APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.Sim.Client()}, results)
+	l, err := demo.AuditLedger(ctx, demo.Config{APIURL: st.APIURL, ShopKey: st.ShopKey, SimURL: st.SimURL, SimClient: st.Sim.Client()}, results)
 	if err != nil || !l.OK() || l.ForgedSent == 0 {
 		t.Errorf("%v (%v)", l, err)
 	}

@@ -58,7 +58,7 @@ func TestClusterNodeLoss(t *testing.T) {
 
 	done := make(chan []demo.Result, 1)
 	go func() {
-		done <- demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, SimURL: st.SimURL,
+		done <- demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 16, APIURL: st.APIURL, ShopKey: st.ShopKey, SimURL: st.SimURL,
 			SimClient: st.Sim.Client(), Timeout: 120 * time.Second})
 	}()
 

@@ -37,7 +37,8 @@ func TestEndToEnd(t *testing.T) {
 		orders = 28
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", LogLevel: "warn"}
+	// The shop's pages are on shop.example (the JS-SDK config below).
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", LogLevel: "warn", AppDomains: "shop.example"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s.ExpiryInterval = 200 * time.Millisecond
 	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = 5*time.Second, 5*time.Second
@@ -47,7 +48,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { cancel(); _ = st.Wait() })
 
-	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 32, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 90 * time.Second})
+	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 32, APIURL: st.APIURL, ShopKey: st.ShopKey, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 90 * time.Second})
 	for _, r := range results {
 		if !r.OK() {
 			t.Errorf("order #%d %s (%s %s %s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Client, r.Auth, r.Got, r.Want, r.Err)
@@ -143,7 +144,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// The JS-SDK config is signed with the shared jsapi_ticket, fragment dropped.
 	var cfg mp.JSSDKConfig
-	api := &demo.Client{Base: st.APIURL, HTTP: http.DefaultClient}
+	api := &demo.Client{Base: st.APIURL, HTTP: http.DefaultClient, Key: st.ShopKey}
 	page := "https://shop.example/pay?order=1#/step/2"
 	if err := api.Do(ctx, http.MethodGet, "/v1/jssdk/config?url="+url.QueryEscape(page), nil, &cfg); err != nil {
 		t.Fatal(err)
@@ -224,7 +225,7 @@ func TestReplayAndReconcile(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	results := demo.Run(ctx, demo.Config{Orders: 28, Concurrency: 14, APIURL: st.APIURL, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 60 * time.Second})
+	results := demo.Run(ctx, demo.Config{Orders: 28, Concurrency: 14, APIURL: st.APIURL, ShopKey: st.ShopKey, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 60 * time.Second})
 	stopReplays()
 	t.Logf("%d replays during the run", <-replays)
 	for _, r := range results {

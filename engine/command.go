@@ -47,7 +47,7 @@ type Command struct {
 	Verb    Verb      `json:"verb"`
 	OrderID OrderID   `json:"order_id"`
 	At      time.Time `json:"at"`
-	// Actor says who asks: "shop", "worker:prepay", "wechat:notify",
+	// Actor says who asks: "shop:<name>", "worker:prepay", "wechat:notify",
 	// "reconciler", "admin:<name>" … It is written to the order's history.
 	Actor string `json:"actor,omitempty"`
 	// Reason is a free text kept in the history (admin actions must give one).
@@ -80,7 +80,9 @@ var ErrNoOrigin = errors.New("engine: a command needs an Origin to be published"
 // and LoginCode is set. RequestHash fingerprints the shop's request so that a
 // reused idempotency key or out_trade_no with other content is refused.
 type CreateOrder struct {
-	Merchant    string    `json:"merchant"`
+	Merchant string `json:"merchant"`
+	// Shop is the authenticated shop that asks; the order records it.
+	Shop        string    `json:"shop,omitempty"`
 	OutTradeNo  string    `json:"out_trade_no"`
 	Description string    `json:"description"`
 	AmountFen   int64     `json:"amount_fen"`

@@ -15,7 +15,8 @@ func decide(f facts, cmd Command, now time.Time) (*change, *refusal, error) {
 		return decideCreate(f, cmd, now)
 	}
 	cur := f.order
-	if cur == nil {
+	if shop, ok := cmd.Origin.Shop(); cur == nil || ok && cur.Shop != shop {
+		// Another shop's order is no order at all to a shop.
 		return nil, &refusal{code: CodeUnknownOrder, reason: fmt.Sprintf("no order %s", cmd.OrderID)}, nil
 	}
 	ch := &change{order: cur.Order}
@@ -99,19 +100,21 @@ func decideCreate(f facts, cmd Command, now time.Time) (*change, *refusal, error
 		return nil, &refusal{code: CodeInvalid, reason: "exactly one of openid, oauth_code and login_code is required"}, nil
 	}
 	if cur := f.order; cur != nil {
-		if cur.RequestHash == c.RequestHash && cur.OutTradeNo == c.OutTradeNo {
+		if cur.RequestHash == c.RequestHash && cur.OutTradeNo == c.OutTradeNo && cur.Shop == c.Shop {
 			return nil, &refusal{code: CodeExists, reason: "the order exists already (same request)"}, nil
 		}
 		return nil, &refusal{code: CodeConflict, reason: "order id used by another request"}, nil
 	}
 	if f.tradeOwner != "" {
-		return nil, &refusal{code: CodeConflict, reason: fmt.Sprintf("out_trade_no %s belongs to order %s", c.OutTradeNo, f.tradeOwner)}, nil
+		// The reason names no order: the one holding the number may be
+		// another shop's, and the reason is shown to the shop that asked.
+		return nil, &refusal{code: CodeConflict, reason: fmt.Sprintf("out_trade_no %s is used by another order", c.OutTradeNo)}, nil
 	}
 	expires := c.ExpiresAt
 	if expires.IsZero() {
 		expires = now.Add(f.defaultExpiry)
 	}
-	o := Order{ID: cmd.OrderID, Merchant: c.Merchant, OutTradeNo: c.OutTradeNo, Description: c.Description,
+	o := Order{ID: cmd.OrderID, Merchant: c.Merchant, Shop: c.Shop, OutTradeNo: c.OutTradeNo, Description: c.Description,
 		AmountFen: c.AmountFen, PayAPI: c.PayAPI, Client: c.Client, OpenID: c.OpenID, OAuthCode: c.OAuthCode,
 		LoginCode: c.LoginCode, ClientIP: c.ClientIP, State: Created, ExpiresAt: expires.UTC()}
 	if o.Client == "" {

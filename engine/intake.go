@@ -190,6 +190,9 @@ func (e *Engine) admit(ctx context.Context, msg jetstream.Msg, cmd *Command) boo
 	if shop, ok := cmd.Origin.Shop(); ok {
 		cmd.ID = string(cmd.Origin) + "/" + cmd.ID
 		cmd.Actor = "shop:" + shop
+		if cmd.Create != nil {
+			cmd.Create.Shop = shop // the subject names the shop, whatever the payload says
+		}
 	}
 	return true
 }

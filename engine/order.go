@@ -50,10 +50,13 @@ const (
 // Order is one payment order as the store keeps it and as events carry it.
 // It holds no secret: it is published on NATS with every event.
 type Order struct {
-	ID          OrderID `json:"id" db:"id"`
-	Merchant    string  `json:"merchant" db:"merchant"`
-	OutTradeNo  string  `json:"out_trade_no" db:"out_trade_no"`
-	Description string  `json:"description" db:"description"`
+	ID       OrderID `json:"id" db:"id"`
+	Merchant string  `json:"merchant" db:"merchant"`
+	// Shop is the shop that created the order through the shop API; only it
+	// sees and acts on the order there ("" for orders made before shops).
+	Shop        string `json:"shop,omitempty" db:"shop"`
+	OutTradeNo  string `json:"out_trade_no" db:"out_trade_no"`
+	Description string `json:"description" db:"description"`
 	// AmountFen is the amount to pay, in fen (1/100 CNY).
 	AmountFen int64  `json:"amount_fen" db:"amount_fen"`
 	PayAPI    PayAPI `json:"pay_api" db:"pay_api"`

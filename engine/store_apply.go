@@ -128,10 +128,10 @@ func (s *Store) writeChange(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch 
 	if ch.insert {
 		o.CreatedAt = now
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+orderColumns+`, request_hash, close_requested)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			o.ID, o.Merchant, o.OutTradeNo, o.Description, o.AmountFen, o.PayAPI, o.Client, o.OpenID, o.OAuthCode,
 			o.LoginCode, o.ClientIP, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen, o.ExpiresAt.UTC(),
-			o.CreatedAt, o.UpdatedAt, o.Version, o.Flag, o.FailCode, o.FailReason, ch.reqHash, false); err != nil {
+			o.CreatedAt, o.UpdatedAt, o.Version, o.Flag, o.FailCode, o.FailReason, o.Shop, ch.reqHash, false); err != nil {
 			return nil, err
 		}
 	} else {

@@ -15,7 +15,7 @@ import (
 
 const orderColumns = `id, merchant, out_trade_no, description, amount_fen, pay_api, client, openid, oauth_code,
 	login_code, client_ip, state, prepay_id, pay_params, transaction_id, paid_fen, refunded_fen, expires_at,
-	created_at, updated_at, version, flag, fail_code, fail_reason`
+	created_at, updated_at, version, flag, fail_code, fail_reason, shop`
 
 // orderRow is an order with the columns only the engine reads.
 type orderRow struct {

@@ -36,6 +36,10 @@ case "${1:-}" in
   nats) shift
      nats_port=${WXFLOW_NATS_URL##*:}; nats_port=${nats_port%%/*}
      exec ./wxflow nats --port "$nats_port" "$@" ;;
+  api) # the demo's shop, made once, its key in the data folder for `wxflow demo`
+     ./wxflow shop add demo --merchant "${WXFLOW_MERCHANT:-default}" --if-missing --key-file "$WXFLOW_DATA/shops/demo.key"
+     for _ in $(seq 1 300); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
+     exec ./wxflow "$@" ;;
   *) # wait until the simulator has written the merchant keys
      for _ in $(seq 1 300); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
      exec ./wxflow "$@" ;;

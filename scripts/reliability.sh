@@ -78,6 +78,8 @@ start_sim() { # extra flags of `wxflow sim`
   for _ in $(seq 1 100); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
 }
 start_app() { # the reconciler queries after 10 s of quiet instead of 1-2 min, to keep runs short
+  # the demo's shop; `wxflow demo` reads its key from the data folder
+  "$work/wxflow" shop add demo --merchant default --if-missing --key-file "$WXFLOW_DATA/shops/demo.key" >>"$run/logs/shop.txt" 2>&1
   start engine engine --reconcile-payment-after 10s --reconcile-refund-after 10s; start api api; start worker1 worker all; start worker2 worker all
   sleep 2
 }

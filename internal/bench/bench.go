@@ -179,7 +179,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		bar = progress.AddBar(int64(o.Orders), mpb.PrependDecorators(decor.Name("orders "), decor.CountersNoUnit("%d/%d")),
 			mpb.AppendDecorators(decor.AverageSpeed(0, "%.0f/s")))
 	}
-	api := &demo.Client{Base: st.APIURL, HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	api := &demo.Client{Base: st.APIURL, Key: st.ShopKey, HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	payer := &demo.Client{Base: st.SimURL, HTTP: st.Sim.Client()}
 	lat := map[string]*histogram{}
 	var latMu sync.Mutex

@@ -61,7 +61,7 @@ func Root() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(devCommand(), natsCommand(), simCommand(), migrateCommand(), engineCommand(), apiCommand(),
-		workerCommand(), demoCommand(), adminCommand(), verifyCommand(), benchCommand(), versionCommand())
+		workerCommand(), demoCommand(), adminCommand(), shopCommand(), verifyCommand(), benchCommand(), versionCommand())
 	argsAreUsage(root)
 	return root
 }

@@ -49,6 +49,10 @@ func TestSettingsAreStrict(t *testing.T) {
 		{name: "api with a short named token", args: []string{"api", "--data", data}, env: map[string]string{"WXFLOW_ADMIN_TOKEN": "alice=" + strings.Repeat("a", 32) + ",bob=short"}, wantCode: ExitUsage, wantErr: `admin token of "bob"`},
 		{name: "dev with a short admin token", args: []string{"dev", "--data", data}, env: map[string]string{"WXFLOW_ADMIN_TOKEN": "dev"}, wantCode: ExitUsage, wantErr: "at least 32 are required"},
 		{name: "api without admin token", args: []string{"api", "--data", data}, env: map[string]string{"WXFLOW_ADMIN_TOKEN": ""}, wantCode: ExitUsage, wantErr: "WXFLOW_ADMIN_TOKEN"},
+		{name: "app domain with a scheme", args: []string{"api", "--data", data, "--app-domains", "https://shop.example"}, env: map[string]string{"WXFLOW_ADMIN_TOKEN": "t"},
+			wantCode: ExitUsage, wantErr: "--app-domains"},
+		{name: "shop without merchant", args: []string{"shop", "add", "acme", "--data", data}, wantCode: ExitUsage, wantErr: "--merchant is required"},
+		{name: "bad shop name", args: []string{"shop", "add", "Acme!", "--merchant", "default", "--data", data}, wantCode: ExitUsage, wantErr: "shop name"},
 		{name: "no running deployment", args: []string{"admin", "replay", "o_1", "--reason", "test", "--data", data}, wantCode: ExitError,
 			wantErr: "holds no record of a running wxflow"},
 		{name: "nothing answers", args: []string{"admin", "close", "o_1", "--reason", "test", "--data", data, "--nats", "nats://127.0.0.1:" + closedPort(t)},
@@ -86,6 +90,8 @@ func TestEachCommandShowsItsFlags(t *testing.T) {
 		{args: []string{"engine"}, want: []string{"--db", "--nats", "--reconcile-payment-after", "--reconcile-refund-after", "--expiry-interval"}, wantNone: []string{"--http", "--wechat-url", "--worker-lanes"}},
 		{args: []string{"dev"}, want: []string{"--reconcile-payment-after", "--worker-lanes", "--nats-port", "--http"}, wantNone: []string{"--nats ", "--wechat-url", "--merchant-dir", "--reconcile-after"}},
 		{args: []string{"migrate"}, want: []string{"--db"}, wantNone: []string{"--nats", "--http"}},
+		{args: []string{"shop", "add"}, want: []string{"--db", "--merchant", "--server-secret-file", "--key-file", "--if-missing"}, wantNone: []string{"--nats", "--http"}},
+		{args: []string{"api"}, want: []string{"--app-domains", "--server-secret-file"}, wantNone: []string{"--worker-lanes"}},
 	}
 	for _, tc := range tests {
 		var out strings.Builder

@@ -41,12 +41,21 @@ func demoCommand() *cobra.Command {
 	f.BoolVar(&cfg.Forge, "forge", false, "post forged payment notifications for every order before it is paid (all must be refused)")
 	f.StringVar(&cfg.Merchant, "merchant", "default", "the merchant name in wxflow's notify URLs (env WXFLOW_MERCHANT)")
 	flags.env["merchant"] = "WXFLOW_MERCHANT"
+	f.StringVar(&cfg.ShopKey, "shop-key", "", "the shop API key to drive orders with (env WXFLOW_SHOP_KEY; default the one in <data>/shops/demo.key)")
+	flags.env["shop-key"] = "WXFLOW_SHOP_KEY"
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := flags.load(&s); err != nil {
 			return err
 		}
 		cfg.APIURL = cmp.Or(cfg.APIURL, "http://"+s.HTTPAddr)
 		cfg.NotifyURL = s.PublicURL
+		if cfg.ShopKey == "" {
+			key, err := stack.ReadKeyFile(stack.ShopKeyFile(s.DataDir, stack.DemoShop))
+			if err != nil {
+				return usageError{fmt.Errorf("%w (--shop-key, or `wxflow shop add demo --merchant default --key-file %s`)", err, stack.ShopKeyFile(s.DataDir, stack.DemoShop))}
+			}
+			cfg.ShopKey = key
+		}
 		if ca == "" {
 			ca = filepath.Join(s.DataDir, "sim", sim.CAFile)
 		}

@@ -29,7 +29,7 @@ func devCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret)
 	f := cmd.Flags()
 	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
 	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
@@ -75,14 +75,14 @@ func devCommand() *cobra.Command {
 			return err
 		}
 		out := cmd.OutOrStdout()
-		fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (internal: POST /v1/orders …, /metrics)\n  admin      %s/admin/  (token %s)\n  public     %s  (WeChat's notifications only)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
-			st.APIURL, st.APIURL, st.AdminToken, st.PublicURL, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), st.NATSURL, s.DataDir)
+		fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (internal: POST /v1/orders …, /metrics)\n  shop key   %s  (shop %s: Authorization: Bearer <key>; also in %s)\n  admin      %s/admin/  (token %s)\n  public     %s  (WeChat's notifications only)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
+			st.APIURL, st.ShopKey, stack.DemoShop, stack.ShopKeyFile(s.DataDir, stack.DemoShop), st.APIURL, st.AdminToken, st.PublicURL, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), st.NATSURL, s.DataDir)
 		if orders == 0 {
 			fmt.Fprintln(out, "Ctrl-C stops it.")
 			return stoppedByUser(cmd.Context(), st.Wait())
 		}
 		start := time.Now()
-		dc := demo.Config{Orders: orders, Concurrency: concurrency, APIURL: st.APIURL, NotifyURL: st.PublicURL, SimURL: st.SimURL, SimClient: st.Sim.Client()}
+		dc := demo.Config{Orders: orders, Concurrency: concurrency, APIURL: st.APIURL, NotifyURL: st.PublicURL, ShopKey: st.ShopKey, SimURL: st.SimURL, SimClient: st.Sim.Client()}
 		results := demo.Run(ctx, dc)
 		ok := demo.PrintSummary(out, results, time.Since(start))
 		if l, err := demo.AuditLedger(ctx, dc, results); err != nil || !l.OK() {

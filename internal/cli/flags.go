@@ -29,6 +29,7 @@ const (
 	gStuck                 // --stuck-after
 	gEngine                // --expiry-interval --reconcile-payment-after --reconcile-refund-after
 	gWorkers               // --worker-lanes
+	gSecret                // --server-secret-file
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -76,6 +77,7 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			str(&s.HTTPAddr, "http", "WXFLOW_HTTP_ADDR", "the API's internal listener: shops, admins, /metrics (default 127.0.0.1:8080)")
 			str(&s.PublicAddr, "public-addr", "WXFLOW_PUBLIC_ADDR", "the API's public listener: WeChat's notifications and /healthz only (default 127.0.0.1:8081)")
 			str(&s.PublicURL, "public-url", "WXFLOW_PUBLIC_URL", "how WeChat reaches the public listener, the base of notify URLs (default http://<public addr>)")
+			str(&s.AppDomains, "app-domains", "WXFLOW_APP_DOMAINS", "hosts of the shop's pages, comma-separated: JS-SDK page URLs and OAuth redirect_uris must be on one (default the public URL's host)")
 		case gRates:
 			flt(&s.PublicRate, "public-rate", "WXFLOW_PUBLIC_RATE", "requests per second one IP may make of the public listener (default 100)")
 			flt(&s.ShopRate, "shop-rate", "WXFLOW_SHOP_RATE", "requests per second one shop may make of the internal listener (default 500)")
@@ -94,6 +96,8 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.ExpiryInterval, "expiry-interval", "WXFLOW_EXPIRY_INTERVAL", "how often expired orders are closed and quiet ones looked for (default 1s)")
 			dur(&s.ReconcilePaymentAfter, "reconcile-payment-after", "WXFLOW_RECONCILE_PAYMENT_AFTER", "query WeChat about an order signed and quiet this long (default 1m)")
 			dur(&s.ReconcileRefundAfter, "reconcile-refund-after", "WXFLOW_RECONCILE_REFUND_AFTER", "query WeChat about a refund pending and quiet this long (default 2m)")
+		case gSecret:
+			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
 		case gWorkers:
 			num(&s.WorkerLanes, "worker-lanes", "WXFLOW_WORKER_LANES", "events each worker handles at once, one order's always in order (default 16)")
 		}

@@ -18,6 +18,9 @@ import (
 type Client struct {
 	Base string
 	HTTP *http.Client
+	// Key, when set, is sent as "Authorization: Bearer <Key>" on every
+	// request: the shop API key of wxflow's API (none for the simulator).
+	Key string
 }
 
 // Do sends in as JSON and decodes the answer into out (when not nil).
@@ -59,6 +62,9 @@ func (c *Client) once(ctx context.Context, method, path string, in, out any, hea
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])

@@ -54,6 +54,7 @@ type Config struct {
 	Concurrency int
 	APIURL      string       // wxflow's shop API (its internal listener)
 	NotifyURL   string       // wxflow's public listener, where forged notifications go; APIURL when empty
+	ShopKey     string       // the shop's API key, sent on every request to APIURL
 	SimURL      string       // the simulator (payer, login and OAuth codes)
 	SimClient   *http.Client // trusts the simulator's CA
 	Timeout     time.Duration
@@ -140,7 +141,7 @@ func runOne(ctx context.Context, cfg Config, i int) Result {
 }
 
 func drive(ctx context.Context, cfg Config, r *Result) error {
-	api := &Client{Base: cfg.APIURL, HTTP: http.DefaultClient}
+	api := &Client{Base: cfg.APIURL, HTTP: http.DefaultClient, Key: cfg.ShopKey}
 	sim := &Client{Base: cfg.SimURL, HTTP: cfg.SimClient}
 	openid := fmt.Sprintf("oDEMO-%06d-payer", r.N)
 	req := map[string]any{

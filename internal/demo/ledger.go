@@ -69,7 +69,7 @@ func AuditLedger(ctx context.Context, cfg Config, results []Result) (Ledger, err
 			refunded[r.OutTradeNo] += r.RefundFen
 		}
 	}
-	api := &Client{Base: cfg.APIURL, HTTP: http.DefaultClient}
+	api := &Client{Base: cfg.APIURL, HTTP: http.DefaultClient, Key: cfg.ShopKey}
 	for _, r := range results {
 		if !r.OK() {
 			l.Lost++

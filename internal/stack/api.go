@@ -10,18 +10,23 @@ import (
 )
 
 // NewAPI builds the API process's part: on its public listener WeChat's
-// notification endpoints; on its internal one the shop API, the admin page
-// and API (when s.AdminToken is set) and /metrics.
+// notification endpoints; on its internal one the shop API (keys checked
+// under the server secret, page URLs on s.AppDomains), the admin page and
+// API (when s.AdminToken is set) and /metrics.
 // OAuth redirects go to WeChat's OAuth host, or to WechatURL (the simulator).
 func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 	deadlines, err := s.Deadlines()
 	if err != nil {
 		return nil, err
 	}
+	secret, err := s.ServerSecret()
+	if err != nil {
+		return nil, err
+	}
 	_, _, oauth := s.WechatHosts()
 	cfg := api.Config{Merchant: wc.Merchant, Store: c.Store, NC: c.NC, JS: c.JS, V2: wc.V2, V3: wc.V3,
 		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS}, OAuthBaseURL: oauth, Logger: c.Log,
-		AdminToken: s.AdminToken, Deadlines: deadlines,
+		AdminToken: s.AdminToken, Deadlines: deadlines, Secret: secret, AppDomains: s.AppDomainList(),
 		Edges: api.Edges{Rate: rate.Limit(s.PublicRate), Burst: int(min(2*s.PublicRate, 1e6))}, InternalRate: rate.Limit(s.ShopRate),
 		// The admin cookie is Secure behind an https public URL; the admin
 		// page's forms come from the internal listener (or through a proxy

@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -47,6 +48,9 @@ type Dev struct {
 	NATS                               *natsembed.Server // nil with an external NATS
 	API                                *api.Server
 	Conns                              *Conns
+	// ShopKey is the API key of the demo shop (DemoShop), acting for the
+	// merchant dev serves; it is also in <data>/shops/demo.key.
+	ShopKey string
 
 	g *errgroup.Group
 }
@@ -137,6 +141,16 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		}
 	}
 	d.AdminToken = s.AdminToken
+	// The demo's shop, its key printed at start and kept for `wxflow demo`;
+	// the shop's pages may be on this host or localhost.
+	secret, err := s.ServerSecret()
+	if err != nil {
+		return fail(err)
+	}
+	if d.ShopKey, _, err = EnsureShop(ctx, c.Store, secret, DemoShop, []string{s.MerchantName}, ShopKeyFile(s.DataDir, DemoShop)); err != nil {
+		return fail(err)
+	}
+	s.AppDomains = strings.Join(append(s.AppDomainList(), "localhost"), ",")
 	srv, err := NewAPI(s, c, wc)
 	if err != nil {
 		return fail(err)

@@ -59,6 +59,14 @@ type Settings struct {
 	// ReconcileRefundAfter (WXFLOW_RECONCILE_REFUND_AFTER): a refund pending
 	// and quiet this long is queried at WeChat. Default: the engine's (2m).
 	ReconcileRefundAfter time.Duration
+	// SecretFile (WXFLOW_SERVER_SECRET_FILE) holds the server secret that
+	// keys shop API key hashes and derived order ids. Default:
+	// <DataDir>/secrets/server.key, made when missing (secret.go).
+	SecretFile string
+	// AppDomains (WXFLOW_APP_DOMAINS) are the comma-separated hosts of the
+	// shop's pages: JS-SDK page URLs and OAuth redirect_uris must be on
+	// one. Default: the host of PublicURL.
+	AppDomains string
 
 	natsGuessed bool // NATSURL is the default, named by no setting and no record
 }
@@ -96,6 +104,12 @@ func (s *Settings) Resolve() {
 	s.ShopRate = cmp.Or(s.ShopRate, 500)
 	s.MerchantDir = cmp.Or(s.MerchantDir, filepath.Join(s.DataDir, "sim"))
 	s.MerchantName = cmp.Or(s.MerchantName, "default")
+	s.SecretFile = cmp.Or(s.SecretFile, DefaultSecretFile(s.DataDir))
+	if s.AppDomains == "" {
+		if u, err := url.Parse(s.PublicURL); err == nil {
+			s.AppDomains = u.Hostname()
+		}
+	}
 	s.LogFormat = cmp.Or(s.LogFormat, "json")
 	s.LogLevel = cmp.Or(s.LogLevel, "info")
 	s.Replicas = cmp.Or(s.Replicas, 1)
@@ -166,10 +180,37 @@ func (s *Settings) Validate() error {
 			bad("%s %s: must not be negative", name, d)
 		}
 	}
+	for _, d := range s.AppDomainList() {
+		if !validHost(d) {
+			bad("--app-domains %q: want host names, comma-separated (no scheme, port or path)", d)
+		}
+	}
 	if s.WorkerLanes < 1 {
 		bad("--worker-lanes %d: want at least 1", s.WorkerLanes)
 	}
 	return errors.Join(errs...)
+}
+
+// AppDomainList is AppDomains as a list, lower-cased, without blanks.
+func (s *Settings) AppDomainList() []string {
+	var out []string
+	for d := range strings.SplitSeq(s.AppDomains, ",") {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// validHost: a host name or an IP address, nothing else.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 || strings.Trim(h, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	return true
 }
 
 // WechatHosts returns the base URLs of the platform, pay and OAuth hosts.
