@@ -138,6 +138,9 @@ func newAdminHarness(t *testing.T, cfg api.Config) *adminHarness {
 	clk, logs := &clock{now: time.Now()}, &logBuffer{}
 	cfg.Merchant, cfg.Store, cfg.NC, cfg.JS, cfg.V2, cfg.V3 = keys.Merchant, store, nc, js, c2, c3
 	cfg.Now, cfg.Logger = clk.Now, slog.New(slog.NewJSONHandler(logs, nil))
+	if cfg.Secret == nil {
+		cfg.Secret = testSecret
+	}
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = adminToken
 	}
@@ -147,7 +150,9 @@ func newAdminHarness(t *testing.T, cfg api.Config) *adminHarness {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &adminHarness{harness: &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client()}, clock: clk, logs: logs}
+	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client()}
+	h.key = h.addShop(t, "alpha", keys.Merchant.Name)
+	return &adminHarness{harness: h, clock: clk, logs: logs}
 }
 
 // browser is one admin's browser: it keeps the session cookie it is given,
@@ -520,7 +525,7 @@ func TestAdminTokensAreChecked(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, AdminToken: tc.token, AdminSessionTTL: tc.ttl})
+			_, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, AdminToken: tc.token, AdminSessionTTL: tc.ttl, Secret: testSecret})
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("refused: %v", err)
 			}

@@ -66,7 +66,7 @@ func TestPublicRateLimit(t *testing.T) {
 	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3,
-		Edges: api.Edges{Rate: 1, Burst: 3}})
+		Secret: testSecret, Edges: api.Edges{Rate: 1, Burst: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
