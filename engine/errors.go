@@ -22,11 +22,12 @@ const (
 	CodeUnknownOrder     RefusalCode = "unknown_order"      // no such order (or no such refund of it)
 	CodeNothingToReplay  RefusalCode = "nothing_to_replay"  // the order rests: no step is pending
 	CodeStale            RefusalCode = "stale"              // about a state the order has left
+	CodeNotFlagged       RefusalCode = "not_flagged"        // a resolution of a flag the order does not have
 	CodeInvalid          RefusalCode = "invalid"            // malformed command
 )
 
-// refusal is a command that does not fit; flag, when set, is still written
-// on the order (amount mismatch, payment after close).
+// refusal is a command that does not fit; flag, when set, is still raised
+// on the order (amount mismatch, payment after close), beside its others.
 type refusal struct {
 	code   RefusalCode
 	reason string
