@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -122,7 +123,12 @@ func (e *Engine) ReconcileOnce(ctx context.Context) (int, error) {
 		cmd := Command{ID: ReconcileCommandID(d.ID, now), Verb: VerbReplay, OrderID: d.ID, At: now,
 			Actor: "reconciler", Reason: "no word from WeChat for a while: ask"}
 		if _, err := e.Apply(ctx, cmd); err != nil {
-			return 0, err
+			if ctx.Err() != nil || errors.Is(err, ErrStoreBusy) || errors.Is(err, ErrStoreFull) {
+				return 0, err
+			}
+			// An order the replay cannot serve must not hold up the others
+			// (it would be the longest due, first in every round).
+			e.log.Warn("reconcile: replay failed; asking again later", "order_id", d.ID, "err", err)
 		}
 		o := Order{State: d.State, ExpiresAt: d.ExpiresAt}
 		if err := e.store.rescheduleAsk(ctx, d, c.nextAsk(o, d.Attempts+1, now)); err != nil {
