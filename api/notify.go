@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat"
@@ -158,7 +159,7 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, t
 	if t.State != pay.TradeSuccess {
 		// A genuine "not paid" result: nothing to record; acknowledge so WeChat stops.
 		s.accept(w, r, v3style, engine.Command{ID: engine.NotFinalCommandID(t.OutTradeNo), Verb: engine.VerbFlag, OrderID: o.ID,
-			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "payment_failed_notification"}})
+			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: engine.FlagPaymentFailed}})
 		return
 	}
 	p := engine.Payment{TransactionID: t.TransactionID, AmountFen: t.AmountFen, OpenID: t.OpenID, PaidAt: t.PaidAt,
@@ -198,6 +199,13 @@ func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
 // refundResult records a verified refund notification. One that is not
 // settled (ABNORMAL / CHANGE, or a word wxflow does not know) is not final:
 // it is acknowledged and flagged for the reconciler and a person.
+//
+// A v3 notification is authenticated (AEAD_AES_256_GCM under the APIv3 key):
+// its word settles the refund. A v2 one is not: its req_info is AES-256-ECB
+// without a MAC, so its blocks can be cut, swapped and replayed by whoever
+// saw another notification. Its word is only a hint: the order's refund step
+// is replayed, the refund worker asks WeChat by out_refund_no, and the query's
+// answer settles the refund (or leaves it pending).
 func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bool, n pay.RefundNotice) {
 	o, err := s.orderFor(r.Context(), n.OutTradeNo)
 	if err != nil {
@@ -205,16 +213,20 @@ func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bo
 		return
 	}
 	var cmd engine.Command
-	if n.State.Settled() {
+	switch {
+	case n.State.Settled() && !v3style:
+		cmd = engine.Command{ID: engine.RefundNoticeCommandID(n.OutRefundNo, n.RawState, time.Now()), Verb: engine.VerbReplay, OrderID: o.ID,
+			Actor: "wechat:notify", Reason: "a v2 refund notification says " + n.RawState + " (req_info is not authenticated): ask WeChat"}
+	case n.State.Settled():
 		// The id ends in WeChat's own word (REFUNDCLOSE from v2, CLOSED from
 		// v3), as it always has: the engine remembers command ids, so a
 		// notification sent again must meet the id it was first recorded by.
 		cmd = engine.Command{ID: engine.RefundResultCommandID(n.OutRefundNo, n.RawState), Verb: engine.VerbRefunded, OrderID: o.ID,
 			Actor: "wechat:notify", Refunded: &engine.RefundDone{OutRefundNo: n.OutRefundNo, RefundID: n.RefundID,
 				Succeeded: n.State == pay.RefundSuccess, Source: engine.SourceNotification}}
-	} else {
+	default:
 		cmd = engine.Command{ID: engine.RefundAbnormalCommandID(n.OutRefundNo), Verb: engine.VerbFlag, OrderID: o.ID,
-			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: "refund_abnormal"}}
+			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: engine.FlagRefundAbnormal}}
 	}
 	s.accept(w, r, v3style, cmd)
 }

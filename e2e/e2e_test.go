@@ -175,6 +175,8 @@ func TestEndToEnd(t *testing.T) {
 		`wxflow_outbox_backlog 0`,
 		`wxflow_stuck_orders{state="signed"} 0`,
 		`wxflow_consumer_pending{consumer="prepay",stream="WXFLOW_EVT"}`,
+		`wxflow_stream_fill_ratio{stream="WXFLOW_CMD"}`,
+		`wxflow_stream_fill_ratio{stream="WXFLOW_EVT"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -28,6 +29,11 @@ type change struct {
 	setRefund *Refund // an existing refund's new state
 	closeReq  bool    // remember that closing was asked of the close worker
 	reqHash   string
+	// reconcileAttempts and reconcileAt are the reconciler's schedule of the
+	// order after the change: kept while the order stays in its state, begun
+	// again when it enters another (schedule).
+	reconcileAttempts int
+	reconcileAt       *time.Time
 }
 
 var errVersionConflict = errors.New("engine: order changed concurrently")
@@ -91,7 +97,7 @@ func validCommand(c Command) error {
 		VerbCreate: c.Create != nil, VerbAuthorize: c.Authorize != nil, VerbPrepaid: c.Prepaid != nil,
 		VerbSigned: c.Signed != nil, VerbNotify: c.Notify != nil, VerbRefund: c.Refund != nil,
 		VerbRefunded: c.Refunded != nil, VerbClose: true, VerbFail: c.Fail != nil, VerbFlag: c.Flag != nil,
-		VerbReplay: true,
+		VerbReplay: true, VerbResolve: c.Resolve != nil,
 	}
 	has, known := ok[c.Verb]
 	if !known {
@@ -99,6 +105,14 @@ func validCommand(c Command) error {
 	}
 	if !has {
 		return fmt.Errorf("%s command without its payload", c.Verb)
+	}
+	switch {
+	case c.Verb == VerbFlag && !validFlag(c.Flag.Reason):
+		return fmt.Errorf("flag %q is not 1-%d of [0-9a-z_:.-]", c.Flag.Reason, flagNameMaxLen)
+	case c.Verb == VerbResolve && !strings.HasPrefix(c.Actor, "admin:"):
+		return errors.New("a flag is resolved by a person: the actor must be admin:<who>")
+	case c.Verb == VerbResolve && strings.TrimSpace(c.Reason) == "":
+		return errors.New("a resolution needs a reason: it is written to the history")
 	}
 	return nil
 }
@@ -146,15 +160,17 @@ func (e *Engine) applyIn(ctx context.Context, tx *sqlx.Tx, cmd Command) (Result,
 		if cur != nil {
 			res.Order = cur.Order
 		}
-		if ref.flag != "" && cur != nil && cur.Flag != ref.flag {
+		if ref.flag != "" && cur != nil && !cur.Flags.Has(ref.flag) {
+			// The refusal raises its flag beside any other the order has.
 			ch = &change{order: cur.Order}
-			ch.order.Flag = ref.flag
-			ch.events = []Event{{Type: EventFlagged, From: cur.State, To: cur.State, Reason: ref.reason}}
+			ch.order.raise(ref.flag)
+			ch.events = []Event{{Type: EventFlagged, From: cur.State, To: cur.State, Reason: flagReason(ref.flag, ref.reason)}}
 		} else {
 			ch = nil
 		}
 	}
 	if ch != nil {
+		e.schedule(cur, ch, now)
 		if res.Events, err = s.writeChange(ctx, tx, cur, ch, cmd, now); err != nil {
 			return Result{}, err
 		}

@@ -27,7 +27,8 @@ const (
 	VerbClose     Verb = "close"     // shop, admin, expiry, close worker
 	VerbFail      Verb = "fail"      // a worker met a final error
 	VerbFlag      Verb = "flag"      // a worker or handler asks for a person's attention
-	VerbReplay    Verb = "replay"    // admin or reconciler: re-emit what the current state needs
+	VerbReplay    Verb = "replay"    // admin, reconciler, a v2 refund notification: re-emit what the current state needs
+	VerbResolve   Verb = "resolve"   // admin: a person clears one flag, saying why
 )
 
 // CommandSubjectPrefix prefixes every command subject.
@@ -65,6 +66,7 @@ type Command struct {
 	Close     *CloseAsk    `json:"close,omitempty"`
 	Fail      *Failure     `json:"fail,omitempty"`
 	Flag      *FlagInfo    `json:"flag,omitempty"`
+	Resolve   *Resolution  `json:"resolve,omitempty"`
 }
 
 // Subject is where the command is published: wxflow.cmd.<verb>.<origin>.
@@ -164,9 +166,17 @@ type Failure struct {
 	State   State  `json:"state,omitempty"`
 }
 
-// FlagInfo is the payload of VerbFlag.
+// FlagInfo is the payload of VerbFlag. Reason is the flag's name (flags.go:
+// 1-64 of [0-9a-z_:.-]); the command's Reason says why.
 type FlagInfo struct {
 	Reason string `json:"reason"`
+}
+
+// Resolution is the payload of VerbResolve: the one flag a person clears.
+// The command's Actor (admin:<who>) and Reason are required: they are the
+// history's record of who cleared an alert, and why.
+type Resolution struct {
+	Flag string `json:"flag"`
 }
 
 // Publish sends cmd on its subject with Nats-Msg-Id = cmd.ID and waits for

@@ -45,6 +45,15 @@ func RefundResultCommandID(outRefundNo, status string) string {
 	return "refunded:" + outRefundNo + ":" + status
 }
 
+// RefundNoticeCommandID is the replay a v2 refund notification asks for
+// (its req_info is not authenticated: the refund worker asks WeChat, and the
+// answer settles the refund). It is one per delivery (at is when it came):
+// a genuine notification after a forged one must still be heard, and a
+// replay is harmless, so there is nothing to de-duplicate.
+func RefundNoticeCommandID(outRefundNo, status string, at time.Time) string {
+	return fmt.Sprintf("refund-notice:%s:%s:%d", outRefundNo, status, at.UnixNano())
+}
+
 // RefundAbnormalCommandID flags an order whose refund WeChat reported
 // abnormal: one flag per refund.
 func RefundAbnormalCommandID(outRefundNo string) string { return "refund-abnormal:" + outRefundNo }

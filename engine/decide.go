@@ -63,11 +63,17 @@ func decide(f facts, cmd Command, now time.Time) (*change, *refusal, error) {
 	case VerbReplay:
 		return decideReplay(f, ch, cmd)
 	case VerbFlag:
-		if o.Flag == cmd.Flag.Reason {
-			return nil, &refusal{code: CodeDuplicate, reason: "already flagged: " + o.Flag}, nil
+		flag := cmd.Flag.Reason
+		if !o.raise(flag) {
+			return nil, &refusal{code: CodeDuplicate, reason: "already flagged: " + flag}, nil
 		}
-		o.Flag = cmd.Flag.Reason
-		ch.events = append(ch.events, Event{Type: EventFlagged, From: o.State, To: o.State, Reason: cmd.Flag.Reason})
+		ch.events = append(ch.events, Event{Type: EventFlagged, From: o.State, To: o.State, Reason: flagReason(flag, cmd.Reason)})
+	case VerbResolve:
+		flag := cmd.Resolve.Flag
+		if !o.clearFlag(flag) {
+			return nil, &refusal{code: CodeNotFlagged, reason: fmt.Sprintf("the order has no flag %s (it has %v)", flag, []string(cur.Flags))}, nil
+		}
+		ch.events = append(ch.events, Event{Type: EventResolved, From: o.State, To: o.State, Reason: flagReason(flag, cmd.Reason)})
 	}
 	return ch, nil, nil
 }
@@ -144,10 +150,10 @@ func decideNotify(ch *change, cmd Command) (*change, *refusal, error) {
 		return nil, &refusal{code: CodeDuplicate, reason: "already paid"}, nil
 	case p.AmountFen != o.AmountFen:
 		reason := fmt.Sprintf("WeChat says %d fen were paid, the order is for %d", p.AmountFen, o.AmountFen)
-		return nil, &refusal{code: CodeAmountMismatch, reason: reason, flag: string(CodeAmountMismatch)}, nil
+		return nil, &refusal{code: CodeAmountMismatch, reason: reason, flag: FlagAmountMismatch}, nil
 	case o.State == Closed:
 		reason := fmt.Sprintf("payment %s arrived for a closed order: refund it", p.TransactionID)
-		return nil, &refusal{code: CodePaidAfterClose, reason: reason, flag: string(CodePaidAfterClose)}, nil
+		return nil, &refusal{code: CodePaidAfterClose, reason: reason, flag: FlagPaidAfterClose}, nil
 	}
 	if r := ch.move(cmd.Verb, EventNotified); r != nil {
 		return nil, r, nil
@@ -215,7 +221,7 @@ func decideRefunded(f facts, ch *change, cmd Command) (*change, *refusal, error)
 	}
 	ref.State = RefundFailed
 	ch.events[0].Refund, ch.events[0].Reason = &ref, "WeChat closed the refund"
-	o.Flag = "refund_closed"
+	o.raise(FlagRefundClosed)
 	return ch, nil, nil
 }
 
@@ -258,7 +264,9 @@ func decideReplay(f facts, ch *change, cmd Command) (*change, *refusal, error) {
 		ev.Refund = &r
 	}
 	ch.events = append(ch.events, ev)
-	o.Flag = "" // the replay is the answer to the flag (dead letter, repeated failures)
+	// The replay answers the operational flags (a dead letter: the step runs
+	// again); an alert stays until a person resolves it.
+	o.clearOperational()
 	return ch, nil, nil
 }
 

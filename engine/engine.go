@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,6 +34,9 @@ type Config struct {
 	Reconcile ReconcileConfig
 	// Streams configures what Provision declares.
 	Streams StreamsConfig
+	// StreamCheckInterval is how often the engine measures how full the
+	// streams are, to warn before one fills (30 s).
+	StreamCheckInterval time.Duration
 	// Observer hears every applied transition and every refusal (metrics); optional.
 	Observer Observer
 	// Logger receives the engine's logs; discarded when nil.
@@ -58,6 +62,9 @@ func (c *Config) Validate() error {
 	if c.DefaultExpiry == 0 {
 		c.DefaultExpiry = 2 * time.Hour
 	}
+	if c.StreamCheckInterval == 0 {
+		c.StreamCheckInterval = 30 * time.Second
+	}
 	c.Reconcile.defaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -65,7 +72,7 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 {
+	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 {
 		return errors.New("engine: negative relay batch or interval")
 	}
 	return nil
@@ -89,6 +96,9 @@ type Engine struct {
 	js    jetstream.JetStream
 	relay *Relay
 	log   *slog.Logger
+
+	fillMu    sync.Mutex
+	fillLevel map[string]int // per stream: 0 below the warning, 1 past it, 2 full (CheckStreams)
 }
 
 // New builds an engine over a store and a NATS connection.
@@ -102,7 +112,7 @@ func New(cfg Config, store *Store, nc *nats.Conn, js jetstream.JetStream) (*Engi
 			cfg.IntakeShards = 8
 		}
 	}
-	e := &Engine{cfg: cfg, store: store, nc: nc, js: js, log: cfg.Logger.With("component", "engine")}
+	e := &Engine{cfg: cfg, store: store, nc: nc, js: js, log: cfg.Logger.With("component", "engine"), fillLevel: map[string]int{}}
 	e.relay = newRelay(store, js, cfg.RelayBatch, cfg.RelayInterval, e.log)
 	return e, nil
 }
@@ -113,13 +123,15 @@ func (e *Engine) Store() *Store { return e.store }
 // Relay returns the engine's outbox relay.
 func (e *Engine) Relay() *Relay { return e.relay }
 
-// Run consumes commands, relays the outbox, closes expired orders and
-// reconciles quiet ones until ctx ends; then it drains and returns.
+// Run consumes commands, relays the outbox, closes expired orders,
+// reconciles quiet ones and watches the streams fill until ctx ends; then it
+// drains and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.relay.Run(ctx) })
 	g.Go(func() error { return e.runIntake(ctx) })
 	g.Go(func() error { return e.runExpiry(ctx) })
 	g.Go(func() error { return e.runReconcile(ctx) })
+	g.Go(func() error { return e.runStreamWatch(ctx) })
 	return g.Wait()
 }

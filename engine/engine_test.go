@@ -149,7 +149,11 @@ func TestNotifyGuards(t *testing.T) {
 		}
 		n = cmd(engine.VerbNotify, "o2", 4)
 		n.Notify = &engine.Payment{TransactionID: "t", AmountFen: 500, Source: engine.SourceQuery}
-		if res, _ := e.Apply(ctx, n); res.Code != engine.CodePaidAfterClose || res.Order.Flag != string(engine.CodePaidAfterClose) {
+		// A second alert keeps the first: both are in the set, the first
+		// raised stays the primary one.
+		res, _ = e.Apply(ctx, n)
+		if res.Code != engine.CodePaidAfterClose || fmt.Sprint(res.Order.Flags) != "[amount_mismatch paid_after_close]" ||
+			res.Order.Flag != engine.FlagAmountMismatch {
 			t.Fatalf("paid after close: %+v", res)
 		}
 	})

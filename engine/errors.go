@@ -22,12 +22,13 @@ const (
 	CodeUnknownOrder     RefusalCode = "unknown_order"      // no such order (or no such refund of it)
 	CodeNothingToReplay  RefusalCode = "nothing_to_replay"  // the order rests: no step is pending
 	CodeStale            RefusalCode = "stale"              // about a state the order has left
+	CodeNotFlagged       RefusalCode = "not_flagged"        // a resolution of a flag the order does not have
 	CodeInvalid          RefusalCode = "invalid"            // malformed command
 	CodeForbiddenOrigin  RefusalCode = "forbidden_origin"   // its publisher may not send it (intake only; never recorded)
 )
 
-// refusal is a command that does not fit; flag, when set, is still written
-// on the order (amount mismatch, payment after close).
+// refusal is a command that does not fit; flag, when set, is still raised
+// on the order (amount mismatch, payment after close), beside its others.
 type refusal struct {
 	code   RefusalCode
 	reason string

@@ -6,7 +6,7 @@ import "time"
 // It is the fourth token of the event subject wxflow.evt.<merchant>.<type>.<order_id>.
 type EventType string
 
-// The facts. All but EventCloseRequested, EventFlagged and
+// The facts. All but EventCloseRequested, EventFlagged, EventResolved and
 // EventQueryRequested are transitions into the state of the same name; a
 // replay re-emits one of them with From == To.
 const (
@@ -22,6 +22,7 @@ const (
 	EventFailed         EventType = "failed"
 	EventCloseRequested EventType = "close_requested" // the close worker must call closeorder
 	EventFlagged        EventType = "flagged"         // the order needs a person
+	EventResolved       EventType = "resolved"        // a person cleared one flag
 	EventQueryRequested EventType = "query_requested" // the query worker must ask WeChat about the payment
 )
 

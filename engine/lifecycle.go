@@ -77,7 +77,20 @@ type stateRule struct {
 	onPayer bool
 	// paid: WeChat took the payer's money, so another payment is a duplicate.
 	paid bool
+	// asks is what the reconciler asks WeChat about an order quiet in the
+	// state (reconcile.go): the payment, or the refund in flight.
+	asks ask
 }
+
+// ask is what the reconciler asks WeChat about an order that waits on it.
+type ask int
+
+// The reconciler's asks.
+const (
+	askNothing ask = iota // the order waits on nothing WeChat could tell
+	askPayment            // did the payer pay? (a lost payment notification)
+	askRefund             // did the refund settle? (a lost refund notification)
+)
 
 // states lists every state in lifecycle order. Every worker a replay wakes
 // is idempotent (same out_trade_no, same out_refund_no, deterministic
@@ -88,17 +101,17 @@ var states = []stateRule{
 	{state: Created, replay: EventCreated, deadline: time.Minute},
 	{state: Authorized, replay: EventAuthorized, deadline: time.Minute},
 	{state: Prepaid, replay: EventPrepaid, deadline: time.Minute},
-	{state: Signed, replay: EventQueryRequested, onPayer: true},
+	{state: Signed, replay: EventQueryRequested, onPayer: true, asks: askPayment},
 	{state: Notified, paid: true},
-	{state: Refunding, replay: EventRefunding, deadline: 30 * time.Minute, paid: true},
+	{state: Refunding, replay: EventRefunding, deadline: 30 * time.Minute, paid: true, asks: askRefund},
 	{state: Refunded, paid: true},
 	{state: Closed},
 	{state: Failed},
 }
 
-// stayingFacts are the events that move nothing besides replays: a flag, and
-// a close asked of the close worker.
-var stayingFacts = []EventType{EventFlagged, EventCloseRequested}
+// stayingFacts are the events that move nothing besides replays: a flag, a
+// flag resolved by a person, and a close asked of the close worker.
+var stayingFacts = []EventType{EventFlagged, EventResolved, EventCloseRequested}
 
 // rule is the table's row of state s (a zero row for an unknown state).
 func rule(s State) stateRule {

@@ -172,7 +172,7 @@ func TestDecidePreChecks(t *testing.T) {
 			tableCommands[5].cmd, "!unknown_order"},
 		{"refund result again", with(Refunded, func(f *facts) { f.refund = &Refund{OutRefundNo: "r1", OrderID: "o1", State: RefundSucceeded} }),
 			tableCommands[5].cmd, "!duplicate"},
-		{"the same flag again", with(Notified, func(f *facts) { f.order.Flag = "dead_letter:x" }), tableCommands[10].cmd, "!duplicate"},
+		{"the same flag again", with(Notified, func(f *facts) { f.order.Flags = Flags{"dead_letter:x"} }), tableCommands[10].cmd, "!duplicate"},
 	}
 	for _, tc := range tests {
 		cmd := tc.cmd

@@ -82,8 +82,13 @@ type Order struct {
 	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
 	// Version counts applied transitions; it is the per-order event sequence.
 	Version int64 `json:"version" db:"version"`
-	// Flag is set when the order needs a person: dead-lettered message,
-	// amount mismatch, payment after close… Empty when all is well.
+	// Flags are what the order needs a person or a replay for (flags.go:
+	// amount mismatch, payment after close, a dead-lettered event …), in the
+	// order raised; empty when all is well.
+	Flags Flags `json:"flags,omitempty" db:"flags"`
+	// Flag is Flags' primary flag (the first alert, else the first flag), as
+	// one-line views (the admin page's lists, the stuck list) show it; it was
+	// the only flag before orders kept a set, and its JSON stays.
 	Flag       string `json:"flag,omitempty" db:"flag"`
 	FailCode   string `json:"fail_code,omitempty" db:"fail_code"`
 	FailReason string `json:"fail_reason,omitempty" db:"fail_reason"`

@@ -75,7 +75,7 @@ func mayPublish(o Origin, cmd Command) (bool, string) {
 	switch o {
 	case OriginAPI:
 		switch cmd.Verb {
-		case VerbCreate, VerbRefund, VerbClose, VerbReplay, VerbFlag:
+		case VerbCreate, VerbRefund, VerbClose, VerbReplay, VerbFlag, VerbResolve:
 			return true, ""
 		case VerbNotify:
 			return cmd.Notify != nil && cmd.Notify.Source == SourceNotification, "the API reports only payments WeChat notified"
@@ -85,7 +85,7 @@ func mayPublish(o Origin, cmd Command) (bool, string) {
 		return false, "not a verb of the API"
 	case OriginAdmin:
 		switch cmd.Verb {
-		case VerbRefund, VerbClose, VerbReplay:
+		case VerbRefund, VerbClose, VerbReplay, VerbResolve:
 			return true, ""
 		}
 		return false, "not a verb of the admin tools"

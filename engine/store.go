@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -53,6 +55,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			}
 		}
 		s.dialect, s.path = SQLite, strings.SplitN(path, "?", 2)[0]
+		if err := createPrivate(s.path); err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
 		s.writeTurn = make(chan struct{}, 1)
 		s.db, err = sqlx.Open(s.dialect.driver(), sqliteDSN(path))
 		if err == nil {
@@ -76,6 +81,23 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate creates the SQLite file, empty and readable by its owner
+// alone (0600), when it does not exist yet: it holds every order, openid and
+// refund, and SQLite would create it with the umask's mode (0644, readable
+// by every local user). SQLite gives the write-ahead log and its index
+// (-wal, -shm) the main file's mode, so they are private too. An existing
+// file keeps the mode its owner gave it.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	return f.Close()
 }
 
 // beginWrite starts a write transaction, after this process's other writers

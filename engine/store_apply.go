@@ -127,20 +127,24 @@ func (s *Store) writeChange(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch 
 	}
 	if ch.insert {
 		o.CreatedAt = now
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+orderColumns+`, request_hash, close_requested)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+orderColumns+`, request_hash, close_requested,
+			reconcile_attempts, reconcile_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			o.ID, o.Merchant, o.OutTradeNo, o.Description, o.AmountFen, o.PayAPI, o.Client, o.OpenID, o.OAuthCode,
 			o.LoginCode, o.ClientIP, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen, o.ExpiresAt.UTC(),
-			o.CreatedAt, o.UpdatedAt, o.Version, o.Flag, o.FailCode, o.FailReason, o.Shop, ch.reqHash, false); err != nil {
+			o.CreatedAt, o.UpdatedAt, o.Version, o.Flags, o.Flag, o.FailCode, o.FailReason, o.Shop, ch.reqHash, false,
+			ch.reconcileAttempts, ch.reconcileAt); err != nil {
 			return nil, err
 		}
 	} else {
 		closeReq := cur.CloseRequested || ch.closeReq
 		r, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE orders SET openid = ?, oauth_code = ?, login_code = ?, state = ?,
 			prepay_id = ?, pay_params = ?, transaction_id = ?, paid_fen = ?, refunded_fen = ?, updated_at = ?, version = ?,
-			flag = ?, fail_code = ?, fail_reason = ?, close_requested = ? WHERE id = ? AND version = ?`),
+			flags = ?, flag = ?, fail_code = ?, fail_reason = ?, close_requested = ?, reconcile_attempts = ?, reconcile_at = ?
+			WHERE id = ? AND version = ?`),
 			o.OpenID, o.OAuthCode, o.LoginCode, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen,
-			o.UpdatedAt, o.Version, o.Flag, o.FailCode, o.FailReason, closeReq, o.ID, prevVersion)
+			o.UpdatedAt, o.Version, o.Flags, o.Flag, o.FailCode, o.FailReason, closeReq, ch.reconcileAttempts, ch.reconcileAt,
+			o.ID, prevVersion)
 		if err != nil {
 			return nil, err
 		}

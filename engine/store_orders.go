@@ -15,13 +15,18 @@ import (
 
 const orderColumns = `id, merchant, out_trade_no, description, amount_fen, pay_api, client, openid, oauth_code,
 	login_code, client_ip, state, prepay_id, pay_params, transaction_id, paid_fen, refunded_fen, expires_at,
-	created_at, updated_at, version, flag, fail_code, fail_reason, shop`
+	created_at, updated_at, version, flags, flag, fail_code, fail_reason, shop`
 
 // orderRow is an order with the columns only the engine reads.
 type orderRow struct {
 	Order
 	RequestHash    string `db:"request_hash"`
 	CloseRequested bool   `db:"close_requested"`
+	// ReconcileAttempts and ReconcileAt are the reconciler's schedule of the
+	// order: how often it asked WeChat since the order entered its state, and
+	// when it asks next (nil: never).
+	ReconcileAttempts int        `db:"reconcile_attempts"`
+	ReconcileAt       *time.Time `db:"reconcile_at"`
 }
 
 func fixOrder(o *Order) {
@@ -30,7 +35,7 @@ func fixOrder(o *Order) {
 
 func (s *Store) getOrderRow(ctx context.Context, q sqlx.QueryerContext, where string, args ...any) (orderRow, error) {
 	var r orderRow
-	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind("SELECT "+orderColumns+", request_hash, close_requested FROM orders WHERE "+where), args...)
+	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind("SELECT "+orderColumns+", request_hash, close_requested, reconcile_attempts, reconcile_at FROM orders WHERE "+where), args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -213,15 +218,33 @@ func (s *Store) expiredOrders(ctx context.Context, closable []State, now time.Ti
 	return ids, err
 }
 
-// quietOrders lists up to limit orders the reconciler asks WeChat about: in
-// payState, unchanged since payQuiet and not expired at now; or in
-// refundState, unchanged since refundQuiet. Oldest update first.
-func (s *Store) quietOrders(ctx context.Context, payState State, payQuiet, now time.Time, refundState State, refundQuiet time.Time, limit int) ([]OrderID, error) {
-	var ids []OrderID
-	err := s.db.SelectContext(ctx, &ids, s.db.Rebind(`SELECT id FROM orders
-		WHERE (state = ? AND updated_at < ? AND expires_at > ?) OR (state = ? AND updated_at < ?)
-		ORDER BY updated_at LIMIT ?`), payState, payQuiet, now, refundState, refundQuiet, limit)
-	return ids, err
+// dueAsk is an order whose reconciler ask is due, with what its next
+// schedule depends on.
+type dueAsk struct {
+	ID        OrderID   `db:"id"`
+	State     State     `db:"state"`
+	Attempts  int       `db:"reconcile_attempts"`
+	ExpiresAt time.Time `db:"expires_at"`
+}
+
+// dueAsks lists up to limit orders whose reconciler ask is due at now, the
+// longest due first (the partial index orders_reconcile_due).
+func (s *Store) dueAsks(ctx context.Context, now time.Time, limit int) ([]dueAsk, error) {
+	var out []dueAsk
+	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT id, state, reconcile_attempts, expires_at FROM orders
+		WHERE reconcile_at IS NOT NULL AND reconcile_at <= ? ORDER BY reconcile_at LIMIT ?`), now.UTC(), limit)
+	for i := range out {
+		out[i].ExpiresAt = out[i].ExpiresAt.UTC()
+	}
+	return out, err
+}
+
+// rescheduleAsk records that the reconciler asked about an order once more
+// and when it asks next (nil: never), unless the order has left the state
+// it was asked about in or was asked about meanwhile (another engine).
+func (s *Store) rescheduleAsk(ctx context.Context, d dueAsk, next *time.Time) error {
+	return s.execWrite(ctx, s.db.Rebind(`UPDATE orders SET reconcile_attempts = ?, reconcile_at = ?
+		WHERE id = ? AND state = ? AND reconcile_attempts = ?`), d.Attempts+1, next, d.ID, d.State, d.Attempts)
 }
 
 // OrdersByOpenID lists a payer's orders, newest first.

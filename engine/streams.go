@@ -49,6 +49,14 @@ type StreamsConfig struct {
 	EventMaxAge time.Duration
 	// LeaseTTL is the token refresher's lease (30 s).
 	LeaseTTL time.Duration
+	// MaxBytes caps each stream's size (1 GiB) and MaxMsgs its messages
+	// (1,000,000), so that a stream cannot fill the NATS server's disk. The
+	// command stream then refuses a new command (its publisher retries: a
+	// command is never dropped); the others drop their oldest messages (the
+	// database keeps the history, and a dead-lettered order is flagged
+	// there). The engine warns when a stream passes 80 % (streamfill.go).
+	MaxBytes int64
+	MaxMsgs  int64
 }
 
 func (c StreamsConfig) withDefaults() StreamsConfig {
@@ -64,6 +72,12 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 30 * time.Second
 	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 1 << 30
+	}
+	if c.MaxMsgs == 0 {
+		c.MaxMsgs = 1_000_000
+	}
 	return c
 }
 
@@ -71,9 +85,11 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 // every process may call it at start, in any order.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg = cfg.withDefaults()
+	// Size limits and discard policies exist in NATS 2.9: MaxBytes, MaxMsgs,
+	// DiscardOld and DiscardNew. A full work queue must refuse, not drop.
 	streams := []jetstream.StreamConfig{
 		{Name: CommandStream, Subjects: []string{CommandSubjectPrefix + ">"}, Retention: jetstream.WorkQueuePolicy,
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow},
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: cfg.DuplicateWindow, Discard: jetstream.DiscardNew},
 		{Name: EventStream, Subjects: []string{EventSubjectPrefix + ">"}, Retention: jetstream.LimitsPolicy,
 			// NATS refuses a duplicate window longer than the stream keeps messages.
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: min(cfg.DuplicateWindow, cfg.EventMaxAge), MaxAge: cfg.EventMaxAge},
@@ -83,6 +99,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) e
 			Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour},
 	}
 	for _, sc := range streams {
+		sc.MaxBytes, sc.MaxMsgs = cfg.MaxBytes, cfg.MaxMsgs
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("engine: stream %s: %w", sc.Name, err)
 		}

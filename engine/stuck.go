@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -45,7 +46,7 @@ func (s *Store) Stuck(ctx context.Context, f StuckFilter) ([]StuckOrder, error) 
 	seen := map[OrderID]bool{}
 	for _, o := range flagged {
 		if f.State == "" || o.State == f.State {
-			out = append(out, StuckOrder{Order: o, Why: "flagged: " + o.Flag})
+			out = append(out, StuckOrder{Order: o, Why: "flagged: " + strings.Join(o.Flags, ", ")})
 			seen[o.ID] = true
 		}
 	}

@@ -69,8 +69,13 @@ func TestBench(t *testing.T) {
 		t.Errorf("refund latency: %+v", p)
 	}
 	// Transactions: create (created and authorized at once), prepaid, signed,
-	// notified for each order, refund and refunded for 4; events: one more per order.
-	if c := rep.Ceiling; c.Transactions != 20*4+4*2 || c.RoundTrips != 2*(20*5+4*2) || c.OrdersPerS <= 0 || rep.Ratio <= 0 {
+	// notified for each order, refund and refunded for 4; events: one more per
+	// order. A v2 refund's notification asks for a replay (one transaction,
+	// one event) when it comes before the refund worker's own query found the
+	// refund settled: a few more, as the simulator's timing goes.
+	c := rep.Ceiling
+	extra := c.Transactions - (20*4 + 4*2)
+	if extra < 0 || extra > 4 || c.RoundTrips != 2*(20*5+4*2+extra) || c.OrdersPerS <= 0 || rep.Ratio <= 0 {
 		t.Errorf("ceiling: %+v, ratio %v", c, rep.Ratio)
 	}
 	if rep.WeChatCallsPerOrder < 1 || rep.DBBytes == 0 || rep.StreamBytes == 0 {

@@ -27,8 +27,9 @@ import (
 // (or WXFLOW_DB_URL) even when nothing runs; acting ones publish commands
 // that take effect as soon as the engine runs.
 func adminCommand() *cobra.Command {
-	admin := &cobra.Command{Use: "admin", Short: "Find stuck orders, show an order's timeline, replay, close and refund"}
-	admin.AddCommand(adminStuckCommand(), adminShowCommand(), adminReplayCommand(), adminCloseCommand(), adminRefundCommand())
+	admin := &cobra.Command{Use: "admin", Short: "Find stuck orders, show an order's timeline, replay, close, refund and resolve flags"}
+	admin.AddCommand(adminStuckCommand(), adminShowCommand(), adminReplayCommand(), adminCloseCommand(), adminRefundCommand(),
+		adminResolveCommand())
 	return admin
 }
 
@@ -146,8 +147,8 @@ func adminShowCommand() *cobra.Command {
 func printOrder(w io.Writer, o engine.Order, h []engine.HistoryEntry, refunds []engine.Refund, why string) {
 	fmt.Fprintf(w, "order %s  (%s, out_trade_no %s)\n", o.ID, o.Merchant, o.OutTradeNo)
 	fmt.Fprintf(w, "  state     %s", o.State)
-	if o.Flag != "" {
-		fmt.Fprintf(w, "  FLAG %s", o.Flag)
+	for _, f := range o.Flags {
+		fmt.Fprintf(w, "  FLAG %s (%s)", f, engine.KindOf(f))
 	}
 	fmt.Fprintf(w, "\n  amount    %d fen, paid %d, refunded %d  (pay API %s, %s)\n", o.AmountFen, o.PaidFen, o.RefundedFen, o.PayAPI, o.Client)
 	fmt.Fprintf(w, "  payer     %s   prepay_id %s   transaction %s\n", orDash(o.OpenID), orDash(o.PrepayID), orDash(o.TransactionID))
@@ -372,6 +373,39 @@ func adminRefundCommand() *cobra.Command {
 	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gNATS)
 	a.register(cmd)
 	cmd.Flags().Int64Var(&amount, "amount", 0, "amount to refund, in fen")
+	return cmd
+}
+
+// adminResolveCommand clears one flag of an order: the only way an alert
+// (money may be wrong) goes, since neither a replay nor the reconciler
+// clears one. Who and why are written to the order's history.
+func adminResolveCommand() *cobra.Command {
+	var s stack.Settings
+	var flags *flagSet
+	var a adminFlags
+	var flag string
+	cmd := &cobra.Command{
+		Use:   "resolve ORDER_ID --flag FLAG --reason WHY",
+		Short: "Clear one flag of an order once a person has dealt with it (alerts go no other way)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := flags.load(&s); err != nil {
+				return err
+			}
+			if strings.TrimSpace(flag) == "" {
+				return usageError{errors.New("--flag is required: the flag to clear (wxflow admin show lists them)")}
+			}
+			if err := a.check(); err != nil {
+				return usageError{err}
+			}
+			c := engine.Command{ID: engine.AdminCommandID(engine.VerbResolve), Verb: engine.VerbResolve, Origin: engine.OriginAdmin, OrderID: engine.OrderID(args[0]),
+				Actor: actor(a.who), Reason: a.reason, Resolve: &engine.Resolution{Flag: flag}}
+			return sendAdmin(cmd, &s, c)
+		},
+	}
+	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gNATS)
+	a.register(cmd)
+	cmd.Flags().StringVar(&flag, "flag", "", "the flag to clear, e.g. amount_mismatch")
 	return cmd
 }
 

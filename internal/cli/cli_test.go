@@ -39,6 +39,8 @@ func TestSettingsAreStrict(t *testing.T) {
 		{name: "unknown db scheme", args: []string{"migrate", "--db", "mysql://x"}, wantCode: ExitUsage, wantErr: `unknown scheme "mysql"`},
 		{name: "malformed env number", args: []string{"worker", "all"}, env: map[string]string{"WXFLOW_WORKER_LANES": "abc"}, wantCode: ExitUsage, wantErr: "WXFLOW_WORKER_LANES"},
 		{name: "malformed env duration", args: []string{"engine"}, env: map[string]string{"WXFLOW_RECONCILE_PAYMENT_AFTER": "soon"}, wantCode: ExitUsage, wantErr: "WXFLOW_RECONCILE_PAYMENT_AFTER"},
+		{name: "malformed stream limit", args: []string{"engine"}, env: map[string]string{"WXFLOW_STREAM_MAX_BYTES": "1GiB"}, wantCode: ExitUsage, wantErr: "WXFLOW_STREAM_MAX_BYTES"},
+		{name: "negative stream limit", args: []string{"engine", "--stream-max-msgs", "-1"}, wantCode: ExitUsage, wantErr: "--stream-max-msgs"},
 		{name: "unknown log format", args: []string{"migrate", "--data", data}, env: map[string]string{"WXFLOW_LOG": "xml"}, wantCode: ExitUsage, wantErr: "--log"},
 		{name: "bad NATS URL", args: []string{"engine", "--nats", "localhost:4222"}, wantCode: ExitUsage, wantErr: "--nats"},
 		{name: "bad stuck-after", args: []string{"admin", "stuck", "--data", data, "--stuck-after", "notified=1m"}, wantCode: ExitUsage, wantErr: "--stuck-after"},
@@ -85,9 +87,10 @@ func TestEachCommandShowsItsFlags(t *testing.T) {
 		want     []string
 		wantNone []string
 	}{
+		{args: []string{"admin", "resolve"}, want: []string{"--flag", "--reason", "--who", "--db", "--nats"}, wantNone: []string{"--http", "--worker-lanes"}},
 		{args: []string{"admin", "close"}, want: []string{"--data", "--db", "--nats", "--reason"}, wantNone: []string{"--http", "--worker-lanes", "--wechat-url", "--metrics-addr"}},
 		{args: []string{"worker"}, want: []string{"--nats", "--worker-lanes", "--wechat-url", "--metrics-addr"}, wantNone: []string{"--db", "--stuck-after", "--reconcile-payment-after"}},
-		{args: []string{"engine"}, want: []string{"--db", "--nats", "--reconcile-payment-after", "--reconcile-refund-after", "--expiry-interval"}, wantNone: []string{"--http", "--wechat-url", "--worker-lanes"}},
+		{args: []string{"engine"}, want: []string{"--db", "--nats", "--reconcile-payment-after", "--reconcile-refund-after", "--expiry-interval", "--stream-max-bytes", "--stream-max-msgs"}, wantNone: []string{"--http", "--wechat-url", "--worker-lanes"}},
 		{args: []string{"dev"}, want: []string{"--reconcile-payment-after", "--worker-lanes", "--nats-port", "--http"}, wantNone: []string{"--nats ", "--wechat-url", "--merchant-dir", "--reconcile-after"}},
 		{args: []string{"migrate"}, want: []string{"--db"}, wantNone: []string{"--nats", "--http"}},
 		{args: []string{"shop", "add"}, want: []string{"--db", "--merchant", "--server-secret-file", "--key-file", "--if-missing"}, wantNone: []string{"--nats", "--http"}},

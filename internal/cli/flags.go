@@ -20,7 +20,7 @@ const (
 	gData     group = iota // --data
 	gLog                   // --log --log-level
 	gDB                    // --db
-	gNATS                  // --nats --nats-replicas --event-retention
+	gNATS                  // --nats --nats-replicas --event-retention --stream-max-bytes --stream-max-msgs
 	gHTTP                  // --http --public-addr --public-url
 	gRates                 // --public-rate --shop-rate
 	gMerchant              // --merchant --merchant-dir
@@ -60,6 +60,10 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 		f.IntVar(p, name, 0, usage+" (env "+env+")")
 		fs.env[name] = env
 	}
+	num64 := func(p *int64, name, env, usage string) {
+		f.Int64Var(p, name, 0, usage+" (env "+env+")")
+		fs.env[name] = env
+	}
 	for _, g := range groups {
 		switch g {
 		case gData:
@@ -73,6 +77,8 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			str(&s.NATSURL, "nats", "WXFLOW_NATS_URL", "NATS URL, comma-separated for a cluster (default: the one running for --data)")
 			num(&s.Replicas, "nats-replicas", "WXFLOW_NATS_REPLICAS", "replicas of wxflow's streams and buckets: 1 on one server, 3 on a 3-node cluster (default 1)")
 			dur(&s.EventRetention, "event-retention", "WXFLOW_EVENT_RETENTION", "how long the event stream keeps events (default 720h)")
+			num64(&s.StreamMaxBytes, "stream-max-bytes", "WXFLOW_STREAM_MAX_BYTES", "most bytes each stream holds; the same for every process (default 1073741824)")
+			num64(&s.StreamMaxMsgs, "stream-max-msgs", "WXFLOW_STREAM_MAX_MSGS", "most messages each stream holds; the same for every process (default 1000000)")
 		case gHTTP:
 			str(&s.HTTPAddr, "http", "WXFLOW_HTTP_ADDR", "the API's internal listener: shops, admins, /metrics (default 127.0.0.1:8080)")
 			str(&s.PublicAddr, "public-addr", "WXFLOW_PUBLIC_ADDR", "the API's public listener: WeChat's notifications and /healthz only (default 127.0.0.1:8081)")

@@ -109,8 +109,8 @@ func apiLabel(path string) string {
 }
 
 // ObserveDeployment adds the gauges read from the store and NATS at scrape
-// time: outbox backlog, stuck orders by state, consumer lag, and the API's
-// notification counters.
+// time: outbox backlog, stuck orders by state, consumer lag, how full each
+// stream is, and the API's notification counters.
 func (m *Metrics) ObserveDeployment(store *engine.Store, js jetstream.JetStream, srv *api.Server) {
 	m.Registry.MustRegister(&deploymentCollector{store: store, js: js, srv: srv})
 }
@@ -121,6 +121,7 @@ var (
 	lagDesc      = prometheus.NewDesc("wxflow_consumer_pending", "Messages not yet delivered or not yet acked, by stream and consumer.", []string{"stream", "consumer"}, nil)
 	notifiedDesc = prometheus.NewDesc("wxflow_notifications_total", "WeChat notifications, by result.", []string{"result"}, nil)
 	refusedDesc  = prometheus.NewDesc("wxflow_notifications_refused_total", "Notifications refused, by reason: signature and foreign ones are forged or tampered.", []string{"reason"}, nil)
+	fillDesc     = prometheus.NewDesc("wxflow_stream_fill_ratio", "How full each stream is against its limits (the fuller of bytes and messages): at 1 the command stream refuses commands, the others drop their oldest.", []string{"stream"}, nil)
 )
 
 type deploymentCollector struct {
@@ -135,6 +136,7 @@ func (c *deploymentCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- lagDesc
 	ch <- notifiedDesc
 	ch <- refusedDesc
+	ch <- fillDesc
 }
 
 func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
@@ -155,6 +157,10 @@ func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, st := range engine.AllStates {
 			ch <- prometheus.MustNewConstMetric(stuckDesc, prometheus.GaugeValue, n[st], string(st))
 		}
+	}
+	fills, _ := engine.StreamFills(ctx, c.js) // a stream NATS cannot describe now has no sample
+	for _, f := range fills {
+		ch <- prometheus.MustNewConstMetric(fillDesc, prometheus.GaugeValue, f.Ratio, f.Stream)
 	}
 	for _, stream := range []string{engine.CommandStream, engine.EventStream} {
 		s, err := c.js.Stream(ctx, stream)

@@ -119,7 +119,8 @@ func ConnectNATS(ctx context.Context, s *Settings, name string, wait bool, log *
 		// Each try has its own deadline: a cluster without a JetStream leader
 		// yet may leave a request unanswered rather than refuse it.
 		actx, acancel := context.WithTimeout(pctx, 5*time.Second)
-		err := engine.Provision(actx, js, engine.StreamsConfig{Replicas: s.Replicas, EventMaxAge: s.EventRetention})
+		err := engine.Provision(actx, js, engine.StreamsConfig{Replicas: s.Replicas, EventMaxAge: s.EventRetention,
+			MaxBytes: s.StreamMaxBytes, MaxMsgs: s.StreamMaxMsgs})
 		acancel()
 		if err == nil {
 			return nc, js, nil

@@ -47,6 +47,13 @@ type Settings struct {
 	// keeps events. The database keeps the history for good; the stream's
 	// copy costs the NATS server memory for every order's subjects. Default: 30 days.
 	EventRetention time.Duration
+	// StreamMaxBytes (WXFLOW_STREAM_MAX_BYTES) and StreamMaxMsgs
+	// (WXFLOW_STREAM_MAX_MSGS) cap each of wxflow's streams, so a stream
+	// cannot fill the NATS server's disk; the engine warns past 80 %. Every
+	// process declares the streams, so every one must be given the same.
+	// Default: the engine's (1 GiB, 1,000,000).
+	StreamMaxBytes int64
+	StreamMaxMsgs  int64
 	// WorkerLanes (WXFLOW_WORKER_LANES) is how many events each worker of a
 	// process handles at once: calls to WeChat wait on the network. Default: 16.
 	WorkerLanes int
@@ -184,6 +191,12 @@ func (s *Settings) Validate() error {
 		if !validHost(d) {
 			bad("--app-domains %q: want host names, comma-separated (no scheme, port or path)", d)
 		}
+	}
+	if s.StreamMaxBytes < 0 {
+		bad("--stream-max-bytes %d: must not be negative", s.StreamMaxBytes)
+	}
+	if s.StreamMaxMsgs < 0 {
+		bad("--stream-max-msgs %d: must not be negative", s.StreamMaxMsgs)
 	}
 	if s.WorkerLanes < 1 {
 		bad("--worker-lanes %d: want at least 1", s.WorkerLanes)

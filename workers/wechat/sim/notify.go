@@ -97,20 +97,27 @@ func (s *Sim) queueV3(kind, url, key, event, summary, originalType string, plain
 	return nil
 }
 
+// SettleRefund settles a refund still PROCESSING now, as WeChat does once
+// the payer's bank answers, and sends its notification; false when there is
+// no such refund or it was settled already. Tests use it with a RefundDelay
+// too long to pass, to tell a refund WeChat settled from one a notification
+// only claims is.
+func (s *Sim) SettleRefund(outRefundNo string) bool { return s.settleRefund(outRefundNo) }
+
 // settleRefund moves a refund to SUCCESS and notifies, if it has a notify URL.
-func (s *Sim) settleRefund(outRefundNo string) {
+func (s *Sim) settleRefund(outRefundNo string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rf := s.refunds[outRefundNo]
 	if rf == nil || rf.Status != "PROCESSING" {
-		return
+		return false
 	}
 	rf.Status = "SUCCESS"
 	o := s.orders[rf.OutTradeNo]
 	o.refunding--
 	s.log.Info("refund settled", "out_refund_no", rf.OutRefundNo)
 	if rf.NotifyURL == "" {
-		return
+		return true
 	}
 	m := s.keys.Merchant
 	if rf.API == "v2" {
@@ -122,18 +129,19 @@ func (s *Sim) settleRefund(outRefundNo string) {
 			"refund_account": "REFUND_SOURCE_UNSETTLED_FUNDS", "refund_request_source": "API"})
 		reqInfo, err := v2.EncryptReqInfo(plain, string(m.APIKey))
 		if err != nil {
-			return
+			return true
 		}
 		body := v2.EncodeXML(map[string]string{"return_code": "SUCCESS", "appid": o.AppID, "mch_id": o.MchID,
 			"nonce_str": v2.NonceStr(), "req_info": reqInfo})
 		s.queue("v2-refund", rf.NotifyURL, rf.OutRefundNo, body, map[string]string{"Content-Type": "text/xml"})
-		return
+		return true
 	}
 	plain, _ := json.Marshal(v3.RefundNotification{MchID: o.MchID, OutTradeNo: o.OutTradeNo, TransactionID: o.TransactionID,
 		OutRefundNo: rf.OutRefundNo, RefundID: rf.RefundID, RefundStatus: "SUCCESS",
 		SuccessTime: s.now().Format(time.RFC3339), Amount: v3.Amount{Total: o.TotalFen, Refund: rf.RefundFen,
 			PayerTotal: o.TotalFen, PayerRefund: rf.RefundFen}})
 	_ = s.queueV3("v3-refund", rf.NotifyURL, rf.OutRefundNo, "REFUND.SUCCESS", "退款成功", "refund", plain)
+	return true
 }
 
 // queue records a notification and starts its delivery, applying the

@@ -95,21 +95,7 @@ func (c *Client) do(ctx context.Context, method, pathAndQuery string, in, out an
 		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true, Err: err}
 	}
 	if resp.StatusCode >= 300 {
-		// WeChat signs its error answers as well; a gateway's bare 502 is not
-		// signed. A signed answer that does not verify is not WeChat's word:
-		// its code (ORDERPAID, ORDER_CLOSED, …) is not acted on, and the call
-		// is tried again.
-		if resp.Header.Get("Wechatpay-Signature") != "" {
-			if err := c.verify(resp.Header, raw); err != nil {
-				return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true,
-					Err: fmt.Errorf("error answer that does not verify: %w", err)}
-			}
-		}
-		var eb errorBody
-		_ = json.Unmarshal(raw, &eb)
-		retry := resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests ||
-			eb.Code == "SYSTEM_ERROR" || eb.Code == "FREQUENCY_LIMITED" || eb.Code == "BANK_ERROR"
-		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Code: eb.Code, Message: eb.Message, Retryable: retry}
+		return c.errorAnswer(api, resp, raw)
 	}
 	if err := c.verify(resp.Header, raw); err != nil {
 		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Code: "SIGN_ERROR", Message: "response signature", Err: err}
@@ -120,6 +106,36 @@ func (c *Client) do(ctx context.Context, method, pathAndQuery string, in, out an
 		}
 	}
 	return nil
+}
+
+// errorAnswer reads a non-2xx answer. An error that is retried changes
+// nothing, so it may come unsigned (a gateway's bare 502, a 429). Every other
+// error is acted on: ORDERPAID turns into an order query and a payment,
+// ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS and ORDER_CLOSED confirm a close,
+// NOT_ENOUGH and any other final code fail a step or close a refund. So it
+// must be WeChat's word, verified like a success answer (Wechatpay-Signature
+// over the timestamp, the nonce and the body, with the WeChat Pay key):
+// unsigned or not verifying, it is not WeChat's, carries no code, and the
+// call is tried again (Retryable), never acted on.
+func (c *Client) errorAnswer(api string, resp *http.Response, raw []byte) error {
+	var eb errorBody
+	_ = json.Unmarshal(raw, &eb)
+	if retryableAnswer(resp.StatusCode, eb.Code) {
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Code: eb.Code, Message: eb.Message, Retryable: true}
+	}
+	if err := c.verify(resp.Header, raw); err != nil {
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: true,
+			Err: fmt.Errorf("error answer that does not verify, not acted on: %w", err)}
+	}
+	return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Code: eb.Code, Message: eb.Message}
+}
+
+// retryableAnswer reports whether an error answer is worth the same call
+// again: a server error, a rate limit, or a code WeChat gives for a passing
+// trouble (whatever the status it comes with).
+func retryableAnswer(status int, code string) bool {
+	return status >= 500 || status == http.StatusTooManyRequests ||
+		code == "SYSTEM_ERROR" || code == "FREQUENCY_LIMITED" || code == "BANK_ERROR"
 }
 
 // verify checks WeChat's signature headers with the key Wechatpay-Serial

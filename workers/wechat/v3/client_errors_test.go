@@ -129,6 +129,34 @@ func TestClientErrors(t *testing.T) {
 			wantRetryable: true,
 		},
 		{
+			name: "forged 400 ORDERPAID without signature headers is not acted on",
+			given: answer{Status: 400, Body: `{"code":"ORDERPAID","message":"该订单已支付"}`, Tamper: func(h http.Header, b []byte) []byte {
+				for k := range h {
+					delete(h, k)
+				}
+				return b
+			}},
+			wantErr:       wechat.ErrSignature,
+			wantRetryable: true,
+		},
+		{
+			name:          "403 NOT_ENOUGH signed by another key is not acted on",
+			given:         answer{Status: 403, Body: `{"code":"NOT_ENOUGH","message":"余额不足"}`, SignKey: mustMerchantKey(t)},
+			wantErr:       wechat.ErrSignature,
+			wantRetryable: true,
+		},
+		{
+			name:          "404 RESOURCE_NOT_EXISTS from an unknown Wechatpay-Serial is not acted on",
+			given:         answer{Status: 404, Body: `{"code":"RESOURCE_NOT_EXISTS","message":"退款单不存在"}`, Serial: "PUB_KEY_ID_00000000000000000000000000000002"},
+			wantErr:       wechat.ErrSignature,
+			wantRetryable: true,
+		},
+		{
+			name:     "403 NOT_ENOUGH signed by WeChat",
+			given:    answer{Status: 403, Body: `{"code":"NOT_ENOUGH","message":"余额不足"}`},
+			wantCode: "NOT_ENOUGH",
+		},
+		{
 			name:     "401 SIGN_ERROR from WeChat",
 			given:    answer{Status: 401, Body: `{"code":"SIGN_ERROR","message":"签名错误"}`},
 			wantErr:  wechat.ErrSignature,
@@ -148,6 +176,9 @@ func TestClientErrors(t *testing.T) {
 			}
 			if we.API != "v3/pay/transactions/jsapi" || we.HTTPStatus != tc.given.Status {
 				t.Errorf("API %q status %d, want v3/pay/transactions/jsapi %d", we.API, we.HTTPStatus, tc.given.Status)
+			}
+			if tc.wantRetryable && (errors.Is(err, wechat.ErrOrderPaid) || errors.Is(err, wechat.ErrOrderNotExist) || errors.Is(err, wechat.ErrOrderClosed)) {
+				t.Errorf("err = %v: a retried answer must not match a code a worker acts on", err)
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("err = %v, want one matching %v", err, tc.wantErr)
