@@ -65,7 +65,7 @@ func TestV2RefundNotificationIsConfirmedByAQuery(t *testing.T) {
 	}
 
 	const id = engine.OrderID("v2refund1")
-	send(engine.Command{ID: "create:" + string(id), Verb: engine.VerbCreate, OrderID: id, Actor: "shop", Create: &engine.CreateOrder{
+	send(engine.Command{ID: "create:" + string(id), Verb: engine.VerbCreate, Origin: engine.OriginAPI, OrderID: id, Actor: "shop", Create: &engine.CreateOrder{
 		Merchant: "default", OutTradeNo: "V2R-0001", Description: "v2 refund notification", AmountFen: 500, PayAPI: engine.PayV2,
 		Client: engine.ClientJSAPI, OpenID: "oV2REFUND", ClientIP: "127.0.0.1", ExpiresAt: time.Now().Add(time.Hour), RequestHash: "h"}})
 	o := waitState(id, engine.Signed)
@@ -74,7 +74,7 @@ func TestV2RefundNotificationIsConfirmedByAQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	o = waitState(id, engine.Notified)
-	send(engine.Command{ID: engine.RefundCommandID(id, "V2R-R-0001", 500), Verb: engine.VerbRefund, OrderID: id, Actor: "shop",
+	send(engine.Command{ID: engine.RefundCommandID(id, "V2R-R-0001", 500), Verb: engine.VerbRefund, Origin: engine.OriginAPI, OrderID: id, Actor: "shop",
 		Refund: &engine.RefundAsk{OutRefundNo: "V2R-R-0001", AmountFen: 500}})
 	waitState(id, engine.Refunding)
 	enginetest.WaitFor(t, 30*time.Second, func() error {

@@ -87,7 +87,7 @@ func TestStreamLimits(t *testing.T) {
 	}
 	// The command stream, full, refuses the next command: nothing is dropped.
 	for i := range 10 {
-		c := engine.Command{ID: fmt.Sprintf("flag:%d", i), Verb: engine.VerbFlag, OrderID: "o1", Flag: &engine.FlagInfo{Reason: "x"}, At: time.Now()}
+		c := engine.Command{ID: fmt.Sprintf("flag:%d", i), Verb: engine.VerbFlag, Origin: engine.OriginAPI, OrderID: "o1", Flag: &engine.FlagInfo{Reason: "x"}, At: time.Now()}
 		if _, err := engine.Publish(ctx, js, c, nil); err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
