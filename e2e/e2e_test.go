@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/internal/cli"
 	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
@@ -98,12 +98,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := connectAs(t, &s, natsauth.Monitor)
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	stream, err := js.Stream(ctx, engine.EventStream)
 	if err != nil {
 		t.Fatal(err)
@@ -203,12 +199,8 @@ func TestReplayAndReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = st.Wait() })
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := connectAs(t, &s, natsauth.Admin)
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 
 	replayCtx, stopReplays := context.WithCancel(ctx)
 	replays := make(chan int)

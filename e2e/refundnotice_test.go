@@ -10,15 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
 )
 
 // TestV2RefundNotificationIsConfirmedByAQuery: a v2 refund notification's
@@ -28,7 +26,7 @@ import (
 // query settles it.
 func TestV2RefundNotificationIsConfirmedByAQuery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}
+	s := stack.Settings{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0"}
 	s.ExpiryInterval = 200 * time.Millisecond
 	s.ReconcilePaymentAfter, s.ReconcileRefundAfter = time.Hour, time.Hour // the reconciler stays out of it
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -39,12 +37,8 @@ func TestV2RefundNotificationIsConfirmedByAQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = st.Wait() })
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := connectAs(t, &s, natsauth.API)
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	send := func(c engine.Command) {
 		t.Helper()
 		if _, err := engine.Publish(ctx, js, c, nil); err != nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
@@ -92,7 +93,10 @@ type benchEvent struct {
 func Run(ctx context.Context, o Options) (*Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := stack.Settings{DataDir: o.DataDir, HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", DBURL: o.DBURL,
+	// No NATS users: the ceiling declares a stream of its own, which no
+	// role of a deployment may (the permission checks cost little: the
+	// server caches them per subject).
+	s := stack.Settings{DataDir: o.DataDir, HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", DBURL: o.DBURL, NATSNoAuth: true,
 		ExpiryInterval: time.Second, ReconcilePaymentAfter: time.Hour, ReconcileRefundAfter: time.Hour}
 	if o.Preload > 0 {
 		s.Resolve()
@@ -107,7 +111,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer func() { cancel(); _ = st.Wait() }()
-	nc, err := nats.Connect(s.NATSURL)
+	nc, _, err := stack.ConnectNATS(ctx, &s, natsauth.Monitor, false, log)
 	if err != nil {
 		return nil, err
 	}

@@ -12,13 +12,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers"
 )
@@ -213,7 +213,7 @@ func (a *adminFlags) check() error {
 }
 
 func connectJS(cmd *cobra.Command, s *stack.Settings) (jetstream.JetStream, func(), error) {
-	nc, js, err := stack.ConnectNATS(cmd.Context(), s, "admin", false, s.Logger().With("component", "admin"))
+	nc, js, err := stack.ConnectNATS(cmd.Context(), s, natsauth.Admin, false, s.Logger().With("component", "admin"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -451,16 +451,14 @@ func sendAdmin(cmd *cobra.Command, s *stack.Settings, c engine.Command) error {
 // readCalls reads an order's call records from NATS, if NATS is reachable:
 // `show` works on a data folder alone too, without them.
 func readCalls(cmd *cobra.Command, s *stack.Settings, id engine.OrderID) ([]workers.CallRecord, error) {
-	nc, err := nats.Connect(s.NATSURL, nats.Timeout(2*time.Second), nats.Name("wxflow admin"))
-	if err != nil {
-		return nil, fmt.Errorf("NATS at %s not reachable: %w", s.NATSURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+	defer cancel()
+	nc, js, err := stack.ConnectNATS(ctx, s, natsauth.Monitor, false, s.Logger().With("component", "admin"))
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+	defer nc.Close()
+	ctx, cancel = context.WithTimeout(cmd.Context(), 5*time.Second)
 	defer cancel()
 	return workers.ReadCalls(ctx, js, id)
 }

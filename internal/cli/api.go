@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wxflow/wxflow/api"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 )
 
@@ -36,7 +37,7 @@ func apiCommand() *cobra.Command {
 			return err
 		}
 		ctx, log := cmd.Context(), s.Logger()
-		c, err := stack.Connect(ctx, &s, "api", true, log)
+		c, err := stack.Connect(ctx, &s, natsauth.API, true, log)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 )
 
@@ -20,7 +21,7 @@ func engineCommand() *cobra.Command {
 			return err
 		}
 		ctx, log := cmd.Context(), s.Logger()
-		c, err := stack.Connect(ctx, &s, "engine", true, log)
+		c, err := stack.Connect(ctx, &s, natsauth.Engine, true, log)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/internal/verify"
 )
@@ -45,7 +46,7 @@ func verifyCommand() *cobra.Command {
 			return err
 		}
 		if !noStream {
-			nc, js, err := stack.ConnectNATS(ctx, &s, "verify", false, s.Logger())
+			nc, js, err := stack.ConnectNATS(ctx, &s, natsauth.Monitor, false, s.Logger())
 			if err != nil {
 				return fmt.Errorf("%w (use --no-stream to skip the stream)", err)
 			}

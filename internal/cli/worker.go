@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 )
 
@@ -33,7 +34,7 @@ func workerCommand() *cobra.Command {
 			return err
 		}
 		ctx, log := cmd.Context(), s.Logger().With("component", "worker")
-		c, err := stack.Connect(ctx, &s, "worker "+args[0], false, log)
+		c, err := stack.Connect(ctx, &s, natsauth.Worker(args[0]), false, log)
 		if err != nil {
 			return err
 		}

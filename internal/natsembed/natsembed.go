@@ -42,6 +42,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Cluster joins the server to a JetStream cluster; nil runs it alone.
 	Cluster *ClusterConfig
+	// Users, when set, are the only clients the server accepts, each with
+	// its permissions (internal/natsauth makes them); nil lets anyone in.
+	Users []*server.NkeyUser
 }
 
 // ClusterConfig makes the embedded server one node of a JetStream cluster, so
@@ -93,6 +96,7 @@ func Start(cfg Config) (*Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      !cfg.Logs,
+		Nkeys:      cfg.Users,
 	}
 	if c := cfg.Cluster; c != nil {
 		if cfg.ServerName == "" || c.Name == "" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/internal/metrics"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
 )
 
@@ -30,23 +31,38 @@ type Conns struct {
 	JS      jetstream.JetStream
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
+
+	borrowed bool // Store belongs to another Conns
 }
 
-// Close drains NATS and closes the store; call it after every part's Run returned.
+// Close drains NATS and closes the store (unless c shares another's);
+// call it after every part's Run returned.
 func (c *Conns) Close() {
 	if c.NC != nil {
 		_ = c.NC.Drain()
 	}
-	if c.Store != nil {
+	if c.Store != nil && !c.borrowed {
 		_ = c.Store.Close()
 	}
 }
 
+// As connects to NATS again as role, sharing c's store, metrics and
+// logger: one process that runs several parts (`wxflow dev`) gives each its
+// own NATS user, as separate processes have.
+func (c *Conns) As(ctx context.Context, s *Settings, role natsauth.Role) (*Conns, error) {
+	nc, js, err := ConnectNATS(ctx, s, role, true, c.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &Conns{Store: c.Store, NC: nc, JS: js, Metrics: c.Metrics, Log: c.Log, borrowed: true}, nil
+}
+
 // Connect opens what a long-running process of the deployment needs: NATS
-// with wxflow's streams provisioned (waiting for a server that is not up
-// yet, as under a Procfile manager that starts everything at once) and, when
-// withStore, the store with its migrations applied.
-func Connect(ctx context.Context, s *Settings, name string, withStore bool, log *slog.Logger) (*Conns, error) {
+// as role, with wxflow's streams provisioned or awaited (waiting for a
+// server that is not up yet, as under a Procfile manager that starts
+// everything at once) and, when withStore, the store with its migrations
+// applied.
+func Connect(ctx context.Context, s *Settings, role natsauth.Role, withStore bool, log *slog.Logger) (*Conns, error) {
 	c := &Conns{Metrics: metrics.New(), Log: log}
 	if withStore {
 		store, err := engine.Open(ctx, s.DBURL)
@@ -55,7 +71,7 @@ func Connect(ctx context.Context, s *Settings, name string, withStore bool, log 
 		}
 		c.Store = store
 	}
-	nc, js, err := ConnectNATS(ctx, s, name, true, log)
+	nc, js, err := ConnectNATS(ctx, s, role, true, log)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -76,24 +92,33 @@ func OpenStore(ctx context.Context, s *Settings) (*engine.Store, error) {
 	return engine.Open(ctx, s.DBURL)
 }
 
-// ConnectNATS connects to the deployment's NATS and provisions wxflow's
-// streams and buckets (idempotent), so any process may start first. With
-// wait, a server that is not up yet is waited for (a process of the
+// ConnectNATS connects to the deployment's NATS as role. Its key is
+// WXFLOW_NATS_CREDS when set, else the role's seed in the data folder
+// (natsauth.Dir) when there is one, else none (a server without users). The
+// engine, and any process of a server without users, declares wxflow's
+// streams and buckets (idempotent), so any process may start first; the
+// others, which may not change streams, wait until the engine has.
+//
+// With wait, a server that is not up yet is waited for (a process of the
 // Procfile); without, nothing answering is [ErrNATSUnreachable] at once (a
 // command a person typed), and so is a URL that no setting and no record in
 // the data folder gave. Either way a server that answers but is still
 // starting (a cluster electing its JetStream leader) is given 60 s.
-func ConnectNATS(ctx context.Context, s *Settings, name string, wait bool, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+func ConnectNATS(ctx context.Context, s *Settings, role natsauth.Role, wait bool, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	url := s.NATSURL
 	if s.natsGuessed && !wait {
 		return nil, nil, fmt.Errorf("%w: no --nats given and --data %s holds no record of a running wxflow (%s): is wxflow running for this data folder?",
 			ErrNATSUnreachable, s.DataDir, natsembed.URLFile)
 	}
-	if wait {
-		log.Info("connecting to NATS", "url", url)
+	opts, authed, err := s.natsOptions(role)
+	if err != nil {
+		return nil, nil, err
 	}
-	nc, err := nats.Connect(url,
-		nats.Name("wxflow "+name),
+	if wait {
+		log.Info("connecting to NATS", "url", url, "as", role)
+	}
+	opts = append(opts,
+		nats.Name("wxflow "+string(role)),
 		nats.RetryOnFailedConnect(wait),
 		nats.Timeout(3*time.Second),
 		nats.MaxReconnects(-1),
@@ -104,7 +129,11 @@ func ConnectNATS(ctx context.Context, s *Settings, name string, wait bool, log *
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrl()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS refused", "err", err) // a permission violation: a bug or a misconfigured user
+		}),
 	)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: is wxflow running for --data %s? (%w)", ErrNATSUnreachable, url, s.DataDir, err)
 	}
@@ -113,26 +142,78 @@ func ConnectNATS(ctx context.Context, s *Settings, name string, wait bool, log *
 		nc.Close()
 		return nil, nil, fmt.Errorf("JetStream: %w", err)
 	}
+	declare := !authed || role == natsauth.Engine
 	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		// Each try has its own deadline: a cluster without a JetStream leader
 		// yet may leave a request unanswered rather than refuse it.
 		actx, acancel := context.WithTimeout(pctx, 5*time.Second)
-		err := engine.Provision(actx, js, engine.StreamsConfig{Replicas: s.Replicas, EventMaxAge: s.EventRetention,
-			MaxBytes: s.StreamMaxBytes, MaxMsgs: s.StreamMaxMsgs})
+		var err error
+		if declare {
+			err = engine.Provision(actx, js, engine.StreamsConfig{Replicas: s.Replicas, EventMaxAge: s.EventRetention,
+				MaxBytes: s.StreamMaxBytes, MaxMsgs: s.StreamMaxMsgs})
+		} else {
+			err = awaitStreams(actx, js)
+		}
 		acancel()
 		if err == nil {
 			return nc, js, nil
 		}
-		log.Warn("provisioning streams, retrying", "err", err)
+		log.Warn("waiting for wxflow's streams", "declare", declare, "err", err)
 		select {
 		case <-pctx.Done():
 			nc.Close()
-			return nil, nil, fmt.Errorf("provision streams on %s: %w", url, err)
+			return nil, nil, fmt.Errorf("streams on %s: %w", url, err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// awaitStreams says whether wxflow's streams and buckets are there (the
+// engine declares them, the buckets last).
+func awaitStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, name := range []string{engine.CommandStream, engine.EventStream} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	for _, bucket := range []string{engine.TokenBucket, engine.LeaseBucket, engine.CodeBucket, engine.AdminSessionBucket} {
+		if _, err := js.KeyValue(ctx, bucket); err != nil {
+			return fmt.Errorf("bucket %s: %w", bucket, err)
+		}
+	}
+	return nil
+}
+
+// natsOptions are role's key and TLS options, and whether it has a key.
+func (s *Settings) natsOptions(role natsauth.Role) ([]nats.Option, bool, error) {
+	var opts []nats.Option
+	if s.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(s.NATSCA))
+	}
+	if s.NATSCert != "" || s.NATSKey != "" {
+		opts = append(opts, nats.ClientCert(s.NATSCert, s.NATSKey))
+	}
+	file := s.NATSCreds
+	if file == "" {
+		if f := natsauth.SeedFile(natsauth.Dir(s.DataDir), role); fileExists(f) {
+			file = f
+		}
+	}
+	if file == "" {
+		return opts, false, nil
+	}
+	auth, err := natsauth.ClientOptions(file, role)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: --nats-creds: %w", ErrInvalid, err)
+	}
+	return append(opts, auth...), true, nil
+}
+
+func fileExists(f string) bool {
+	_, err := os.Stat(f)
+	return err == nil
 }
 
 // ServeMetrics serves /metrics on addr until ctx ends, for the processes
@@ -157,10 +238,19 @@ func ServeMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slo
 
 // StartNATS starts the embedded NATS server with its JetStream files in the
 // data folder and records its URL there (natsembed.URLFile) for the other
-// processes, unless it is one node of a cluster.
+// processes, unless it is one node of a cluster. Unless s.NATSNoAuth, it
+// accepts only wxflow's users, whose keys it makes in the data folder
+// (natsauth.Dir) on first start, and the shops kept there.
 func StartNATS(s *Settings, cfg natsembed.Config) (*natsembed.Server, error) {
 	if cfg.StoreDir == "" {
 		cfg.StoreDir = filepath.Join(s.DataDir, "nats")
+	}
+	if !s.NATSNoAuth {
+		users, err := natsauth.Ensure(natsauth.Dir(s.DataDir), natsauth.Internal())
+		if err != nil {
+			return nil, err
+		}
+		cfg.Users = users.Nkeys
 	}
 	ns, err := natsembed.Start(cfg)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
@@ -52,7 +53,8 @@ type Dev struct {
 	// merchant dev serves; it is also in <data>/shops/demo.key.
 	ShopKey string
 
-	g *errgroup.Group
+	g     *errgroup.Group
+	parts []*Conns // the API's and the workers' connections, beside Conns (the engine's)
 }
 
 // StartDev starts embedded NATS, SQLite, the simulator, the engine, every
@@ -121,12 +123,24 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		s.PublicRate, s.ShopRate = math.Inf(1), math.Inf(1)
 	}
 
-	c, err := Connect(ctx, s, "dev", true, log)
+	// Each part connects as its own NATS user, as separate processes do.
+	c, err := Connect(ctx, s, natsauth.Engine, true, log)
 	if err != nil {
 		return fail(err)
 	}
 	cleanups = append(cleanups, c.Close)
 	d.Conns, d.Store = c, c.Store
+	apiConns, err := c.As(ctx, s, natsauth.API)
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, apiConns.Close)
+	workerConns, err := c.As(ctx, s, natsauth.Worker(WorkerAll))
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, workerConns.Close)
+	d.parts = []*Conns{apiConns, workerConns}
 	wc, err := NewWechatClients(s, c.Metrics)
 	if err != nil {
 		return fail(err)
@@ -151,7 +165,7 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		return fail(err)
 	}
 	s.AppDomains = strings.Join(append(s.AppDomainList(), "localhost"), ",")
-	srv, err := NewAPI(s, c, wc)
+	srv, err := NewAPI(s, apiConns, wc)
 	if err != nil {
 		return fail(err)
 	}
@@ -159,7 +173,7 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	if o.Workers.BackoffMax == 0 {
 		o.Workers.BackoffMax = 2 * time.Second // dev's orders are quick; a retry need not wait 30 s
 	}
-	wk, err := NewWorkers(ctx, s, c, wc, WorkerAll, o.Workers)
+	wk, err := NewWorkers(ctx, s, workerConns, wc, WorkerAll, o.Workers)
 	if err != nil {
 		return fail(err)
 	}
@@ -178,6 +192,9 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 // drains NATS, stops the embedded server and closes the store.
 func (d *Dev) Wait() error {
 	err := d.g.Wait()
+	for _, p := range d.parts {
+		p.Close()
+	}
 	d.Conns.Close()
 	if d.NATS != nil {
 		d.NATS.Stop()

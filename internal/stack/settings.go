@@ -75,6 +75,19 @@ type Settings struct {
 	// one. Default: the host of PublicURL.
 	AppDomains string
 
+	// NATSCreds (WXFLOW_NATS_CREDS) is the process's NATS key: an nkey seed
+	// (.nk) or a JWT credentials file (.creds). Default: the role's seed in
+	// <data>/nats/creds, when the embedded server made one; else none.
+	NATSCreds string
+	// NATSCA, NATSCert and NATSKey (WXFLOW_NATS_CA, WXFLOW_NATS_CERT,
+	// WXFLOW_NATS_KEY) are the TLS root CA a NATS server's certificate must
+	// chain to, and the client certificate and key, when the server asks for TLS.
+	NATSCA, NATSCert, NATSKey string
+	// NATSNoAuth (WXFLOW_NATS_NO_AUTH) runs the embedded server without
+	// users: anyone who reaches its port may publish anything. For a server
+	// whose port only wxflow's processes can reach. Default: false.
+	NATSNoAuth bool
+
 	natsGuessed bool // NATSURL is the default, named by no setting and no record
 }
 
