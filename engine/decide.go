@@ -98,8 +98,8 @@ func decideCreate(f facts, cmd Command, now time.Time) (*change, *refusal, error
 		return nil, &refusal{code: CodeInvalid, reason: "amount_fen must be positive"}, nil
 	case c.Merchant == "" || c.OutTradeNo == "" || c.Description == "":
 		return nil, &refusal{code: CodeInvalid, reason: "merchant, out_trade_no and description are required"}, nil
-	case !ValidName(c.Merchant):
-		return nil, &refusal{code: CodeInvalid, reason: "merchant must be letters, digits, '_' and '-' (it is a token of the event subjects)"}, nil
+	case !ValidShopName(c.Merchant):
+		return nil, &refusal{code: CodeInvalid, reason: "merchant must be 1-32 of [a-z0-9_-] (it is a token of the event subjects)"}, nil
 	case c.PayAPI != PayV2 && c.PayAPI != PayV3:
 		return nil, &refusal{code: CodeInvalid, reason: "pay_api must be v2 or v3"}, nil
 	case countSet(c.OpenID, c.OAuthCode, c.LoginCode) != 1:

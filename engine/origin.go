@@ -108,18 +108,3 @@ func mayPublish(o Origin, cmd Command) (bool, string) {
 	}
 	return false, "not a result of the " + string(o) + " worker"
 }
-
-// ValidName says whether s may name a merchant or a shop: 1 to 64 letters,
-// digits, '_' and '-'. Such names are tokens of NATS subjects
-// (wxflow.evt.<merchant>.…, wxflow.cmd.<verb>.shop_<shop>) and of NATS users.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}

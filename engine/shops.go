@@ -59,9 +59,10 @@ var (
 	ErrBadKey = errors.New("engine: invalid shop key")
 )
 
-// ValidShopName reports whether name can name a shop (or a merchant of one):
-// 1–32 of [a-z0-9_-], starting with a letter or a digit, so it is safe in
-// file names, logs and key files.
+// ValidShopName reports whether name can name a shop or a merchant: 1–32
+// of [a-z0-9_-], starting with a letter or a digit, so it is safe in file
+// names, logs and key files, and as a token of NATS subjects
+// (wxflow.evt.<merchant>.…, wxflow.cmd.<verb>.shop_<shop>) and users.
 func ValidShopName(name string) bool {
 	if len(name) == 0 || len(name) > 32 || name[0] == '-' || name[0] == '_' {
 		return false

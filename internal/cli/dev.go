@@ -29,7 +29,7 @@ func devCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers)
 	f := cmd.Flags()
 	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
 	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")

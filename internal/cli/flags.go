@@ -17,19 +17,20 @@ type group int
 
 // The setting groups.
 const (
-	gData     group = iota // --data
-	gLog                   // --log --log-level
-	gDB                    // --db
-	gNATS                  // --nats --nats-replicas --event-retention --stream-max-bytes --stream-max-msgs
-	gHTTP                  // --http --public-addr --public-url
-	gRates                 // --public-rate --shop-rate
-	gMerchant              // --merchant --merchant-dir
-	gWechat                // --wechat-url --wechat-ca --wechat-timeout
-	gMetrics               // --metrics-addr
-	gStuck                 // --stuck-after
-	gEngine                // --expiry-interval --reconcile-payment-after --reconcile-refund-after
-	gWorkers               // --worker-lanes
-	gSecret                // --server-secret-file
+	gData      group = iota // --data
+	gLog                    // --log --log-level
+	gDB                     // --db
+	gNATS                   // --nats --nats-replicas --event-retention --stream-max-bytes --stream-max-msgs
+	gHTTP                   // --http --public-addr --public-url
+	gRates                  // --public-rate --shop-rate
+	gNATSUsers              // --no-auth (the embedded server's users)
+	gMerchant               // --merchant --merchant-dir
+	gWechat                 // --wechat-url --wechat-ca --wechat-timeout
+	gMetrics                // --metrics-addr
+	gStuck                  // --stuck-after
+	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after
+	gWorkers                // --worker-lanes
+	gSecret                 // --server-secret-file
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -77,6 +78,10 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			str(&s.NATSURL, "nats", "WXFLOW_NATS_URL", "NATS URL, comma-separated for a cluster (default: the one running for --data)")
 			num(&s.Replicas, "nats-replicas", "WXFLOW_NATS_REPLICAS", "replicas of wxflow's streams and buckets: 1 on one server, 3 on a 3-node cluster (default 1)")
 			dur(&s.EventRetention, "event-retention", "WXFLOW_EVENT_RETENTION", "how long the event stream keeps events (default 720h)")
+			str(&s.NATSCreds, "nats-creds", "WXFLOW_NATS_CREDS", "this process's NATS key: an nkey seed (.nk) or credentials (.creds) (default: its role's seed in <data>/nats/creds, if any)")
+			str(&s.NATSCA, "nats-ca", "WXFLOW_NATS_CA", "root CA (PEM) of a NATS server that speaks TLS")
+			str(&s.NATSCert, "nats-cert", "WXFLOW_NATS_CERT", "client certificate (PEM) for a NATS server that asks for one")
+			str(&s.NATSKey, "nats-key", "WXFLOW_NATS_KEY", "the client certificate's key (PEM)")
 			num64(&s.StreamMaxBytes, "stream-max-bytes", "WXFLOW_STREAM_MAX_BYTES", "most bytes each stream holds; the same for every process (default 1073741824)")
 			num64(&s.StreamMaxMsgs, "stream-max-msgs", "WXFLOW_STREAM_MAX_MSGS", "most messages each stream holds; the same for every process (default 1000000)")
 		case gHTTP:
@@ -84,6 +89,9 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			str(&s.PublicAddr, "public-addr", "WXFLOW_PUBLIC_ADDR", "the API's public listener: WeChat's notifications and /healthz only (default 127.0.0.1:8081)")
 			str(&s.PublicURL, "public-url", "WXFLOW_PUBLIC_URL", "how WeChat reaches the public listener, the base of notify URLs (default http://<public addr>)")
 			str(&s.AppDomains, "app-domains", "WXFLOW_APP_DOMAINS", "hosts of the shop's pages, comma-separated: JS-SDK page URLs and OAuth redirect_uris must be on one (default the public URL's host)")
+		case gNATSUsers:
+			f.BoolVar(&s.NATSNoAuth, "no-auth", false, "run the embedded NATS server without users: anyone who reaches its port may publish anything (env WXFLOW_NATS_NO_AUTH)")
+			fs.env["no-auth"] = "WXFLOW_NATS_NO_AUTH"
 		case gRates:
 			flt(&s.PublicRate, "public-rate", "WXFLOW_PUBLIC_RATE", "requests per second one IP may make of the public listener (default 100)")
 			flt(&s.ShopRate, "shop-rate", "WXFLOW_SHOP_RATE", "requests per second one shop may make of the internal listener (default 500)")

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
 	"github.com/wxflow/wxflow/internal/stack"
 )
@@ -20,7 +23,7 @@ func natsCommand() *cobra.Command {
 		Short: "Run the embedded NATS server with JetStream (never on 4222 by default)",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog)
+	flags := settingsFlags(cmd, &s, gData, gLog, gNATSUsers)
 	f := cmd.Flags()
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "listen host")
 	f.IntVar(&cfg.Port, "port", natsembed.DefaultPort, "listen port (-1: any free port)")
@@ -42,8 +45,36 @@ func natsCommand() *cobra.Command {
 			return err
 		}
 		defer ns.Stop()
-		log.Info("NATS ready", "url", ns.ClientURL(), "name", cfg.ServerName)
-		<-cmd.Context().Done()
+		log.Info("NATS ready", "url", ns.ClientURL(), "name", cfg.ServerName, "users", !s.NATSNoAuth)
+		stack.WatchUsers(cmd.Context(), &s, ns, log)
+		return nil
+	}
+	cmd.AddCommand(natsConfigCommand())
+	return cmd
+}
+
+// natsConfigCommand prints the authorization block an external nats-server
+// needs to give wxflow's users their permissions.
+func natsConfigCommand() *cobra.Command {
+	var s stack.Settings
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print the users and permissions block for an external nats-server's configuration (keys made in <data>/nats/creds)",
+		Args:  cobra.NoArgs,
+	}
+	flags := settingsFlags(cmd, &s, gData)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := flags.load(&s); err != nil {
+			return err
+		}
+		dir := natsauth.Dir(s.DataDir)
+		users, err := natsauth.Ensure(dir, natsauth.Internal())
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprint(out, natsauth.ServerConfig(users))
+		fmt.Fprintf(out, "# Each process reads its role's seed: WXFLOW_NATS_CREDS=%s/<role>.nk (engine, api, admin, monitor, worker-<kind>, shop-<name>).\n", dir)
 		return nil
 	}
 	return cmd

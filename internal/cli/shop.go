@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 )
 
@@ -88,6 +89,13 @@ func shopAddCommand() *cobra.Command {
 			}
 			defer store.Close()
 			out := cmd.OutOrStdout()
+			// The shop's NATS user, for a shop that publishes on NATS itself;
+			// a running `wxflow nats` takes it within seconds.
+			seed, err := natsauth.AddShop(natsauth.Dir(e.s.DataDir), name, merchants)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "shop %s's NATS key (for publishing on NATS itself): %s\n", name, seed)
 			if ifMissing {
 				_, made, err := stack.EnsureShop(cmd.Context(), store, secret, name, merchants, keyFile)
 				switch {

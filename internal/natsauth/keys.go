@@ -195,3 +195,19 @@ func ServerConfig(users Users) string {
 	b.WriteString("  ]\n}\n")
 	return b.String()
 }
+
+// Fingerprint changes whenever a user is added to or removed from dir, or a
+// shop's merchants change: a running server reloads its users then.
+func Fingerprint(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && !e.IsDir() && (strings.HasSuffix(e.Name(), ".nk") || strings.HasSuffix(e.Name(), ".merchants")) {
+			fmt.Fprintf(&b, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+		}
+	}
+	return b.String()
+}

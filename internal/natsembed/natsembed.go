@@ -66,6 +66,7 @@ type ClusterConfig struct {
 type Server struct {
 	*server.Server
 	urlFile string
+	opts    *server.Options
 }
 
 // ErrNotReady reports a server that did not accept connections in time.
@@ -121,7 +122,20 @@ func Start(cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("%w after %s (is %s:%d already in use?)", ErrNotReady, cfg.ReadyTimeout, cfg.Host, cfg.Port)
 	}
-	return &Server{Server: ns}, nil
+	return &Server{Server: ns, opts: opts}, nil
+}
+
+// SetUsers replaces the users the server accepts (a shop added while it
+// runs), as a configuration reload does: connected clients of users that
+// remain keep their connections.
+func (s *Server) SetUsers(users []*server.NkeyUser) error {
+	opts := s.opts.Clone()
+	opts.Nkeys = users
+	if err := s.Server.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("natsembed: reload users: %w", err)
+	}
+	s.opts = opts
+	return nil
 }
 
 // parseRoutes turns route URLs into the server's options.

@@ -264,3 +264,37 @@ func StartNATS(s *Settings, cfg natsembed.Config) (*natsembed.Server, error) {
 	}
 	return ns, nil
 }
+
+// WatchUsers keeps the embedded server's users those of the data folder
+// until ctx ends: a shop added by `wxflow shop add` while the server runs
+// can connect within two seconds. Nothing when s.NATSNoAuth.
+func WatchUsers(ctx context.Context, s *Settings, ns *natsembed.Server, log *slog.Logger) {
+	if s.NATSNoAuth {
+		return
+	}
+	dir := natsauth.Dir(s.DataDir)
+	seen := "" // the first look reloads once: a shop may have come since the server read the folder
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := natsauth.Fingerprint(dir)
+		if now == seen {
+			continue
+		}
+		users, err := natsauth.Ensure(dir, natsauth.Internal())
+		if err == nil {
+			err = ns.SetUsers(users.Nkeys)
+		}
+		if err != nil {
+			log.Warn("NATS users not reloaded", "err", err)
+			continue
+		}
+		seen = now
+		log.Info("NATS users reloaded", "users", len(users.Nkeys))
+	}
+}

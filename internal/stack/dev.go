@@ -184,6 +184,9 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return wk.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, api.Listeners{Public: publicLn, Internal: apiLn}) })
+	if d.NATS != nil {
+		g.Go(func() error { WatchUsers(gctx, s, d.NATS, log); return nil })
+	}
 	d.g = g
 	return d, nil
 }

@@ -176,8 +176,8 @@ func (s *Settings) Validate() error {
 			bad("--wechat-url %q: want https://HOST[:PORT]", s.WechatURL)
 		}
 	}
-	if !engine.ValidName(s.MerchantName) {
-		bad("--merchant %q: want letters, digits, '_' and '-'", s.MerchantName)
+	if !engine.ValidShopName(s.MerchantName) {
+		bad("--merchant %q: want 1-32 of [a-z0-9_-]", s.MerchantName)
 	}
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		bad("--log %q: want text or json", s.LogFormat)
