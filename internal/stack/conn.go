@@ -160,7 +160,7 @@ func ConnectNATS(ctx context.Context, s *Settings, role natsauth.Role, wait bool
 		if err == nil {
 			return nc, js, nil
 		}
-		log.Warn("waiting for wxflow's streams", "declare", declare, "err", err)
+		log.Info("waiting for wxflow's streams", "declare", declare, "err", err)
 		select {
 		case <-pctx.Done():
 			nc.Close()
