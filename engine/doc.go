@@ -3,8 +3,8 @@
 // outbox relay to NATS JetStream, and the streams wxflow declares.
 //
 // It knows nothing of HTTP or WeChat: the api package and the workers speak
-// to it only through commands (wxflow.cmd.<verb>) and read its events
-// (wxflow.evt.<type>.<order_id>).
+// to it only through commands (wxflow.cmd.<verb>.<origin>) and read its events
+// (wxflow.evt.<merchant>.<type>.<order_id>).
 //
 // The money rules it enforces:
 //

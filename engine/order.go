@@ -8,7 +8,7 @@ import (
 
 // OrderID is wxflow's own id of an order. It is safe as a NATS subject token
 // (letters, digits, '_' and '-' only), since events are published on
-// wxflow.evt.<type>.<order_id>.
+// wxflow.evt.<merchant>.<type>.<order_id>.
 type OrderID string
 
 // State is where an order is in its lifecycle (lifecycle.go is its table).
