@@ -165,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 	internal := newKeyedLimiter(cfg.InternalRate, int(min(2*float64(cfg.InternalRate), 1e6)), cfg.Now)
 	s.handler = s.middleware(rateLimited(internal, callerKey, routes))
 	public := newKeyedLimiter(cfg.Edges.Rate, cfg.Edges.Burst, cfg.Now)
-	s.public = s.middleware(rateLimited(public, clientIP, s.publicRoutes()))
+	s.public = s.middleware(rateLimited(public, func(r *http.Request) string { return clientKey(clientIP(r)) }, s.publicRoutes()))
 	return s, nil
 }
 
@@ -194,7 +194,7 @@ func callerKey(r *http.Request) string {
 		sum := sha256.Sum256([]byte(a))
 		return "key:" + hex.EncodeToString(sum[:8])
 	}
-	return "ip:" + clientIP(r)
+	return "ip:" + clientKey(clientIP(r))
 }
 
 // routes lists every endpoint.
