@@ -77,8 +77,8 @@ func retryAfter(w http.ResponseWriter, wait time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 }
 
-// tooMany answers an API client that failed to sign in too often.
-func tooMany(w http.ResponseWriter, wait time.Duration) {
+// tooManySignIns answers an API client that failed to sign in too often.
+func tooManySignIns(w http.ResponseWriter, wait time.Duration) {
 	retryAfter(w, wait)
 	writeError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed sign-ins from this address: try again later")
 }
@@ -102,7 +102,7 @@ func (s *Server) requireToken(h http.HandlerFunc) http.HandlerFunc {
 		}
 		if token != "" {
 			if wait := s.admin.limiter.wait(clientIP(r), s.cfg.Now()); wait > 0 {
-				tooMany(w, wait)
+				tooManySignIns(w, wait)
 				return
 			}
 		}

@@ -126,6 +126,10 @@ func (s *Server) shopOnly(h shopHandler) http.HandlerFunc {
 			writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
 			return
 		}
+		if ok, wait := s.shopRates.allow(shop.Name); !ok {
+			tooMany(w, wait, "too many requests for this shop")
+			return
+		}
 		h(w, r, shop)
 	}
 }

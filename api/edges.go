@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -216,12 +215,17 @@ func (k *keyedLimiter) allow(key string) (bool, time.Duration) {
 func rateLimited(l *keyedLimiter, keyOf func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := l.allow(keyOf(r)); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests: slow down and retry after the Retry-After seconds")
+			tooMany(w, wait, "too many requests")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tooMany answers 429: slow down, and when to try again.
+func tooMany(w http.ResponseWriter, wait time.Duration, what string) {
+	retryAfter(w, wait)
+	writeError(w, http.StatusTooManyRequests, "rate_limited", what+": slow down and retry after the Retry-After seconds")
 }
 
 // clientIP is the request's peer address (never a forwarded header: a

@@ -200,3 +200,35 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse + m.StackInuse)
 }
+
+// TestShopRateLimit: each shop has its own rate on the internal listener,
+// counted once its key is checked: one shop over it is told to slow down,
+// another is not; made-up keys from one address are held by the address's
+// rate, whatever keys they carry.
+func TestShopRateLimit(t *testing.T) {
+	h := newAdminHarness(t, api.Config{InternalRate: 2})
+	betaKey := h.addShop(t, "beta", h.keys.Merchant.Name)
+	get := func(key string) int {
+		status, _ := h.do(t, http.MethodGet, "/v1/orders/o_missing", "", nil, "Authorization", "Bearer "+key)
+		return status
+	}
+	statuses := []int{}
+	for range 8 {
+		statuses = append(statuses, get(h.key))
+	}
+	if statuses[0] != http.StatusNotFound || statuses[len(statuses)-1] != http.StatusTooManyRequests {
+		t.Fatalf("shop alpha, 8 requests at a rate of 2/s (bursts of 4): %v; want 404s, then 429", statuses)
+	}
+	if got := get(betaKey); got != http.StatusNotFound {
+		t.Fatalf("shop beta while alpha is held: %d, want 404", got)
+	}
+	limited := 0
+	for i := range 40 {
+		if get(fmt.Sprintf("wxs_made%05d_up", i)) == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("40 made-up keys from one address at a rate of 8/s were never held")
+	}
+}

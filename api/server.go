@@ -8,8 +8,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -121,6 +119,8 @@ type Server struct {
 	public  http.Handler // the public listener's: WeChat's notifications, a health check
 	tmpl    *template.Template
 	admin   *adminAuth // nil when the admin side is off
+	// shopRates is each shop's rate on the internal listener.
+	shopRates *keyedLimiter
 	// notices reads WeChat's notifications into typed states (cfg.V2, cfg.V3).
 	notices pay.Notices
 	// keys remembers verified shop keys for cfg.KeyCacheTTL.
@@ -162,10 +162,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.InternalRate == 0 {
 		cfg.InternalRate = 500
 	}
-	internal := newKeyedLimiter(cfg.InternalRate, int(min(2*float64(cfg.InternalRate), 1e6)), cfg.Now)
-	s.handler = s.middleware(rateLimited(internal, callerKey, routes))
+	// The internal listener: every shop its own rate, once its key is
+	// checked (shopOnly); before that, per address, four times as much (one
+	// backend may speak for several shops), so a flood of made-up keys from
+	// one address is held too.
+	burst := int(min(2*float64(cfg.InternalRate), 1e6))
+	s.cfg.InternalRate = cfg.InternalRate
+	s.shopRates = newKeyedLimiter(cfg.InternalRate, burst, cfg.Now)
+	internal := newKeyedLimiter(4*cfg.InternalRate, 4*burst, cfg.Now)
+	s.handler = s.middleware(rateLimited(internal, addressKey, routes))
 	public := newKeyedLimiter(cfg.Edges.Rate, cfg.Edges.Burst, cfg.Now)
-	s.public = s.middleware(rateLimited(public, func(r *http.Request) string { return clientKey(clientIP(r)) }, s.publicRoutes()))
+	s.public = s.middleware(rateLimited(public, addressKey, s.publicRoutes()))
 	return s, nil
 }
 
@@ -174,6 +181,19 @@ func New(cfg Config) (*Server, error) {
 // check; nothing else is there to be found.
 func (s *Server) publicRoutes() http.Handler {
 	m := http.NewServeMux()
+	s.notifyRoutes(m)
+	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "nothing here: this listener serves WeChat's notifications only")
+	})
+	return m
+}
+
+// addressKey names a client by its address (an IPv6 /64 as one), for rates.
+func addressKey(r *http.Request) string { return clientKey(clientIP(r)) }
+
+// notifyRoutes are WeChat's notification endpoints and the health check,
+// served on both listeners.
+func (s *Server) notifyRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/pay", s.notifyV2Pay)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
@@ -181,23 +201,9 @@ func (s *Server) publicRoutes() http.Handler {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "nothing here: this listener serves WeChat's notifications only")
-	})
-	return m
 }
 
-// callerKey names who asks the internal listener, for its rate: the
-// credential presented (a digest of it, never the secret), else the IP.
-func callerKey(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); a != "" {
-		sum := sha256.Sum256([]byte(a))
-		return "key:" + hex.EncodeToString(sum[:8])
-	}
-	return "ip:" + clientKey(clientIP(r))
-}
-
-// routes lists every endpoint.
+// routes lists every endpoint of the internal listener.
 func (s *Server) routes() (http.Handler, error) {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/orders", s.shopOnly(s.createOrder))
@@ -207,13 +213,7 @@ func (s *Server) routes() (http.Handler, error) {
 	m.HandleFunc("POST /v1/orders/{id}/close", s.shopOnly(s.closeOrder))
 	m.HandleFunc("GET /v1/jssdk/config", s.shopOnly(s.jssdkConfig))
 	m.HandleFunc("GET /v1/oauth/authorize", s.shopOnly(s.oauthAuthorize))
-	m.HandleFunc("POST /wechat/notify/{merchant}/v2/pay", s.notifyV2Pay)
-	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
-	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
-	m.HandleFunc("POST /wechat/notify/{merchant}/v3/refund", s.notifyV3Refund)
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	s.notifyRoutes(m)
 	m.HandleFunc("GET /readyz", s.ready)
 	if s.cfg.MetricsHandler != nil {
 		m.Handle("GET /metrics", s.cfg.MetricsHandler)
