@@ -216,6 +216,29 @@ attack_csrf() {
   attack_row "CSRF: the admin's session cookie on a close form from another origin, null, another port, a foreign Referer, without or with a wrong token; the admin API with the cookie; a cross-site sign-out" –
 }
 
+# The admin token rotated: the api restarted with a new WXFLOW_ADMIN_TOKEN; the session made with
+# the old token (its cookie in $run/admin.jar) and the old token itself open nothing.
+attack_rotated() {
+  attack_begin
+  local old=$WXFLOW_ADMIN_TOKEN jar=$run/admin.jar token
+  call GET "$internal/admin/orders/$open_id" -b "$jar" >/dev/null
+  token=$(grep -o 'name="csrf" value="[^"]*"' "$run/body" | head -n1 | sed -E 's/.*value="([^"]*)"/\1/')
+  killnow api
+  WXFLOW_ADMIN_TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  restart api
+  for _ in $(seq 1 100); do [ "$(call GET "$internal/readyz")" = 200 ] && break; sleep 0.2; done
+  tally 303 "$(call GET "$internal/admin/" -b "$jar")" "the old session's page (303 to the sign-in page)"
+  tally 303 "$(call POST "$internal/admin/orders/$open_id/close" -b "$jar" -H "Origin: $internal" \
+    --data-urlencode "csrf=$token" --data-urlencode "reason=old session")" "the old session's close form"
+  tally 401 "$(call GET "$internal/admin/api/orders" -H "Authorization: Bearer $old")" "the old token on the admin API"
+  rm -f "$run/old.jar"
+  call POST "$internal/admin/login" -c "$run/old.jar" -H "Origin: $internal" --data-urlencode "token=$old" >/dev/null
+  local got=refused; grep -q wxflow_admin "$run/old.jar" 2>/dev/null && got="signed in"
+  tally refused "$got" "the old token at the sign-in form"
+  unchanged "$before" "rotated token"
+  attack_row "the admin token rotated (api restarted with a new WXFLOW_ADMIN_TOKEN): the old session's page and form, the old token on the API and the sign-in form" –
+}
+
 # Admin token guessing: wrong tokens at the sign-in form and the admin API from one address
 # (127.0.0.3), each with another X-Forwarded-For (not trusted): none signs in, 429 after 5 failures.
 attack_guess() {
@@ -293,8 +316,8 @@ scenario_attack() {
   attack_setup
   local n=$((orders / 5))
   start_demo "$n" 4
-  attack_unauth; attack_cross; attack_nocors; attack_public; attack_nats; attack_csrf; attack_guess; attack_conns; attack_orders
-  finish attack "$n" "every attack of the table below, during the demo"
+  attack_unauth; attack_cross; attack_nocors; attack_public; attack_nats; attack_csrf; attack_rotated; attack_guess; attack_conns; attack_orders
+  finish attack "$n" "the attacks of the table below, beside the demo; books and verify after them all"
   { echo "### attack: every attempt"; echo; echo '```'; head -n 80 "$run/attack.txt" || true; echo '```'; echo; } >>"$details"
   unset WXFLOW_SHOP_RATE
 }

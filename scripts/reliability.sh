@@ -234,7 +234,7 @@ fi
   echo "notifications answered as accepted, plus orders paid in wxflow and not at WeChat."
   echo
   if [ -s "$attacks" ]; then
-    echo "The attack scenario's attacks, made while its demo ran (\`scripts/attack.sh\`; who may reach what: docs/SECURITY.md):"
+    echo "The attack scenario's attacks (\`scripts/attack.sh\`; who may reach what: docs/SECURITY.md):"
     echo
     echo "| attack | attempts | refused | accepted | api memory peak (VmHWM) | result |"
     echo "|---|---|---|---|---|---|"
@@ -242,7 +242,8 @@ fi
     echo
     echo "Refused: answered as the row says (or, for connections, closed by the server within its timeouts; for"
     echo "the order flood, 429). Accepted: anything else — a connection still open past its timeout or answered"
-    echo "2xx, orders created past the shop's rate. A row also counts one attempt for \"the target orders changed\"."
+    echo "2xx, orders created past the shop's rate. Each row of requests also counts one attempt for \"the target"
+    echo "orders changed\" (the state and refunds of a signed and a paid order of the demo shop, read before and after)."
     echo
   fi
   echo "Also in CI, by \`go test -race ./...\`: \`TestClusterNodeLoss\` (the command stream's leader killed mid-run),"
