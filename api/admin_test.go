@@ -122,6 +122,7 @@ type adminHarness struct {
 	*harness
 	clock *clock
 	logs  *logBuffer
+	cfg   api.Config
 }
 
 // newAdminHarness is newHarness with the admin settings of cfg (AdminToken
@@ -152,7 +153,24 @@ func newAdminHarness(t *testing.T, cfg api.Config) *adminHarness {
 	t.Cleanup(hs.Close)
 	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client()}
 	h.key = h.addShop(t, "alpha", keys.Merchant.Name)
-	return &adminHarness{harness: h, clock: clk, logs: logs}
+	return &adminHarness{harness: h, clock: clk, logs: logs, cfg: cfg}
+}
+
+// process is another api process of the same deployment (its store, NATS
+// and clock) given adminTokens as its WXFLOW_ADMIN_TOKEN.
+func (h *adminHarness) process(t *testing.T, adminTokens string) *adminHarness {
+	t.Helper()
+	cfg := h.cfg
+	cfg.AdminToken = adminTokens
+	srv, err := api.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	other := *h.harness
+	other.srv, other.url, other.client = srv, hs.URL, hs.Client()
+	return &adminHarness{harness: &other, clock: h.clock, logs: h.logs, cfg: cfg}
 }
 
 // browser is one admin's browser: it keeps the session cookie it is given,
@@ -393,6 +411,51 @@ func TestAdminSessionEnds(t *testing.T) {
 	}
 	if n := len(h.history(t, o.ID)); n != before {
 		t.Fatal("an expired session acted")
+	}
+}
+
+// TestAdminSessionEndsWithItsToken: a session lasts only as long as the
+// token it was made with. Once an admin's token is changed, or the admin
+// removed, an api process given the new WXFLOW_ADMIN_TOKEN ends their
+// sessions (on every process: they live in NATS) and they act no more;
+// another admin's session stays, and so does every session on a process
+// given the same tokens.
+func TestAdminSessionEndsWithItsToken(t *testing.T) {
+	tokens := "alice=" + aliceToken + ",bob=" + bobToken
+	h := newAdminHarness(t, api.Config{AdminToken: tokens})
+	o := h.prepaid(t, 100, "v3")
+	bob := h.browser(t)
+	bob.signIn(bobToken)
+	for _, tc := range []struct{ name, tokens string }{
+		{"alice's token changed", "alice=" + aliceToken + "-changed,bob=" + bobToken},
+		{"alice removed", "bob=" + bobToken},
+	} {
+		alice := h.browser(t)
+		alice.signIn(aliceToken)
+		csrf := alice.csrf(o.ID)
+		alice.h = h.process(t, tokens)
+		if a := alice.get("/admin/"); a.status != http.StatusOK {
+			t.Fatalf("%s: a process with the same tokens: %d, want the page", tc.name, a.status)
+		}
+		changed := h.process(t, tc.tokens)
+		alice.h, bob.h = changed, changed
+		before := len(h.history(t, o.ID))
+		if a := alice.post("/admin/orders/"+string(o.ID)+"/replay", url.Values{"reason": {"old session"}, "csrf": {csrf}}); a.status != http.StatusSeeOther || a.location != "/admin/login" {
+			t.Errorf("%s: alice's form: %d to %q, want the sign-in page", tc.name, a.status, a.location)
+		}
+		if n := len(h.history(t, o.ID)); n != before {
+			t.Fatalf("%s: alice's old session acted", tc.name)
+		}
+		if a := bob.get("/admin/"); a.status != http.StatusOK {
+			t.Errorf("%s: bob's session: %d, want the page", tc.name, a.status)
+		}
+		alice.h = h // the process that made the session, with the old tokens
+		if a := alice.get("/admin/"); a.status != http.StatusSeeOther || a.location != "/admin/login" {
+			t.Errorf("%s: alice's ended session on the old process: %d to %q", tc.name, a.status, a.location)
+		}
+	}
+	if !strings.Contains(h.logs.String(), "its token is no longer the admin's") {
+		t.Error("no warning of the refused session")
 	}
 }
 

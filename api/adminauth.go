@@ -150,13 +150,19 @@ func (s *Server) requireSession(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// session is the live session the request's cookie names.
+// session is the live session the request's cookie names. A session whose
+// admin was removed, or whose token was changed, since it began is ended.
 func (s *Server) session(r *http.Request) (string, session, error) {
 	c, err := r.Cookie(adminCookie)
 	if err != nil || c.Value == "" {
 		return "", session{}, errNoSession
 	}
 	sess, err := s.admin.sessions.get(r.Context(), c.Value, s.cfg.Now())
+	if err == nil && !s.admin.admins.holds(sess) {
+		s.log.Warn("admin: session refused: its token is no longer the admin's", "admin", sess.Admin, "client_ip", clientIP(r))
+		_ = s.admin.sessions.end(r.Context(), c.Value)
+		return "", session{}, errNoSession
+	}
 	return c.Value, sess, err
 }
 
@@ -197,7 +203,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	if old, err := r.Cookie(adminCookie); err == nil {
 		_ = s.admin.sessions.end(r.Context(), old.Value) // signing in again ends the session before
 	}
-	id, sess, err := s.admin.sessions.create(r.Context(), name, now, s.admin.ttl)
+	id, sess, err := s.admin.sessions.create(r.Context(), name, s.admin.admins.tag(name), now, s.admin.ttl)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
@@ -104,4 +105,31 @@ func (as admins) match(got string) (string, bool) {
 		}
 	}
 	return found, found != ""
+}
+
+// tokenTag names the token an admin signed in with, for the session it
+// makes: 8 bytes of a hash of the token's digest, which tell tokens apart
+// and give nothing to guess the token from.
+func (a admin) tokenTag() string {
+	d := sha256.Sum256(append([]byte("wxflow admin session\x00"), a.digest[:]...))
+	return hex.EncodeToString(d[:8])
+}
+
+// tag is the token tag of the admin called name; "" when there is none.
+func (as admins) tag(name string) string {
+	for _, a := range as {
+		if a.name == name {
+			return a.tokenTag()
+		}
+	}
+	return ""
+}
+
+// holds says whether a session is still backed by its admin's token: the
+// admin is still named and their token is the one they signed in with.
+// Rotating an admin's token, or removing the admin, ends their sessions on
+// every api process given the new WXFLOW_ADMIN_TOKEN.
+func (as admins) holds(sess session) bool {
+	tag := as.tag(sess.Admin)
+	return tag != "" && subtle.ConstantTimeCompare([]byte(tag), []byte(sess.Token)) == 1
 }

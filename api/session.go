@@ -28,10 +28,12 @@ const sessionIDBytes = 32
 // by a sign-out, or expired.
 var errNoSession = errors.New("no such admin session")
 
-// session is what the store keeps of one sign-in: who signed in, and until
-// when the sign-in holds (absolute: using the page does not extend it).
+// session is what the store keeps of one sign-in: who signed in, with which
+// token (its tag, admins.holds), and until when the sign-in holds
+// (absolute: using the page does not extend it).
 type session struct {
 	Admin   string    `json:"admin"`
+	Token   string    `json:"token"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 }
@@ -68,15 +70,15 @@ func sessionKey(id string) string {
 	return hex.EncodeToString(d[:])
 }
 
-// create starts a session for the admin called name, lasting ttl from now,
-// and returns its new random id.
-func (ss *sessions) create(ctx context.Context, name string, now time.Time, ttl time.Duration) (string, session, error) {
+// create starts a session for the admin called name, signed in with the
+// token tagged tag, lasting ttl from now, and returns its new random id.
+func (ss *sessions) create(ctx context.Context, name, tag string, now time.Time, ttl time.Duration) (string, session, error) {
 	raw := make([]byte, sessionIDBytes)
 	if _, err := rand.Read(raw); err != nil {
 		return "", session{}, fmt.Errorf("admin sessions: random id: %w", err)
 	}
 	id := base64.RawURLEncoding.EncodeToString(raw)
-	sess := session{Admin: name, Created: now.UTC(), Expires: now.Add(ttl).UTC()}
+	sess := session{Admin: name, Token: tag, Created: now.UTC(), Expires: now.Add(ttl).UTC()}
 	kv, err := ss.bucket(ctx)
 	if err != nil {
 		return "", session{}, err
