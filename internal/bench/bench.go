@@ -44,7 +44,8 @@ type Report struct {
 	PayAPI      string  `json:"pay_api"`      // v2, v3 or mixed
 	Seconds     float64 `json:"seconds"`      // wall time of the engine run
 	OrdersPerS  float64 `json:"orders_per_s"` // whole lifecycles per second
-	// Latency of each transition (time between the events), and of create → notified.
+	// Latency of each transition (time between the events), and of create →
+	// notified, keyed FROM_TO in plain ASCII (created_notified).
 	Latency map[string]Percentiles `json:"latency_ms"`
 	// WeChatCallsPerOrder counts every HTTP call to the simulator per order.
 	WeChatCallsPerOrder float64 `json:"wechat_calls_per_order"`
@@ -274,7 +275,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				a, okA := at[step[0]]
 				b, okB := at[step[1]]
 				if okA && okB {
-					name := string(step[0]) + "→" + string(step[1])
+					name := string(step[0]) + "_" + string(step[1]) // plain ASCII: jq reads .latency_ms.created_notified
 					if lat[name] == nil {
 						lat[name] = &histogram{}
 					}

@@ -60,12 +60,12 @@ func TestBench(t *testing.T) {
 	if rep.Orders != 20 || rep.Refunded != 4 || rep.OrdersPerS <= 0 {
 		t.Fatalf("report: %+v", rep)
 	}
-	for _, step := range []string{"created→authorized", "authorized→prepaid", "prepaid→signed", "signed→notified", "created→notified"} {
+	for _, step := range []string{"created_authorized", "authorized_prepaid", "prepaid_signed", "signed_notified", "created_notified"} {
 		if p := rep.Latency[step]; p.N != 20 || p.P50 > p.P99 || p.P99 > p.Max {
 			t.Errorf("latency %s: %+v", step, p)
 		}
 	}
-	if p := rep.Latency["refunding→refunded"]; p.N != 4 {
+	if p := rep.Latency["refunding_refunded"]; p.N != 4 {
 		t.Errorf("refund latency: %+v", p)
 	}
 	// Transactions: create (created and authorized at once), prepaid, signed,

@@ -23,7 +23,7 @@ func Print(w io.Writer, r *Report) {
 	fmt.Fprintln(w, "latency (ms)            p50     p90     p99     max")
 	for _, k := range keys {
 		p := r.Latency[k]
-		fmt.Fprintf(w, "  %-20s %7.1f %7.1f %7.1f %7.1f\n", k, p.P50, p.P90, p.P99, p.Max)
+		fmt.Fprintf(w, "  %-20s %7.1f %7.1f %7.1f %7.1f\n", strings.Replace(k, "_", "→", 1), p.P50, p.P90, p.P99, p.Max)
 	}
 	fmt.Fprintf(w, "WeChat calls per order %.2f, peak RSS %.0f MiB, DB %.1f MiB, event stream %.1f MiB\n",
 		r.WeChatCallsPerOrder, r.PeakRSSMiB, float64(r.DBBytes)/(1<<20), float64(r.StreamBytes)/(1<<20))
