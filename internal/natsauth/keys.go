@@ -211,3 +211,26 @@ func Fingerprint(dir string) string {
 	}
 	return b.String()
 }
+
+// Same says whether two lists of users hold the same keys with the same
+// permissions, in any order: a server need not reload then.
+func Same(a, b []*server.NkeyUser) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	perms := func(us []*server.NkeyUser) map[string]string {
+		m := make(map[string]string, len(us))
+		for _, u := range us {
+			raw, _ := json.Marshal(u.Permissions)
+			m[u.Nkey] = string(raw)
+		}
+		return m
+	}
+	pa, pb := perms(a), perms(b)
+	for k, v := range pa {
+		if pb[k] != v {
+			return false
+		}
+	}
+	return len(pa) == len(pb)
+}

@@ -125,6 +125,9 @@ func Start(cfg Config) (*Server, error) {
 	return &Server{Server: ns, opts: opts}, nil
 }
 
+// Users are the users the server accepts now (nil: anyone).
+func (s *Server) Users() []*server.NkeyUser { return s.opts.Nkeys }
+
 // SetUsers replaces the users the server accepts (a shop added while it
 // runs), as a configuration reload does: connected clients of users that
 // remain keep their connections.

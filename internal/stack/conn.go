@@ -273,7 +273,7 @@ func WatchUsers(ctx context.Context, s *Settings, ns *natsembed.Server, log *slo
 		return
 	}
 	dir := natsauth.Dir(s.DataDir)
-	seen := "" // the first look reloads once: a shop may have come since the server read the folder
+	seen := "" // the first look compares: a shop may have come since the server read the folder
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -287,6 +287,10 @@ func WatchUsers(ctx context.Context, s *Settings, ns *natsembed.Server, log *slo
 			continue
 		}
 		users, err := natsauth.Ensure(dir, natsauth.Internal())
+		if err == nil && natsauth.Same(users.Nkeys, ns.Users()) {
+			seen = now // the server has them already: no reload
+			continue
+		}
 		if err == nil {
 			err = ns.SetUsers(users.Nkeys)
 		}
