@@ -40,7 +40,7 @@ func newAdminAuth(cfg Config) (*adminAuth, error) {
 	if ttl < 0 || ttl > engine.AdminSessionMaxAge {
 		return nil, fmt.Errorf("api: AdminSessionTTL %s: want up to %s (the session bucket's TTL)", ttl, engine.AdminSessionMaxAge)
 	}
-	a := &adminAuth{admins: as, sessions: &sessions{js: cfg.JS}, limiter: newLoginLimiter(), ttl: ttl}
+	a := &adminAuth{admins: as, sessions: &sessions{js: cfg.JS}, limiter: newLoginLimiter(loginEvery, loginBurst), ttl: ttl}
 	for _, o := range cfg.AdminOrigins {
 		if origin := originOf(o); origin != "" {
 			a.origins = append(a.origins, origin)

@@ -111,7 +111,15 @@ type shopHandler func(w http.ResponseWriter, r *http.Request, shop engine.Shop)
 // for a missing, malformed, unknown or revoked key (one answer for all).
 func (s *Server) shopOnly(h shopHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		addr := clientIP(r)
+		if wait := s.badKeys.wait(addr, s.cfg.Now()); wait > 0 {
+			tooMany(w, wait, "too many requests without a valid key from this address")
+			return
+		}
 		shop, err := s.authenticate(r.Context(), r)
+		if errors.Is(err, errNoKey) || errors.Is(err, engine.ErrBadKey) {
+			s.badKeys.failed(addr, s.cfg.Now())
+		}
 		switch {
 		case errors.Is(err, errNoKey):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wxflow"`)

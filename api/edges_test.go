@@ -203,8 +203,8 @@ func heapInUse() int64 {
 
 // TestShopRateLimit: each shop has its own rate on the internal listener,
 // counted once its key is checked: one shop over it is told to slow down,
-// another is not; made-up keys from one address are held by the address's
-// rate, whatever keys they carry.
+// another on the same host is not; made-up keys from one address are held
+// by that address's allowance of failures, whatever keys they carry.
 func TestShopRateLimit(t *testing.T) {
 	h := newAdminHarness(t, api.Config{InternalRate: 2})
 	betaKey := h.addShop(t, "beta", h.keys.Merchant.Name)
@@ -223,12 +223,12 @@ func TestShopRateLimit(t *testing.T) {
 		t.Fatalf("shop beta while alpha is held: %d, want 404", got)
 	}
 	limited := 0
-	for i := range 40 {
+	for i := range 150 {
 		if get(fmt.Sprintf("wxs_made%05d_up", i)) == http.StatusTooManyRequests {
 			limited++
 		}
 	}
 	if limited == 0 {
-		t.Fatal("40 made-up keys from one address at a rate of 8/s were never held")
+		t.Fatal("150 made-up keys from one address were never held")
 	}
 }

@@ -15,6 +15,11 @@ import (
 const (
 	loginBurst = 5
 	loginEvery = time.Minute / loginBurst
+	// badKeyBurst and badKeyEvery are the shop keys an address may present
+	// that are no key at all (100 at once, then 20 a second): each costs a
+	// database read, and no valid key is found by trying.
+	badKeyBurst = 100
+	badKeyEvery = time.Second / 20
 	// loginClients bounds the clients remembered; past it, the ones whose
 	// allowance is whole again are forgotten, and if none is, new clients
 	// share one allowance (overflowClient) rather than growing the map.
@@ -22,17 +27,21 @@ const (
 	overflowClient = "overflow"
 )
 
-// loginLimiter slows down guessing of admin tokens, per client address and
-// per api process (N processes let a client fail N times as often). The
-// address is the connection's: X-Forwarded-For is anyone's to write, so
-// behind a proxy every client shares the proxy's allowance.
+// loginLimiter slows down guessing, per client address and per api process
+// (N processes let a client fail N times as often): of admin tokens, and of
+// shop keys. Only failures count. The address is the connection's:
+// X-Forwarded-For is anyone's to write, so behind a proxy every client
+// shares the proxy's allowance.
 type loginLimiter struct {
 	mu      sync.Mutex
 	clients map[string]*rate.Limiter
+	every   time.Duration
+	burst   int
 }
 
-func newLoginLimiter() *loginLimiter {
-	return &loginLimiter{clients: map[string]*rate.Limiter{}}
+// newLoginLimiter allows burst failures at once, then one every every.
+func newLoginLimiter(every time.Duration, burst int) *loginLimiter {
+	return &loginLimiter{clients: map[string]*rate.Limiter{}, every: every, burst: burst}
 }
 
 // clientKey is who an allowance belongs to: the IPv4 address, or the /64 of
@@ -61,7 +70,7 @@ func (l *loginLimiter) wait(ip string, now time.Time) time.Duration {
 	if tokens >= 1 {
 		return 0
 	}
-	return time.Duration(math.Ceil((1 - tokens) * float64(loginEvery)))
+	return time.Duration(math.Ceil((1 - tokens) * float64(l.every)))
 }
 
 // failed counts one failed attempt of ip.
@@ -71,7 +80,7 @@ func (l *loginLimiter) failed(ip string, now time.Time) {
 	key := clientKey(ip)
 	if _, ok := l.clients[key]; !ok && len(l.clients) >= loginClients {
 		for k, v := range l.clients {
-			if v.TokensAt(now) >= loginBurst {
+			if v.TokensAt(now) >= float64(l.burst) {
 				delete(l.clients, k)
 			}
 		}
@@ -81,7 +90,7 @@ func (l *loginLimiter) failed(ip string, now time.Time) {
 	}
 	lim, ok := l.clients[key]
 	if !ok {
-		lim = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
+		lim = rate.NewLimiter(rate.Every(l.every), l.burst)
 		l.clients[key] = lim
 	}
 	lim.AllowN(now, 1)

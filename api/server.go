@@ -119,8 +119,10 @@ type Server struct {
 	public  http.Handler // the public listener's: WeChat's notifications, a health check
 	tmpl    *template.Template
 	admin   *adminAuth // nil when the admin side is off
-	// shopRates is each shop's rate on the internal listener.
+	// shopRates is each shop's rate on the internal listener; badKeys the
+	// failed authentications an address may make.
 	shopRates *keyedLimiter
+	badKeys   *loginLimiter
 	// notices reads WeChat's notifications into typed states (cfg.V2, cfg.V3).
 	notices pay.Notices
 	// keys remembers verified shop keys for cfg.KeyCacheTTL.
@@ -163,14 +165,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.InternalRate = 500
 	}
 	// The internal listener: every shop its own rate, once its key is
-	// checked (shopOnly); before that, per address, four times as much (one
-	// backend may speak for several shops), so a flood of made-up keys from
-	// one address is held too.
-	burst := int(min(2*float64(cfg.InternalRate), 1e6))
+	// checked (shopOnly); keys that are no key are limited per address
+	// (badKeys), so made-up keys get no rate of their own, and one shop's
+	// flood holds back no other shop on the same host.
 	s.cfg.InternalRate = cfg.InternalRate
-	s.shopRates = newKeyedLimiter(cfg.InternalRate, burst, cfg.Now)
-	internal := newKeyedLimiter(4*cfg.InternalRate, 4*burst, cfg.Now)
-	s.handler = s.middleware(rateLimited(internal, addressKey, routes))
+	s.shopRates = newKeyedLimiter(cfg.InternalRate, int(min(2*float64(cfg.InternalRate), 1e6)), cfg.Now)
+	s.badKeys = newLoginLimiter(badKeyEvery, badKeyBurst)
+	s.handler = s.middleware(routes)
 	public := newKeyedLimiter(cfg.Edges.Rate, cfg.Edges.Burst, cfg.Now)
 	s.public = s.middleware(rateLimited(public, addressKey, s.publicRoutes()))
 	return s, nil
