@@ -43,6 +43,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) error {
 	handle("POST /admin/api/orders/{id}/replay", api(s.adminAct(engine.VerbReplay, false)))
 	handle("POST /admin/api/orders/{id}/close", api(s.adminAct(engine.VerbClose, false)))
 	handle("POST /admin/api/orders/{id}/refunds", api(s.adminAct(engine.VerbRefund, false)))
+	handle("POST /admin/api/orders/{id}/resolve", api(s.adminAct(engine.VerbResolve, false)))
 	handle("POST /admin/api/replay-stuck", api(s.adminReplayStuck(false)))
 
 	handle("GET /admin/admin.css", func(w http.ResponseWriter, r *http.Request) {
@@ -56,6 +57,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) error {
 	handle("GET /admin/orders/{id}", page(s.adminOrderPage))
 	handle("POST /admin/orders/{id}/replay", page(s.adminAct(engine.VerbReplay, true)))
 	handle("POST /admin/orders/{id}/close", page(s.adminAct(engine.VerbClose, true)))
+	handle("POST /admin/orders/{id}/resolve", page(s.adminAct(engine.VerbResolve, true)))
 	handle("POST /admin/replay-stuck", page(s.adminReplayStuck(true)))
 	return nil
 }
@@ -224,14 +226,16 @@ type adminInput struct {
 	Who       string `json:"who"`
 	Reason    string `json:"reason"`
 	AmountFen int64  `json:"amount_fen"`
-	State     string `json:"state"`
-	DryRun    bool   `json:"dry_run"`
+	// Flag is the flag a resolve clears.
+	Flag   string `json:"flag"`
+	State  string `json:"state"`
+	DryRun bool   `json:"dry_run"`
 }
 
 func readAdminInput(r *http.Request, form bool) (adminInput, error) {
 	var in adminInput
 	if form {
-		in.Reason = r.PostFormValue("reason")
+		in.Reason, in.Flag = r.PostFormValue("reason"), r.PostFormValue("flag")
 	} else if err := decodeBody(r, &in); err != nil {
 		return in, err
 	}
@@ -241,7 +245,9 @@ func readAdminInput(r *http.Request, form bool) (adminInput, error) {
 	return in, nil
 }
 
-// adminAct replays, closes or refunds one order on an admin's word.
+// adminAct replays, closes, refunds or resolves a flag of one order on an
+// admin's word; a resolve is the only way an alert (money may be wrong) is
+// cleared.
 func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := engine.OrderID(r.PathValue("id"))
@@ -263,6 +269,12 @@ func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 				return
 			}
 			c.Refund = &engine.RefundAsk{OutRefundNo: "wxr" + strings.TrimPrefix(engine.NewID("r"), "r_"), AmountFen: in.AmountFen, Reason: in.Reason}
+		case engine.VerbResolve:
+			if strings.TrimSpace(in.Flag) == "" {
+				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity, "flag is required: the flag to clear")
+				return
+			}
+			c.Resolve = &engine.Resolution{Flag: in.Flag}
 		}
 		res, err := s.send(r.Context(), c, true)
 		switch {

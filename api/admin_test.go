@@ -637,3 +637,40 @@ func TestAdminActorIsTheSignedInAdmin(t *testing.T) {
 		t.Fatalf("not in the history: %v", want)
 	}
 }
+
+// TestAdminResolvesAnAlert: an alert flag goes only by a person's word, and
+// the admin API is one way to give it: the flag to clear and why are
+// required, the history records who.
+func TestAdminResolvesAnAlert(t *testing.T) {
+	h := newAdminHarness(t, api.Config{})
+	o := h.prepaid(t, 100, "v2")
+	ctx := context.Background()
+	if res, err := h.eng.Apply(ctx, engine.Command{ID: "flag:alert", Verb: engine.VerbFlag, OrderID: o.ID, Actor: "test",
+		Flag: &engine.FlagInfo{Reason: engine.FlagAmountMismatch}}); err != nil || !res.Applied {
+		t.Fatalf("flag: %+v %v", res, err)
+	}
+	resolve := func(body string) (int, []byte) {
+		return h.do(t, http.MethodPost, "/admin/api/orders/"+string(o.ID)+"/resolve", "application/json", []byte(body),
+			"Authorization", "Bearer "+adminToken)
+	}
+	if s, out := resolve(`{"reason":"checked the bill"}`); s != http.StatusUnprocessableEntity {
+		t.Fatalf("resolve without a flag: %d %s, want 422", s, out)
+	}
+	if s, out := resolve(`{"flag":"` + engine.FlagAmountMismatch + `"}`); s != http.StatusBadRequest {
+		t.Fatalf("resolve without a reason: %d %s, want 400", s, out)
+	}
+	if got := h.state(t, o.ID); !got.Flags.Has(engine.FlagAmountMismatch) {
+		t.Fatalf("refused resolves cleared the alert: %v", got.Flags)
+	}
+	if s, out := resolve(`{"flag":"` + engine.FlagAmountMismatch + `","reason":"checked the bill"}`); s != http.StatusOK {
+		t.Fatalf("resolve: %d %s", s, out)
+	}
+	if got := h.state(t, o.ID); got.Flags.Has(engine.FlagAmountMismatch) {
+		t.Fatalf("the alert is still there: %v", got.Flags)
+	}
+	hist := h.history(t, o.ID)
+	last := hist[len(hist)-1]
+	if last.Actor != "admin:admin" || !strings.Contains(last.Reason, "checked the bill") {
+		t.Fatalf("the history's last entry: %+v, want the admin and why", last)
+	}
+}
