@@ -38,6 +38,8 @@ func statusOf(code engine.RefusalCode) int {
 		return http.StatusUnprocessableEntity
 	case engine.CodeUnknownOrder:
 		return http.StatusNotFound
+	case engine.CodeMerchantNotAllowed, engine.CodeForbiddenOrigin:
+		return http.StatusForbidden
 	}
 	return http.StatusUnprocessableEntity
 }

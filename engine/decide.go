@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -98,6 +99,9 @@ func decideCreate(f facts, cmd Command, now time.Time) (*change, *refusal, error
 		return nil, &refusal{code: CodeInvalid, reason: "amount_fen must be positive"}, nil
 	case c.Merchant == "" || c.OutTradeNo == "" || c.Description == "":
 		return nil, &refusal{code: CodeInvalid, reason: "merchant, out_trade_no and description are required"}, nil
+	case cmd.Origin.IsShop() && !slices.Contains(f.shopMerchants, c.Merchant):
+		// A shop publishing on NATS acts only for its merchants, as through the API.
+		return nil, &refusal{code: CodeMerchantNotAllowed, reason: "the shop may not act for merchant " + c.Merchant}, nil
 	case !ValidShopName(c.Merchant):
 		return nil, &refusal{code: CodeInvalid, reason: "merchant must be 1-32 of [a-z0-9_-] (it is a token of the event subjects)"}, nil
 	case c.PayAPI != PayV2 && c.PayAPI != PayV3:

@@ -24,6 +24,9 @@ type facts struct {
 	// inFlight is, for a replay of an order waiting on a refund, the refund
 	// it waits for.
 	inFlight *Refund
+	// shopMerchants are, for a create a shop published on NATS itself, the
+	// merchants that shop may act for (none when the shop is unknown).
+	shopMerchants []string
 	// defaultExpiry is an order's lifetime when the shop gives none (Config.DefaultExpiry).
 	defaultExpiry time.Duration
 }
@@ -46,6 +49,15 @@ func (e *Engine) loadFacts(ctx context.Context, tx *sqlx.Tx, cmd Command) (facts
 	case cmd.Verb == VerbCreate && f.order == nil:
 		if f.tradeOwner, err = s.tradeOwner(ctx, tx, cmd.Create.Merchant, cmd.Create.OutTradeNo); err != nil {
 			return f, err
+		}
+		if name, ok := cmd.Origin.Shop(); ok {
+			shop, serr := s.Shop(ctx, name)
+			switch {
+			case serr == nil:
+				f.shopMerchants = shop.Merchants
+			case !errors.Is(serr, ErrNotFound):
+				return f, serr
+			}
 		}
 	case f.order == nil:
 	case cmd.Verb == VerbRefund:

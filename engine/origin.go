@@ -31,6 +31,9 @@ func (o Origin) Shop() (string, bool) {
 	return name, ok && name != ""
 }
 
+// IsShop says whether the origin is a shop's.
+func (o Origin) IsShop() bool { _, ok := o.Shop(); return ok }
+
 // originOfSubject reads the origin from a command subject; "" when the
 // subject has none.
 func originOfSubject(subject string) Origin {

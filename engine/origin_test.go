@@ -51,7 +51,19 @@ func TestOriginFromSubject(t *testing.T) {
 	}
 
 	// A shop creates an order on its own subject, claiming another shop in
-	// the payload: the order is the subject's shop's.
+	// the payload: the order is the subject's shop's. It acts only for its
+	// merchants; a shop the store does not know acts for none.
+	if err := store.AddShop(ctx, engine.Shop{Name: "acme", Merchants: []string{"m"}, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := create("oforeign", 100)
+	foreign.Create.Merchant = "elsewhere"
+	if res := send("wxflow.cmd.create.shop_acme", foreign); res.Applied || res.Code != engine.CodeMerchantNotAllowed {
+		t.Fatalf("a shop's create for another merchant: %+v, want merchant_not_allowed", res)
+	}
+	if res := send("wxflow.cmd.create.shop_ghost", create("oghost", 100)); res.Applied || res.Code != engine.CodeMerchantNotAllowed {
+		t.Fatalf("an unknown shop's create: %+v, want merchant_not_allowed", res)
+	}
 	c := create("oshop", 100)
 	c.Create.Shop = "other"
 	if res := send("wxflow.cmd.create.shop_acme", c); !res.Applied || res.Order.Shop != "acme" {
