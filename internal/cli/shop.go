@@ -95,7 +95,7 @@ func shopAddCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "shop %s's NATS key (for publishing on NATS itself): %s\n", name, seed)
+			fmt.Fprintf(out, "shop %s's NATS seed file (for publishing on NATS itself): %s\n", name, seed)
 			if ifMissing {
 				_, made, err := stack.EnsureShop(cmd.Context(), store, secret, name, merchants, keyFile)
 				switch {
