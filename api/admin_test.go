@@ -129,31 +129,12 @@ type adminHarness struct {
 // is adminToken unless set) and a test clock.
 func newAdminHarness(t *testing.T, cfg api.Config) *adminHarness {
 	t.Helper()
-	eng, store, nc, js := enginetest.StartEngine(t)
-	keys, err := sim.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
-	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	clk, logs := &clock{now: time.Now()}, &logBuffer{}
-	cfg.Merchant, cfg.Store, cfg.NC, cfg.JS, cfg.V2, cfg.V3 = keys.Merchant, store, nc, js, c2, c3
-	cfg.Now, cfg.Logger = clk.Now, slog.New(slog.NewJSONHandler(logs, nil))
-	if cfg.Secret == nil {
-		cfg.Secret = testSecret
-	}
-	if cfg.AdminToken == "" {
-		cfg.AdminToken = adminToken
-	}
-	srv, err := api.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client()}
-	h.key = h.addShop(t, "alpha", keys.Merchant.Name)
-	return &adminHarness{harness: h, clock: clk, logs: logs, cfg: cfg}
+	h, used := startHarness(t, func(c *api.Config) {
+		*c = cfg
+		c.Now, c.Logger = clk.Now, slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	return &adminHarness{harness: h, clock: clk, logs: logs, cfg: used}
 }
 
 // process is another api process of the same deployment (its store, NATS

@@ -47,6 +47,24 @@ const keyCacheTTL = 30 * time.Second
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	m := metrics.New()
+	clock := &atomic.Int64{}
+	h, _ := startHarness(t, func(cfg *api.Config) {
+		cfg.OAuthBaseURL, cfg.Responses, cfg.MetricsHandler = "https://open.example", m, m.Handler()
+		cfg.KeyCacheTTL, cfg.AppDomains = keyCacheTTL, []string{"shop.example"}
+		cfg.Now = func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
+	})
+	h.clock = clock
+	h.betaKey = h.addShop(t, "beta", h.keys.Merchant.Name)
+	return h
+}
+
+// startHarness serves the API over a real engine, NATS and SQLite, with
+// the merchant's clients, testSecret and adminToken; adjust sets the rest
+// of its config (fields it leaves zero take those defaults), which it
+// returns whole. Shop alpha is made, and its key sent on every /v1 request.
+func startHarness(t *testing.T, adjust func(cfg *api.Config)) (*harness, api.Config) {
+	t.Helper()
 	eng, store, nc, js := enginetest.StartEngine(t)
 	keys, err := sim.EnsureKeys(t.TempDir())
 	if err != nil {
@@ -54,20 +72,24 @@ func newHarness(t *testing.T) *harness {
 	}
 	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
-	m := metrics.New()
-	clock := &atomic.Int64{}
-	now := func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
-	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, OAuthBaseURL: "https://open.example", AdminToken: adminToken,
-		Responses: m, MetricsHandler: m.Handler(), Secret: testSecret, KeyCacheTTL: keyCacheTTL, AppDomains: []string{"shop.example"}, Now: now})
+	var cfg api.Config
+	adjust(&cfg)
+	cfg.Merchant, cfg.Store, cfg.NC, cfg.JS, cfg.V2, cfg.V3 = keys.Merchant, store, nc, js, c2, c3
+	if cfg.Secret == nil {
+		cfg.Secret = testSecret
+	}
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = adminToken
+	}
+	srv, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client(), clock: clock}
+	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client()}
 	h.key = h.addShop(t, "alpha", keys.Merchant.Name)
-	h.betaKey = h.addShop(t, "beta", keys.Merchant.Name)
-	return h
+	return h, cfg
 }
 
 // addShop stores a shop acting for merchants (none: it exists already)

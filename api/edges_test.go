@@ -18,10 +18,6 @@ import (
 	"time"
 
 	"github.com/wxflow/wxflow/api"
-	"github.com/wxflow/wxflow/engine/enginetest"
-	"github.com/wxflow/wxflow/workers/wechat/sim"
-	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
-	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // TestPublicListenerServesOnlyNotifications: what WeChat must reach from the
@@ -58,18 +54,8 @@ func TestPublicListenerServesOnlyNotifications(t *testing.T) {
 // TestPublicRateLimit: one address over its rate is told to slow down
 // (429, Retry-After); another address is not.
 func TestPublicRateLimit(t *testing.T) {
-	_, store, nc, js := enginetest.StartEngine(t)
-	keys, err := sim.EnsureKeys(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, _ := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
-	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
-	srv, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3,
-		Secret: testSecret, Edges: api.Edges{Rate: 1, Burst: 3}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, _ := startHarness(t, func(cfg *api.Config) { cfg.Edges = api.Edges{Rate: 1, Burst: 3} })
+	srv := h.srv
 	ask := func(ip string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, "http://public/healthz", nil)
