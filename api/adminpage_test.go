@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers"
@@ -244,5 +242,4 @@ func TestAdminPageCalls(t *testing.T) {
 	if strings.Contains(page, "14.630092ms") {
 		t.Error("a duration is printed to the nanosecond")
 	}
-	var _ jetstream.JetStream = h.cfg.JS
 }

@@ -23,12 +23,15 @@ var adminFuncs = template.FuncMap{
 	"yuanInput": yuanInput,
 	"at":        atUTC,
 	"day":       dayUTC,
+	"sec":       secUTC,
 	"took":      tookShort,
 	"asked":     askedLine,
 }
 
 // yuanFen writes fen as "¥12.34 (1234 fen)".
-func yuanFen(fen int64) string { return "¥" + yuanInput(fen) + " (" + strconv.FormatInt(fen, 10) + " fen)" }
+func yuanFen(fen int64) string {
+	return "¥" + yuanInput(fen) + " (" + strconv.FormatInt(fen, 10) + " fen)"
+}
 
 // yuanInput writes fen as yuan with two decimals and no sign of currency
 // ("12.34"), as the refund form's amount field takes it.
@@ -43,6 +46,9 @@ func yuanInput(fen int64) string {
 // atUTC writes a time of the timeline to the millisecond, in UTC (the
 // columns say "UTC").
 func atUTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }
+
+// secUTC writes a time of a list to the second, in UTC (the columns say "UTC").
+func secUTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
 
 // dayUTC writes a time to the second, saying UTC.
 func dayUTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
