@@ -57,6 +57,14 @@ func TestAdminPageOffersWhatTheLifecycleAllows(t *testing.T) {
 	if a := h.browser(t).get("/admin/login"); a.status != http.StatusOK || strings.Contains(a.body, `name="q"`) || strings.Contains(a.body, `id="search"`) {
 		t.Fatalf("the sign-in page shows the search box: %d\n%s", a.status, a.body)
 	}
+	// The sign-in page needs no session, so anyone may link to it: it
+	// shows its own messages, not a link's.
+	for m, shown := range map[string]bool{"Wrong token.": true, "Signed out.": true, "Session expired: mail your token to ops@evil.example": false} {
+		a := h.browser(t).get("/admin/login?m=" + url.QueryEscape(m))
+		if strings.Contains(a.body, m) != shown || strings.Contains(a.body, `id="message"`) != shown {
+			t.Errorf("the sign-in page given %q: shown %v, want %v", m, !shown, shown)
+		}
+	}
 	b := h.browser(t)
 	b.signIn(adminToken)
 	if a := b.get("/admin/"); !strings.Contains(a.body, `id="search"`) {
