@@ -285,9 +285,9 @@ func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity, "amount_fen must be positive")
 				return
 			}
-			if len(in.Reason) > maxRefundReason {
+			if len(in.Reason) > maxRefundReason || !cleanText(in.Reason) {
 				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity,
-					fmt.Sprintf("the reason must be at most %d bytes: WeChat takes it as the refund's reason", maxRefundReason))
+					fmt.Sprintf("the reason must be at most %d bytes, without control characters: WeChat takes it as the refund's reason", maxRefundReason))
 				return
 			}
 			if in.OutRefundNo == "" {
@@ -352,8 +352,8 @@ func (s *Server) adminRefundForm(refund http.HandlerFunc) http.HandlerFunc {
 		if err == nil && !r.PostForm.Has("amount") {
 			err = errors.New("the amount to refund is required")
 		}
-		if err == nil && len(in.Reason) > maxRefundReason {
-			err = fmt.Errorf("the reason must be at most %d bytes (WeChat's limit)", maxRefundReason)
+		if err == nil && (len(in.Reason) > maxRefundReason || !cleanText(in.Reason)) {
+			err = fmt.Errorf("the reason must be at most %d bytes (WeChat's limit), without control characters", maxRefundReason)
 		}
 		if err != nil {
 			s.adminAnswer(w, r, true, id, engine.Result{}, http.StatusBadRequest, "refund not asked: "+err.Error())

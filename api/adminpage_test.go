@@ -136,7 +136,7 @@ var outRefundNoRE = regexp.MustCompile(`name="out_refund_no" value="([^"]+)"`)
 // remains, or a form without the session's CSRF token refunds nothing.
 func TestAdminPageRefund(t *testing.T) {
 	h := newAdminHarness(t, api.Config{})
-	o := h.paid(t, 1234)
+	o, unpaid := h.paid(t, 1234), h.prepaid(t, 100, "v2")
 	b := h.browser(t)
 	b.signIn(adminToken)
 	csrf := b.csrf(o.ID)
@@ -162,11 +162,17 @@ func TestAdminPageRefund(t *testing.T) {
 		{"more than remains", url.Values{"amount": {"12.35"}, "reason": {"r"}, "csrf": {csrf}}, nil, http.StatusSeeOther, "remain"},
 		{"no reason", url.Values{"amount": {"1"}, "csrf": {csrf}}, nil, http.StatusSeeOther, "reason"},
 		{"reason too long for WeChat", url.Values{"amount": {"1"}, "reason": {strings.Repeat("r", 81)}, "csrf": {csrf}}, nil, http.StatusSeeOther, "80+bytes"},
+		{"reason with a control character, confirmed", url.Values{"amount": {"1"}, "reason": {"a\x1bb"}, "confirm": {"yes"}, "csrf": {csrf}}, nil, http.StatusSeeOther, "control"},
+		{"an unpaid order", url.Values{"amount": {"1"}, "reason": {"r"}, "csrf": {csrf}}, nil, http.StatusSeeOther, "the+order+is+prepaid"},
 		{"no CSRF token, confirmed", url.Values{"amount": {"1"}, "reason": {"r"}, "confirm": {"yes"}}, nil, http.StatusForbidden, ""},
 		{"other origin, confirmed", url.Values{"amount": {"1"}, "reason": {"r"}, "confirm": {"yes"}, "csrf": {csrf}}, []string{"Origin", "http://127.0.0.1:1"}, http.StatusForbidden, ""},
 		{"bad out_refund_no, confirmed", url.Values{"amount": {"1"}, "reason": {"r"}, "confirm": {"yes"}, "csrf": {csrf}, "out_refund_no": {"x"}}, nil, http.StatusSeeOther, "out_refund_no"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			path := path
+			if tc.name == "an unpaid order" {
+				path = "/admin/orders/" + string(unpaid.ID) + "/refunds"
+			}
 			a := b.post(path, tc.form, tc.header...)
 			if a.status != tc.want || !strings.Contains(a.location, tc.says) {
 				t.Fatalf("%d to %q, want %d with %q", a.status, a.location, tc.want, tc.says)
