@@ -75,7 +75,9 @@ func devCommand() *cobra.Command {
 		if env := os.Getenv("WXFLOW_DEMO_SHOP_JSSDK"); env != "" && !f.Changed("demo-shop-jssdk") {
 			o.DemoShopJSSDK = env
 		}
-		if f.Changed("demo-shop-addr") || os.Getenv("WXFLOW_DEMO_SHOP_ADDR") != "" {
+		// The demo shop's default address gives way too, whatever else was chosen.
+		o.DemoShopFreePort = !f.Changed("demo-shop-addr") && os.Getenv("WXFLOW_DEMO_SHOP_ADDR") == ""
+		if !o.DemoShopFreePort {
 			o.FreePorts = false
 		}
 		// No rate limit on a laptop unless one is asked for.

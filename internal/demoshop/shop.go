@@ -159,6 +159,7 @@ func (s *Shop) routes() {
 	m.HandleFunc("GET /demo/api/orders/{id}/pay-params", s.payParams)
 	m.HandleFunc("POST /demo/api/orders/{id}/refund", s.sameOrigin(s.refund))
 	m.HandleFunc("POST /demo/api/mp/orders", s.sameOrigin(s.miniProgramOrder))
+	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" || r.URL.Path == "/demo" {
 			http.Redirect(w, r, "/demo/", http.StatusFound)

@@ -40,8 +40,11 @@ type DevOptions struct {
 	Sim       sim.Config // the simulator; its KeysDir is <data>/sim
 	Workers   WorkerOptions
 	// DemoShopAddr is where the demo shop (internal/demoshop, at /demo/)
-	// listens; any free port of 127.0.0.1 when empty.
-	DemoShopAddr string
+	// listens; any free port of 127.0.0.1 when empty. With FreePorts or
+	// DemoShopFreePort (the address is dev's default, not the user's), an
+	// address in use gives way to a free port.
+	DemoShopAddr     string
+	DemoShopFreePort bool
 	// DemoShopJSSDK is where the demo shop's page loads WeChat's JS-SDK: a
 	// URL, or a file it serves (demoshop.DefaultJSSDK, WeChat's CDN, when empty).
 	DemoShopJSSDK string
@@ -128,7 +131,7 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		return fail(fmt.Errorf("API's public listener (--public-addr): %w", err))
 	}
 	cleanups = append(cleanups, func() { publicLn.Close() })
-	shopLn, err := listen(cmp.Or(o.DemoShopAddr, "127.0.0.1:0"), o.FreePorts)
+	shopLn, err := listen(cmp.Or(o.DemoShopAddr, "127.0.0.1:0"), o.FreePorts || o.DemoShopFreePort)
 	if err != nil {
 		return fail(fmt.Errorf("demo shop (--demo-shop-addr): %w", err))
 	}

@@ -118,7 +118,7 @@
       main.dataset.state = s.state;
       main.dataset.polls = String(polls);
       set('order-state', s.state);
-      set('polls', '(' + polls + ' reads so far)');
+      set('polls', '(read ' + polls + (polls === 1 ? ' time)' : ' times)'));
       if (s.paid) {
         var how = 'wxflow applied WeChat’s verified payment notification';
         if (s.paid_by && s.paid_by.actor !== 'wechat:notify') {
@@ -127,6 +127,7 @@
         show('paid', 'Paid ' + yuan(s.paid_fen) + ': ' + how + (s.transaction_id ? ', transaction ' + s.transaction_id : '') + '.');
         main.dataset.paid = 'true';
         set('pay-note', '');
+        set('mp-pay-result', '');
       } else {
         hide('paid');
       }

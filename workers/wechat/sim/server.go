@@ -2,7 +2,9 @@
 // OAuth (open.weixin.qq.com) and pay (api.mch.weixin.qq.com) paths on one
 // HTTPS base URL, keeps its state in memory, and signs, verifies, encrypts
 // and retries as WeChat does, so code that passes against it passes against
-// WeChat. It plays the payer too (POST /sim/pay), and injects faults.
+// WeChat. It plays the payer too (POST /sim/pay), WeChat's in-app browser
+// for pages in a browser (a stand-in WeixinJSBridge, jsbridge.go), and
+// injects faults.
 //
 // It knows nothing of wxflow's orders: it is WeChat.
 package sim
