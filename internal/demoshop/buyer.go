@@ -92,10 +92,10 @@ func (s *Shop) sameOrigin(h http.HandlerFunc) http.HandlerFunc {
 		switch {
 		case origin != "" && origin != selfOrigin(r),
 			origin == "" && r.Header.Get("Sec-Fetch-Site") != "same-origin":
-			writeJSON(w, http.StatusForbidden, "forbidden", "only the shop's own pages may ask this")
+			writeError(w, http.StatusForbidden, "forbidden", "only the shop's own pages may ask this")
 			return
 		case r.Header.Get("Content-Type") != "application/json":
-			writeJSON(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4096)

@@ -13,15 +13,16 @@ import (
 // its front end and wxflow. Each answer is JSON; each error is
 // {"error": reason, "code": code}.
 
-// writeJSON answers v with status; with a string code, the error shape.
-func writeJSON(w http.ResponseWriter, status int, codeOrValue any, reason ...string) {
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	v := codeOrValue
-	if code, ok := codeOrValue.(string); ok {
-		v = map[string]string{"code": code, "error": strings.Join(reason, " ")}
-	}
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers an error: {"code", "error"}, the error a reason for people.
+func writeError(w http.ResponseWriter, status int, code, reason string) {
+	writeJSON(w, status, map[string]string{"code": code, "error": reason})
 }
 
 // apiFailed answers the page when a call to wxflow failed: wxflow's 4xx
@@ -29,18 +30,18 @@ func writeJSON(w http.ResponseWriter, status int, codeOrValue any, reason ...str
 func (s *Shop) apiFailed(w http.ResponseWriter, r *http.Request, what string, err error) {
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusUnauthorized {
-		writeJSON(w, ae.Status, ae.Code, what+": "+ae.Reason)
+		writeError(w, ae.Status, ae.Code, what+": "+ae.Reason)
 		return
 	}
 	s.log.Warn(what, "err", err, "path", r.URL.Path)
-	writeJSON(w, http.StatusBadGateway, "wxflow_unavailable", what+": "+err.Error())
+	writeError(w, http.StatusBadGateway, "wxflow_unavailable", what+": "+err.Error())
 }
 
 // mine checks that the browser made the order of the path; a 404 otherwise.
 func (s *Shop) mine(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
 	if !s.owners.owns(id, buyerOf(r)) {
-		writeJSON(w, http.StatusNotFound, "not_found", "this browser made no such order")
+		writeError(w, http.StatusNotFound, "not_found", "this browser made no such order")
 		return "", false
 	}
 	return id, true
@@ -54,7 +55,7 @@ func (s *Shop) jssdkConfig(w http.ResponseWriter, r *http.Request) {
 	page := r.URL.Query().Get("url")
 	u, err := url.Parse(page)
 	if err != nil || len(page) > 2048 || u.Scheme+"://"+u.Host != selfOrigin(r) || !strings.HasPrefix(u.Path, "/demo/") || u.User != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, "not_our_page", "url must be a page of this shop: "+selfOrigin(r)+"/demo/…")
+		writeError(w, http.StatusUnprocessableEntity, "not_our_page", "url must be a page of this shop: "+selfOrigin(r)+"/demo/…")
 		return
 	}
 	var cfg struct {
@@ -147,7 +148,7 @@ func (s *Shop) refund(w http.ResponseWriter, r *http.Request) {
 	}
 	left := v.Order.PaidFen - v.Order.RefundedFen
 	if left <= 0 {
-		writeJSON(w, http.StatusConflict, "nothing_to_refund", "nothing of this order is left to refund")
+		writeError(w, http.StatusConflict, "nothing_to_refund", "nothing of this order is left to refund")
 		return
 	}
 	for _, rf := range v.Refunds {
@@ -186,12 +187,12 @@ func (s *Shop) miniProgramOrder(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, "malformed_request", "body must be {\"item\", \"api\", \"login_code\"}")
+		writeError(w, http.StatusBadRequest, "malformed_request", "body must be {\"item\", \"api\", \"login_code\"}")
 		return
 	}
 	it, api, ok := choice(url.Values{"item": {in.Item}, "api": {in.API}})
 	if !ok || in.LoginCode == "" || len(in.LoginCode) > 128 {
-		writeJSON(w, http.StatusUnprocessableEntity, "invalid_fields", "an item of the shop, api v2 or v3 and a login_code are required")
+		writeError(w, http.StatusUnprocessableEntity, "invalid_fields", "an item of the shop, api v2 or v3 and a login_code are required")
 		return
 	}
 	id, err := s.api.createOrder(r.Context(), createRequest{AmountFen: it.Fen, Description: it.Name, PayAPI: api,
@@ -201,7 +202,7 @@ func (s *Shop) miniProgramOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.owners.add(id, buyer(w, r)) {
-		writeJSON(w, http.StatusForbidden, "not_yours", "this order was made in another browser")
+		writeError(w, http.StatusForbidden, "not_yours", "this order was made in another browser")
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
