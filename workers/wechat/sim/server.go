@@ -2,7 +2,9 @@
 // OAuth (open.weixin.qq.com) and pay (api.mch.weixin.qq.com) paths on one
 // HTTPS base URL, keeps its state in memory, and signs, verifies, encrypts
 // and retries as WeChat does, so code that passes against it passes against
-// WeChat. It plays the payer too (POST /sim/pay), and injects faults.
+// WeChat. It plays the payer too (POST /sim/pay), WeChat's in-app browser
+// for pages in a browser (a stand-in WeixinJSBridge, jsbridge.go), and
+// injects faults.
 //
 // It knows nothing of wxflow's orders: it is WeChat.
 package sim
@@ -162,12 +164,19 @@ func (s *Sim) routes() {
 	m.HandleFunc("POST /v3/refund/domestic/refunds", s.v3(s.v3Refund))
 	m.HandleFunc("GET /v3/refund/domestic/refunds/{no}", s.v3(s.v3RefundQuery))
 
-	m.HandleFunc("POST /sim/pay", s.handlePay)
-	m.HandleFunc("POST /sim/login", s.handleIssueCode)
+	m.HandleFunc("POST /sim/pay", browserCORS(s.handlePay))
+	m.HandleFunc("POST /sim/login", browserCORS(s.handleIssueCode))
 	m.HandleFunc("POST /sim/oauth/code", s.handleIssueCode)
 	m.HandleFunc("GET /sim/faults", s.handleGetFaults)
 	m.HandleFunc("POST /sim/faults", s.handleSetFaults)
 	m.HandleFunc("GET /sim/state", s.handleState)
+	// WeChat's in-app browser for pages in a browser: the stand-in
+	// WeixinJSBridge (jsbridge.go), and CORS for what a page calls.
+	m.HandleFunc("GET /sim/jsbridge.js", s.handleJSBridgeScript)
+	m.HandleFunc("POST /sim/jsbridge/invoke", browserCORS(s.handleJSBridgeInvoke))
+	for _, p := range []string{"/sim/jsbridge/invoke", "/sim/pay", "/sim/login"} {
+		m.HandleFunc("OPTIONS "+p, s.handlePreflight)
+	}
 	s.mux = m
 }
 
