@@ -204,6 +204,8 @@ func (s *Settings) Validate() error {
 			bad("--wechat-backup-url needs a --wechat-url of scheme and host only, not %q", pay)
 		case bu.Scheme == pu.Scheme && bu.Host == pu.Host:
 			bad("--wechat-backup-url %q: the primary itself", b)
+		case bu.Scheme == "http" && !loopback(bu.Hostname()):
+			bad("--wechat-backup-url %q: plain http only to a loopback host (a local fake); pay calls carry orders", b)
 		}
 	}
 	if s.WechatProbeAfter < 0 {
@@ -279,6 +281,12 @@ func (s *Settings) WechatHosts() (mp, pay, oauth string) {
 		return u, u, u
 	}
 	return wechatMPHost, wechatPayHost, wechatOAuthHost
+}
+
+// loopback says whether host is this machine: localhost or a loopback address.
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // WechatPayBackup returns the base URL of WeChat Pay's backup host, or ""

@@ -27,6 +27,8 @@ func TestWechatPayBackup(t *testing.T) {
 		{name: "credentials in the URL", given: Settings{WechatBackupURL: "https://u:p@api2.mch.weixin.qq.com"}, wantErr: "--wechat-backup-url"},
 		{name: "no scheme", given: Settings{WechatBackupURL: "api2.mch.weixin.qq.com"}, wantErr: "--wechat-backup-url"},
 		{name: "a primary with a path", given: Settings{WechatURL: "https://127.0.0.1:8443/wx", WechatBackupURL: "https://127.0.0.1:8444"}, wantErr: "--wechat-url of scheme and host only"},
+		{name: "plain http to another machine", given: Settings{WechatBackupURL: "http://api2.mch.weixin.qq.com"}, wantErr: "plain http"},
+		{name: "plain http to a local fake", given: Settings{WechatURL: "http://127.0.0.1:9000", WechatBackupURL: "http://localhost:9001"}, want: "http://localhost:9001"},
 		{name: "a negative probe delay", given: Settings{WechatProbeAfter: -time.Second}, wantErr: "--wechat-probe-after"},
 	}
 	for _, tc := range tests {

@@ -473,3 +473,15 @@ func TestConfig(t *testing.T) {
 		t.Error("Serves must name the primary's scheme and host alone")
 	}
 }
+
+// TestAttemptHalfOfCallTime: a primary that does not answer gets at most half
+// of the time the call has left (http.Client.Timeout is seen as the
+// request's deadline), so the backup still has time to answer.
+func TestAttemptHalfOfCallTime(t *testing.T) {
+	primary, backup := newSite(t, "primary", "hang", false), newSite(t, "backup", "ok", false)
+	p := newPair(t, primary.srv.URL, backup.srv.URL, nil, failover.Config{AttemptTimeout: time.Hour})
+	p.client.Timeout = 2 * time.Second
+	if status, body, err := p.post(t, primary.srv.URL, "x"); err != nil || status != 200 || body != "backup" {
+		t.Fatalf("%d %q %v: want the backup's answer within the call's time", status, body, err)
+	}
+}
