@@ -2,9 +2,14 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/wxflow/wxflow/workers/wechat/failover"
 )
+
+// HostState is one WeChat Pay host's breaker, as ObserveHosts reads it.
+type HostState struct {
+	Host   string // "primary" or "backup"
+	State  int    // 0 closed, 1 half-open, 2 open
+	Opened uint64 // times the breaker opened
+}
 
 var (
 	hostStateDesc = prometheus.NewDesc("wxflow_wechat_host_state",
@@ -14,22 +19,22 @@ var (
 		"Times a WeChat Pay host's breaker opened: the host failed and calls went to the other one.", []string{"host"}, nil)
 )
 
-// ObserveFailover adds the state of the WeChat Pay hosts' breakers, read at
-// scrape time. Call it once per Hosts; a second call is ignored.
-func (m *Metrics) ObserveFailover(h *failover.Hosts) {
-	_ = m.Registry.Register(&failoverCollector{h: h})
+// ObserveHosts adds the state of the WeChat Pay hosts' breakers, read from
+// hosts at scrape time. Call it once; a second call is ignored.
+func (m *Metrics) ObserveHosts(hosts func() []HostState) {
+	_ = m.Registry.Register(&hostsCollector{hosts: hosts})
 }
 
-type failoverCollector struct{ h *failover.Hosts }
+type hostsCollector struct{ hosts func() []HostState }
 
-func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *hostsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- hostStateDesc
 	ch <- hostOpenedDesc
 }
 
-func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, st := range c.h.Status() {
-		ch <- prometheus.MustNewConstMetric(hostStateDesc, prometheus.GaugeValue, float64(st.State), string(st.Role))
-		ch <- prometheus.MustNewConstMetric(hostOpenedDesc, prometheus.CounterValue, float64(st.Opened), string(st.Role))
+func (c *hostsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.hosts() {
+		ch <- prometheus.MustNewConstMetric(hostStateDesc, prometheus.GaugeValue, float64(h.State), h.Host)
+		ch <- prometheus.MustNewConstMetric(hostOpenedDesc, prometheus.CounterValue, float64(h.Opened), h.Host)
 	}
 }

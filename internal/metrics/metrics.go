@@ -17,7 +17,6 @@ import (
 
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
-	"github.com/wxflow/wxflow/workers/wechat/failover"
 )
 
 // Metrics are wxflow's Prometheus metrics, in a registry of their own (no
@@ -73,10 +72,16 @@ func (m *Metrics) Handler() http.Handler {
 
 // WrapTransport counts and times every call a WeChat client makes. The API
 // label is the URL path without ids (/v3/pay/transactions/out-trade-no/{no});
-// the host label is the role failover gave the attempt (primary or backup),
-// primary for hosts without a backup. Below a failover transport, each
-// attempt is one call.
+// the host label is "primary" (see WrapTransportHosts).
 func (m *Metrics) WrapTransport(next http.RoundTripper) http.RoundTripper {
+	return m.WrapTransportHosts(next, nil)
+}
+
+// WrapTransportHosts is WrapTransport whose host label is hostOf(request):
+// "primary" or "backup" (WeChat Pay's backup host), the role a failover
+// transport above this one gave the attempt; "primary" when hostOf is nil
+// or says nothing. Below a failover transport, each attempt is one call.
+func (m *Metrics) WrapTransportHosts(next http.RoundTripper, hostOf func(*http.Request) string) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
@@ -89,11 +94,11 @@ func (m *Metrics) WrapTransport(next http.RoundTripper) http.RoundTripper {
 		if err == nil {
 			outcome = strconv.Itoa(resp.StatusCode/100) + "xx"
 		}
-		host := failover.Primary
-		if role, ok := failover.RoleOf(r.Context()); ok {
-			host = role
+		host := "primary"
+		if hostOf != nil && hostOf(r) == "backup" {
+			host = "backup"
 		}
-		m.calls.WithLabelValues(api, string(host), outcome).Inc()
+		m.calls.WithLabelValues(api, host, outcome).Inc()
 		return resp, err
 	})
 }

@@ -53,7 +53,7 @@ func NewWechatClients(s *Settings, m *metrics.Metrics) (*WechatClients, error) {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	if m != nil {
-		transport = m.WrapTransport(transport)
+		transport = m.WrapTransportHosts(transport, hostOf)
 	}
 	timeout := s.WechatTimeout
 	if timeout <= 0 {
@@ -69,12 +69,12 @@ func NewWechatClients(s *Settings, m *metrics.Metrics) (*WechatClients, error) {
 			return nil, fmt.Errorf("--wechat-backup-url: %w", err)
 		}
 		if m != nil {
-			m.ObserveFailover(c.Failover)
+			m.ObserveHosts(hostStates(c.Failover))
 		}
 	}
 	v2cfg := v2.Config{BaseURL: payURL, Merchant: merchant, HTTPClient: httpClient, RootCAs: roots, Failover: c.Failover}
 	if m != nil {
-		v2cfg.WrapTransport = m.WrapTransport
+		v2cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return m.WrapTransportHosts(rt, hostOf) }
 	}
 	if c.V2, err = v2.NewClient(v2cfg); err != nil {
 		return nil, err
@@ -89,6 +89,26 @@ func NewWechatClients(s *Settings, m *metrics.Metrics) (*WechatClients, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// hostOf is the metrics' host label of a call: the WeChat Pay host failover
+// sent it to; "primary" for the hosts without a backup.
+func hostOf(r *http.Request) string {
+	if role, ok := failover.RoleOf(r.Context()); ok {
+		return string(role)
+	}
+	return string(failover.Primary)
+}
+
+// hostStates reads the breakers of h for the metrics.
+func hostStates(h *failover.Hosts) func() []metrics.HostState {
+	return func() []metrics.HostState {
+		var out []metrics.HostState
+		for _, st := range h.Status() {
+			out = append(out, metrics.HostState{Host: string(st.Role), State: int(st.State), Opened: st.Opened})
+		}
+		return out
+	}
 }
 
 // codeBucket is the KV bucket where the authorize worker keeps each code's
