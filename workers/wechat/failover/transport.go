@@ -197,3 +197,11 @@ func discard(resp *http.Response) {
 		resp.Body.Close()
 	}
 }
+
+// CloseIdleConnections closes next's idle connections, when it has any
+// (http.Client.CloseIdleConnections reaches through this transport).
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
