@@ -30,10 +30,12 @@ func devCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers, gFailover)
 	f := cmd.Flags()
 	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
 	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
+	f.StringVar(&o.SimBackupAddr, "sim-backup-addr", "", "where the simulator's second site, WeChat Pay's backup host, listens (default: a free port); pay calls fail over to it unless --wechat-backup-url off")
+	f.Var(&o.Sim.Outage, "outage", "take a simulator site's pay calls down from the start: SITE:MODE[:DURATION], e.g. primary:502:30s (sites primary, backup; modes refuse, 502, hang)")
 	f.Float64Var(&o.Sim.TimeScale, "time-scale", 0.01, "the simulator's time scale (1 = WeChat's real delays)")
 	f.IntVar(&orders, "demo", 0, "drive N orders through the simulator, print a summary and exit (0 when all is right)")
 	f.IntVar(&concurrency, "demo-concurrency", 16, "concurrent orders of the demo")
@@ -92,6 +94,7 @@ func devCommand() *cobra.Command {
 		fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (internal: POST /v1/orders …, /metrics)\n  shop key   %s  (shop %s: Authorization: Bearer <key>; also in %s)\n  admin      %s/admin/  (token %s)\n  public     %s  (WeChat's notifications only)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
 			st.APIURL, st.ShopKey, stack.DemoShop, stack.ShopKeyFile(s.DataDir, stack.DemoShop), st.APIURL, st.AdminToken, st.PublicURL, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), st.NATSURL, s.DataDir)
 		fmt.Fprintf(out, "  demo shop  %s  (a shop's pages: OAuth, wx.config, wx.chooseWXPay, refund; docs/API.md)\n", st.DemoShopURL)
+		fmt.Fprintf(out, "  pay backup %s  (the simulator's second site; POST /sim/outage takes either site down)\n", st.SimBackupURL)
 		if orders == 0 {
 			fmt.Fprintln(out, "Ctrl-C stops it.")
 			return stoppedByUser(cmd.Context(), st.Wait())

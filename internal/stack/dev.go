@@ -31,6 +31,10 @@ type DevOptions struct {
 	NATSPort int    // embedded NATS port; natsembed.DefaultPort when 0, any free port when -1
 	NATSURL  string // an external NATS (a cluster, in tests) instead of the embedded one
 	SimAddr  string // where the simulator listens (127.0.0.1:8443)
+	// SimBackupAddr is where the simulator's second site, WeChat Pay's
+	// backup host, listens; any free port of SimAddr's host when empty. The
+	// pay clients fail over to it unless Settings.WechatBackupURL is "off".
+	SimBackupAddr string
 	// FreePorts lets the defaults give way: a NATS port, simulator address or
 	// API address already in use is replaced by a free port.
 	FreePorts bool
@@ -67,6 +71,8 @@ type Dev struct {
 	// DemoShopURL is the demo shop's front page (http://HOST:PORT/demo/):
 	// a shop's pages and backend, calling the API with ShopKey.
 	DemoShopURL string
+	// SimBackupURL is the simulator's second site: WeChat Pay's backup host.
+	SimBackupURL string
 
 	g     *errgroup.Group
 	parts []*Conns // the API's and the workers' connections, beside Conns (the engine's)
@@ -120,6 +126,14 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	cleanups = append(cleanups, func() { simulator.Listener.Close() })
 	d.Sim, d.SimURL = simulator, simulator.URL
 	s.WechatURL, s.WechatCA = simulator.URL, filepath.Join(s.MerchantDir, sim.CAFile)
+	if err := simulator.ListenBackup(o.SimBackupAddr, o.FreePorts); err != nil {
+		return fail(fmt.Errorf("%w (--sim-backup-addr)", err))
+	}
+	cleanups = append(cleanups, func() { simulator.Backup.Close() })
+	d.SimBackupURL = simulator.BackupURL
+	if s.WechatBackupURL != "off" {
+		s.WechatBackupURL = simulator.BackupURL
+	}
 
 	apiLn, err := listen(s.HTTPAddr, o.FreePorts)
 	if err != nil {
@@ -210,6 +224,7 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return simulator.Run(gctx) })
 	g.Go(func() error { return simulator.Serve(gctx, simulator.Listener) })
+	g.Go(func() error { return simulator.ServeSite(gctx, simulator.Backup, sim.SiteBackup) })
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return wk.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, api.Listeners{Public: publicLn, Internal: apiLn}) })
