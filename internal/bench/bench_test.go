@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"crypto/sha256"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,35 +53,68 @@ func TestHistogramPercentiles(t *testing.T) {
 	}
 }
 
-// TestBench runs `wxflow bench` small: every order through the lifecycle,
-// the report filled in, the ceiling measured on the same data folder.
-func TestBench(t *testing.T) {
-	rep, err := Run(t.Context(), Options{Orders: 20, Concurrency: 4, PayAPI: "mixed", RefundEvery: 5, DataDir: t.TempDir()})
+// TestParseStatCPU reads utime and stime past a command name with spaces
+// and parentheses, in the clock ticks given.
+func TestParseStatCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		hz         int64
+		want       time.Duration
+		wantErr    bool
+	}{
+		{"plain", "4242 (wxflow) S 1 4242 4242 0 -1 4194560 100 0 0 0 150 25 0 0 20 0 12 0 100 1000 10 18446744073709551615", 100, 1750 * time.Millisecond, false},
+		{"name with spaces and parens", "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 1 1 1", 100, 70 * time.Millisecond, false},
+		{"other clock", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 1000 24 0 0", 1024, time.Second, false},
+		{"short", "7 (x) R 1 7", 100, 0, true},
+		{"no name", "7 x R", 100, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tc.stat), tc.hz)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("parseStatCPU = %v, %v; want %v (error %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestOwnCPU: this process's CPU from /proc grows as it works, and agrees
+// with getrusage within a few clock ticks.
+func TestOwnCPU(t *testing.T) {
+	if errUnsupported != nil {
+		t.Skip(errUnsupported)
+	}
+	hz := clockTicks()
+	if hz <= 0 {
+		t.Fatalf("clock ticks %d", hz)
+	}
+	before, err := processCPU(os.Getpid(), hz)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Orders != 20 || rep.Refunded != 4 || rep.OrdersPerS <= 0 {
-		t.Fatalf("report: %+v", rep)
+	for selfCPU() < 200*time.Millisecond+before {
+		_ = sha256.Sum256(make([]byte, 1<<16))
 	}
-	for _, step := range []string{"created_authorized", "authorized_prepaid", "prepaid_signed", "signed_notified", "created_notified"} {
-		if p := rep.Latency[step]; p.N != 20 || p.P50 > p.P99 || p.P99 > p.Max {
-			t.Errorf("latency %s: %+v", step, p)
-		}
+	after, err := processCPU(os.Getpid(), hz)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if p := rep.Latency["refunding_refunded"]; p.N != 4 {
-		t.Errorf("refund latency: %+v", p)
+	own := selfCPU()
+	if after <= before || (own-after).Abs() > 5*time.Second/time.Duration(hz)+50*time.Millisecond {
+		t.Fatalf("/proc says %v then %v; getrusage %v", before, after, own)
 	}
-	// Transactions: create (created and authorized at once), prepaid, signed,
-	// notified for each order, refund and refunded for 4; events: one more per
-	// order. A v2 refund's notification asks for a replay (one transaction,
-	// one event) when it comes before the refund worker's own query found the
-	// refund settled: a few more, as the simulator's timing goes.
-	c := rep.Ceiling
-	extra := c.Transactions - (20*4 + 4*2)
-	if extra < 0 || extra > 4 || c.RoundTrips != 2*(20*5+4*2+extra) || c.OrdersPerS <= 0 || rep.Ratio <= 0 {
-		t.Errorf("ceiling: %+v, ratio %v", c, rep.Ratio)
-	}
-	if rep.WeChatCallsPerOrder < 1 || rep.DBBytes == 0 || rep.StreamBytes == 0 {
-		t.Errorf("calls per order %v, DB %d bytes, stream %d bytes", rep.WeChatCallsPerOrder, rep.DBBytes, rep.StreamBytes)
+}
+
+// TestSumCounter adds a counter's samples across labels, and nothing else.
+func TestSumCounter(t *testing.T) {
+	text := `# HELP wxflow_wechat_calls_total calls
+# TYPE wxflow_wechat_calls_total counter
+wxflow_wechat_calls_total{api="prepay",host="primary"} 12
+wxflow_wechat_calls_total{api="refund",host="primary",note="a}b"} 3
+wxflow_wechat_calls_total_other 100
+wxflow_wechat_calls_totalx{a="b"} 100
+wxflow_wechat_calls_total 1.5
+`
+	if got := sumCounter(strings.NewReader(text), "wxflow_wechat_calls_total"); got != 16.5 {
+		t.Fatalf("sum = %v, want 16.5", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -13,27 +14,46 @@ import (
 
 // Print writes the report for people.
 func Print(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "%d orders (%d refunded), concurrency %d, pay API %s, %d preloaded: %.1f orders/s (%.2f s)\n",
-		r.Orders, r.Refunded, r.Concurrency, r.PayAPI, r.Preloaded, r.OrdersPerS, r.Seconds)
-	keys := make([]string, 0, len(r.Latency))
-	for k := range r.Latency {
-		keys = append(keys, k)
+	paced := ""
+	if r.TargetRate > 0 {
+		paced = fmt.Sprintf(", paced at %.0f/s", r.TargetRate)
 	}
-	slices.Sort(keys)
+	fmt.Fprintf(w, "%d orders (%d refunded), concurrency %d%s, pay API %s, workers %s, %d preloaded: %.1f orders/s (%.2f s)\n",
+		r.Orders, r.Refunded, r.Concurrency, paced, r.PayAPI, r.Workers, r.Preloaded, r.OrdersPerS, r.Seconds)
+	k := r.CPUMSPerOrderByKind
+	fmt.Fprintf(w, "CPU per order (ms): wxflow %.2f = engine %.2f + api %.2f + workers %.2f; NATS server %.2f; simulator and driver %.2f (not wxflow's)\n",
+		r.CPUMSPerOrder, k[KindEngine], k[KindAPI], k[KindWorkers], k[KindNATS], r.DriverCPUMSPerOrder)
+	c := r.Ceiling
+	fmt.Fprintf(w, "ceiling (ms per order): %.2f = protocol %.2f + SQL %.2f + NATS %.2f; NATS server %.2f\n",
+		c.CPUMSPerOrder, c.ProtocolCPUMSPerOrder, c.SQLCPUMSPerOrder, c.NATSCPUMSPerOrder, c.NATSServerCPUMSPerOrder)
+	fmt.Fprintf(w, "  %d RSA signatures, %d RSA verifications, %d AES-GCM, %d MD5 signatures, %d SQL transactions, %d JetStream round trips\n",
+		c.Counts.RSASigns, c.Counts.RSAVerifies, c.Counts.AESGCMOpens, c.Counts.MD5Signs, c.Transactions, c.RoundTrips)
+	fmt.Fprintf(w, "ratio = ceiling ÷ wxflow CPU per order = %.2f", r.Ratio)
+	if r.RatioWithNATS > 0 {
+		fmt.Fprintf(w, " (%.2f with the NATS server on both sides)", r.RatioWithNATS)
+	}
+	fmt.Fprintln(w)
+	keys := slices.Sorted(maps.Keys(r.Latency))
 	fmt.Fprintln(w, "latency (ms)            p50     p90     p99     max")
 	for _, k := range keys {
 		p := r.Latency[k]
 		fmt.Fprintf(w, "  %-20s %7.1f %7.1f %7.1f %7.1f\n", strings.Replace(k, "_", "→", 1), p.P50, p.P90, p.P99, p.Max)
 	}
-	fmt.Fprintf(w, "WeChat calls per order %.2f, peak RSS %.0f MiB, DB %.1f MiB, event stream %.1f MiB\n",
-		r.WeChatCallsPerOrder, r.PeakRSSMiB, float64(r.DBBytes)/(1<<20), float64(r.StreamBytes)/(1<<20))
-	if n := len(r.HeapMiB); n > 0 {
-		fmt.Fprintf(w, "memory every 10 s: RSS %.0f → %.0f MiB, Go heap live %.0f → %.0f MiB (%d samples)\n",
-			r.RSSMiB[0], r.RSSMiB[n-1], r.HeapMiB[0], r.HeapMiB[n-1], n)
+	var rss []string
+	for _, k := range slices.Sorted(maps.Keys(r.PeakRSSMiB)) {
+		rss = append(rss, fmt.Sprintf("%s %.0f", k, r.PeakRSSMiB[k]))
 	}
-	fmt.Fprintf(w, "ceiling: %d SQL transactions in %.2f s + %d JetStream round trips in %.2f s = %.1f orders/s\n",
-		r.Ceiling.Transactions, r.Ceiling.SQLSeconds, r.Ceiling.RoundTrips, r.Ceiling.NATSSeconds, r.Ceiling.OrdersPerS)
-	fmt.Fprintf(w, "ratio = engine orders/s ÷ ceiling orders/s = %.2f\n", r.Ratio)
+	fmt.Fprintf(w, "WeChat calls per order %.2f, peak RSS (MiB) %s, DB %.1f MiB, event stream %.1f MiB\n",
+		r.WeChatCallsPerOrder, strings.Join(rss, ", "), float64(r.DBBytes)/(1<<20), float64(r.StreamBytes)/(1<<20))
+	if n := len(r.Intervals); n > 1 {
+		a, b := r.Intervals[0], r.Intervals[n-1]
+		fmt.Fprintf(w, "every 10 s (%d samples), first → last: CPU per order %.2f → %.2f ms, created→notified p99 %.1f → %.1f ms\n",
+			n, a.CPUMSPerOrder, b.CPUMSPerOrder, a.CreatedNotified.P99, b.CreatedNotified.P99)
+	}
+	fmt.Fprintf(w, "load average %.2f → %.2f (CPU times in 1/%d s)\n", r.LoadAvg[0], r.LoadAvg[1], r.ClockTicks)
+	for _, warn := range r.Warnings {
+		fmt.Fprintln(w, "warning:", warn)
+	}
 }
 
 // databaseBytes is the database's size on disk: the SQLite file with its
