@@ -124,7 +124,7 @@ func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
 	}
 	defer done()
 	defer tx.Rollback()
-	res, err := e.applyIn(ctx, tx, cmd)
+	res, err := e.applyIn(e.store.stmtContext(ctx), tx, cmd)
 	if err != nil {
 		return Result{}, err
 	}
@@ -193,6 +193,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 	setAside := map[OrderID]bool{}   // orders with a command alone: their later ones wait too, in order
 	committed := false
 	if tx, done, err := e.store.beginWrite(ctx); err == nil {
+		ctx := e.store.stmtContext(ctx) // the transaction's statements (applyIn's too)
 		broken := false
 		for i, cmd := range cmds {
 			if broken || setAside[cmd.OrderID] || validCommand(cmd) != nil {

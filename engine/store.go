@@ -107,11 +107,27 @@ func (s *Store) beginWrite(ctx context.Context) (tx *sqlx.Tx, done func(), err e
 	if err != nil {
 		return nil, nil, err
 	}
-	if tx, err = s.db.BeginTxx(ctx, nil); err != nil {
+	if tx, err = s.db.BeginTxx(s.stmtContext(ctx), nil); err != nil {
 		done()
 		return nil, nil, err
 	}
 	return tx, done, nil
+}
+
+// stmtContext is the context the statements of the engine's own write path
+// (a command's transaction, the relay's outbox) run with. On SQLite it
+// cannot be cancelled: go-sqlite3 runs each statement whose context can be
+// cancelled on a goroutine of its own, to interrupt it, and database/sql
+// watches each such transaction with another; for statements of
+// microseconds that was a tenth of the engine's CPU (goroutines, their
+// stacks grown for cgo, scheduling). Such a transaction ends, committed or
+// rolled back, within microseconds of a cancel anyway. PostgreSQL keeps
+// ctx: pgx cancels a query on the server.
+func (s *Store) stmtContext(ctx context.Context) context.Context {
+	if s.dialect == SQLite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // execWrite runs one writing statement, after this process's other writers
@@ -122,7 +138,7 @@ func (s *Store) execWrite(ctx context.Context, query string, args ...any) error 
 		return err
 	}
 	defer done()
-	_, err = s.db.ExecContext(ctx, query, args...)
+	_, err = s.db.ExecContext(s.stmtContext(ctx), query, args...)
 	return err
 }
 

@@ -20,7 +20,7 @@ type outboxRow struct {
 // unsentOutbox reads up to limit unsent rows, in the order they were written.
 func (s *Store) unsentOutbox(ctx context.Context, limit int) ([]outboxRow, error) {
 	var rows []outboxRow
-	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(fmt.Sprintf(
+	err := s.db.SelectContext(s.stmtContext(ctx), &rows, s.db.Rebind(fmt.Sprintf(
 		"SELECT seq, event_id, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT %d", limit)))
 	return rows, err
 }
