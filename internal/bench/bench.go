@@ -38,6 +38,7 @@ import (
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/internal/demo"
 	"github.com/wxflow/wxflow/internal/stack"
+	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -91,6 +92,9 @@ type Report struct {
 	// run, and during the ceiling's round trips); 0 when NATS was not the bench's.
 	RatioWithNATS float64 `json:"ratio_with_nats"`
 
+	// Signer is the merchant's RSA signer of this build: go (crypto/rsa) or
+	// openssl (built with -tags openssl).
+	Signer     string     `json:"rsa_signer"`
 	ClockTicks int64      `json:"clock_ticks_per_s"` // the unit of /proc's CPU times (AT_CLKTCK)
 	LoadAvg    [2]float64 `json:"load_avg"`          // the machine's 1-minute load average at the start and the end
 	Warnings   []string   `json:"warnings,omitempty"`
@@ -203,7 +207,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer cancel(nil)
 	r := &run{o: o, hz: clockTicks(), rep: &Report{Preloaded: o.Preload, Orders: o.Orders, Warmup: o.Warmup, Concurrency: o.Concurrency,
 		PayAPI: o.PayAPI, TargetRate: o.Rate, Workers: o.Workers}}
-	r.rep.ClockTicks = r.hz
+	r.rep.ClockTicks, r.rep.Signer = r.hz, wechat.SignerBackend()
 	r.rep.LoadAvg[0] = loadAvg()
 	logDir := filepath.Join(o.DataDir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {

@@ -175,7 +175,7 @@ func (p *protocol) v3Pay(i int) error {
 	if err := json.Unmarshal(a.body, &answer); err != nil {
 		return err
 	}
-	if _, err := v3.PayParams(m.PrivateKey, m.AppID, answer.PrepayID, v3.NonceStr(), time.Now().Unix()); err != nil {
+	if _, err := v3.PayParams(m.Signer(), m.AppID, answer.PrepayID, v3.NonceStr(), time.Now().Unix()); err != nil {
 		return err
 	}
 	var t v3.Transaction
@@ -208,7 +208,7 @@ func (p *protocol) v3Refund(i int) error {
 // v3Request signs a request (its Authorization header).
 func (p *protocol) v3Request(path string, body []byte) error {
 	nonce, ts := v3.NonceStr(), time.Now().Unix()
-	sig, err := v3.SignMessage(p.m.PrivateKey, v3.RequestMessage(http.MethodPost, path, ts, nonce, body))
+	sig, err := v3.SignMessage(p.m.Signer(), v3.RequestMessage(http.MethodPost, path, ts, nonce, body))
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func Print(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "every 10 s (%d samples), first → last: CPU per order %.2f → %.2f ms, created→notified p99 %.1f → %.1f ms\n",
 			n, a.CPUMSPerOrder, b.CPUMSPerOrder, a.CreatedNotified.P99, b.CreatedNotified.P99)
 	}
-	fmt.Fprintf(w, "load average %.2f → %.2f (CPU times in 1/%d s)\n", r.LoadAvg[0], r.LoadAvg[1], r.ClockTicks)
+	fmt.Fprintf(w, "RSA signer %s; load average %.2f → %.2f (CPU times in 1/%d s)\n", r.Signer, r.LoadAvg[0], r.LoadAvg[1], r.ClockTicks)
 	for _, warn := range r.Warnings {
 		fmt.Fprintln(w, "warning:", warn)
 	}

@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"crypto"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -70,6 +71,8 @@ type Merchant struct {
 	// public key: WeChat then signs with either, and names which in
 	// Wechatpay-Serial. Loaded from platform_cert_*.pem.
 	PlatformCertificates map[string]*x509.Certificate
+
+	signer crypto.Signer // PrivateKey's signer in this build (Signer); set by LoadMerchant
 }
 
 // VerificationKey returns the key that verifies a v3 signature whose
@@ -177,6 +180,9 @@ func LoadMerchant(name, dir string) (*Merchant, error) {
 	}
 	if m.PrivateKey, err = ParseRSAPrivateKey(keyPEM); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, PrivateKeyFile, err)
+	}
+	if m.signer, err = newSigner(m.PrivateKey); err != nil {
+		return nil, err
 	}
 	// The client certificate: the PEM pair, or else the .p12 (password = mchid).
 	if certPEM, err := os.ReadFile(filepath.Join(dir, CertificateFile)); err == nil {

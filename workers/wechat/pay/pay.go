@@ -104,7 +104,7 @@ func (p *Payments) PayParams(api API, prepayID string, now time.Time) (FrontEnd,
 		base = v2.PayParams(m.AppID, prepayID, v2.NonceStr(), now.Unix(), string(m.APIKey), v2.SignMD5)
 	case "v3":
 		var err error
-		if base, err = v3.PayParams(m.PrivateKey, m.AppID, prepayID, v3.NonceStr(), now.Unix()); err != nil {
+		if base, err = v3.PayParams(m.Signer(), m.AppID, prepayID, v3.NonceStr(), now.Unix()); err != nil {
 			return FrontEnd{}, err
 		}
 	default:

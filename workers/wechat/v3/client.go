@@ -85,7 +85,7 @@ func (c *Client) do(ctx context.Context, method, pathAndQuery string, in, out an
 	m := c.cfg.Merchant
 	nonce := NonceStr()
 	ts := c.cfg.Now().Unix()
-	sig, err := SignMessage(m.PrivateKey, RequestMessage(method, pathAndQuery, ts, nonce, body))
+	sig, err := SignMessage(m.Signer(), RequestMessage(method, pathAndQuery, ts, nonce, body))
 	if err != nil {
 		return err
 	}

@@ -26,10 +26,12 @@ const MaxSkew = 300 * time.Second
 // SignTestPrefix marks WeChat's probe signatures, which must never verify.
 const SignTestPrefix = "WECHATPAY/SIGNTEST/"
 
-// SignMessage signs message with SHA256withRSA (PKCS#1 v1.5) and returns it in base64.
-func SignMessage(key *rsa.PrivateKey, message string) (string, error) {
+// SignMessage signs message with SHA256withRSA (PKCS#1 v1.5) and returns it
+// in base64. key is an *rsa.PrivateKey or the merchant's Signer (OpenSSL in
+// a build with the openssl tag).
+func SignMessage(key crypto.Signer, message string) (string, error) {
 	sum := sha256.Sum256([]byte(message))
-	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:])
+	sig, err := key.Sign(rand.Reader, sum[:], crypto.SHA256)
 	if err != nil {
 		return "", fmt.Errorf("v3: sign: %w", err)
 	}
