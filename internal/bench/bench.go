@@ -71,6 +71,12 @@ type Report struct {
 	DriverCPUMSPerOrder float64 `json:"driver_cpu_ms_per_order"`
 	// Processes are the children, each with its CPU time in the run.
 	Processes []Process `json:"processes"`
+	// IdleCPUMSPerS is each process kind's CPU with no order in flight, in
+	// ms per second, measured for IdleSeconds after the warm-up: the
+	// tickers, pulls and heartbeats every order pays a share of, the
+	// larger the slower the orders come.
+	IdleCPUMSPerS map[string]float64 `json:"idle_cpu_ms_per_s"`
+	IdleSeconds   float64            `json:"idle_s"`
 
 	// WeChatCallsPerOrder counts every HTTP call to the simulator per order.
 	WeChatCallsPerOrder float64 `json:"wechat_calls_per_order"`
@@ -168,6 +174,9 @@ type Options struct {
 	ProfileDir string
 	// Interval between samples; 0: 10 s.
 	Interval time.Duration
+	// Idle is how long the processes are watched with no order in flight,
+	// after the warm-up; 0: 3 s.
+	Idle     time.Duration
 	Progress bool // draw a progress bar on stderr
 }
 
@@ -202,6 +211,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.Interval <= 0 {
 		o.Interval = 10 * time.Second
+	}
+	if o.Idle <= 0 {
+		o.Idle = 3 * time.Second
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -451,6 +463,18 @@ func (r *run) measure(ctx context.Context) error {
 	o, rep := r.o, r.rep
 	if err := r.drive(ctx, "w", o.Warmup, false, nil); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
+	}
+	idle0 := r.snap()
+	select {
+	case <-time.After(o.Idle):
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	idle1 := r.snap()
+	rep.IdleSeconds = idle1.at.Sub(idle0.at).Seconds()
+	rep.IdleCPUMSPerS = map[string]float64{}
+	for k, v := range idle1.cpu {
+		rep.IdleCPUMSPerS[k] = float64((v - idle0.cpu[k]).Microseconds()) / 1000 / rep.IdleSeconds
 	}
 	var err error
 	if r.work0, err = r.store.CountWork(ctx); err != nil {

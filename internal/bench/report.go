@@ -23,6 +23,9 @@ func Print(w io.Writer, r *Report) {
 	k := r.CPUMSPerOrderByKind
 	fmt.Fprintf(w, "CPU per order (ms): wxflow %.2f = engine %.2f + api %.2f + workers %.2f; NATS server %.2f; simulator and driver %.2f (not wxflow's)\n",
 		r.CPUMSPerOrder, k[KindEngine], k[KindAPI], k[KindWorkers], k[KindNATS], r.DriverCPUMSPerOrder)
+	i := r.IdleCPUMSPerS
+	fmt.Fprintf(w, "idle (ms of CPU per s, no order in flight, %.0f s): engine %.1f, api %.1f, workers %.1f, NATS server %.1f\n",
+		r.IdleSeconds, i[KindEngine], i[KindAPI], i[KindWorkers], i[KindNATS])
 	c := r.Ceiling
 	fmt.Fprintf(w, "ceiling (ms per order): %.2f = protocol %.2f + SQL %.2f + NATS %.2f; NATS server %.2f\n",
 		c.CPUMSPerOrder, c.ProtocolCPUMSPerOrder, c.SQLCPUMSPerOrder, c.NATSCPUMSPerOrder, c.NATSServerCPUMSPerOrder)

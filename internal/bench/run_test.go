@@ -45,7 +45,7 @@ func options(t *testing.T) bench.Options {
 // database, and the ratio; sane values, no timing.
 func TestBench(t *testing.T) {
 	o := options(t)
-	o.Orders, o.Concurrency, o.PayAPI, o.RefundEvery, o.Warmup, o.Interval = 20, 4, "mixed", 5, 4, 200*time.Millisecond
+	o.Orders, o.Concurrency, o.PayAPI, o.RefundEvery, o.Warmup, o.Interval, o.Idle = 20, 4, "mixed", 5, 4, 200*time.Millisecond, 500*time.Millisecond
 	rep, err := bench.Run(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +71,9 @@ func TestBench(t *testing.T) {
 	}
 	if sum := k[bench.KindEngine] + k[bench.KindAPI] + k[bench.KindWorkers]; rep.CPUMSPerOrder <= 0 || abs(sum-rep.CPUMSPerOrder) > 0.01 {
 		t.Errorf("CPU per order %v, its parts add up to %v", rep.CPUMSPerOrder, sum)
+	}
+	if rep.IdleSeconds <= 0 || rep.IdleCPUMSPerS[bench.KindEngine] < 0 || len(rep.IdleCPUMSPerS) != 4 {
+		t.Errorf("idle: %v s, %v", rep.IdleSeconds, rep.IdleCPUMSPerS)
 	}
 	if len(rep.Processes) != 4 || rep.ClockTicks <= 0 || rep.DriverCPUMSPerOrder <= 0 {
 		t.Errorf("processes %+v, clock ticks %d, driver %v", rep.Processes, rep.ClockTicks, rep.DriverCPUMSPerOrder)
