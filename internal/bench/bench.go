@@ -505,10 +505,10 @@ func (r *run) measure(ctx context.Context) error {
 	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
+	prev := first // the latest sample
 	sampling.Go(func() {
 		t := time.NewTicker(o.Interval)
 		defer t.Stop()
-		prev := first
 		for {
 			select {
 			case <-sampleCtx.Done():
@@ -528,6 +528,10 @@ func (r *run) measure(ctx context.Context) error {
 	last := r.snap()
 	stopSampling()
 	sampling.Wait()
+	if err == nil && len(rep.Intervals) > 0 && last.done > prev.done {
+		// The run's tail, shorter than an interval.
+		rep.Intervals = append(rep.Intervals, interval(first, prev, last, r.drv.takeInterval(), r.ps.memByKind("VmRSS:")))
+	}
 	if progress != nil {
 		if err != nil {
 			bar.Abort(false)
