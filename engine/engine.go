@@ -37,6 +37,9 @@ type Config struct {
 	// StreamCheckInterval is how often the engine measures how full the
 	// streams are, to warn before one fills (30 s).
 	StreamCheckInterval time.Duration
+	// ShopFeedInterval is how often the engine makes the feed consumers of
+	// new shops and deletes those of shops gone (10 s; shopfeed.go).
+	ShopFeedInterval time.Duration
 	// Observer hears every applied transition and every refusal (metrics); optional.
 	Observer Observer
 	// Logger receives the engine's logs; discarded when nil.
@@ -65,6 +68,9 @@ func (c *Config) Validate() error {
 	if c.StreamCheckInterval == 0 {
 		c.StreamCheckInterval = 30 * time.Second
 	}
+	if c.ShopFeedInterval == 0 {
+		c.ShopFeedInterval = 10 * time.Second
+	}
 	c.Reconcile.defaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -72,7 +78,7 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 {
+	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 || c.ShopFeedInterval < 0 {
 		return errors.New("engine: negative relay batch or interval")
 	}
 	return nil
@@ -124,8 +130,8 @@ func (e *Engine) Store() *Store { return e.store }
 func (e *Engine) Relay() *Relay { return e.relay }
 
 // Run consumes commands, relays the outbox, closes expired orders,
-// reconciles quiet ones and watches the streams fill until ctx ends; then it
-// drains and returns.
+// reconciles quiet ones, watches the streams fill and keeps the shops' feeds
+// until ctx ends; then it drains and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.relay.Run(ctx) })
@@ -133,5 +139,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	g.Go(func() error { return e.runExpiry(ctx) })
 	g.Go(func() error { return e.runReconcile(ctx) })
 	g.Go(func() error { return e.runStreamWatch(ctx) })
+	g.Go(func() error { return e.runShopFeeds(ctx) })
 	return g.Wait()
 }
