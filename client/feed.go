@@ -193,52 +193,76 @@ type WatchFilter struct {
 	OrderID string
 }
 
-// Watch hands the events matching f to h as they are published, one at a
-// time, until ctx ends (it returns nil) or h returns an error (it returns
-// that error). It is at most once: an event published while nothing
-// watches, or while h is too slow to keep up, is not heard. To miss none,
-// use [NATS.Feed]; to know an order's state, read it ([Client.GetOrder])
-// after the watch has begun.
-func (n *NATS) Watch(ctx context.Context, f WatchFilter, h func(ctx context.Context, e Event) error) error {
+// Watcher hears events as they are published ([NATS.Watch]). It is for
+// one goroutine.
+type Watcher struct {
+	subs   []*nats.Subscription
+	msgs   chan *nats.Msg
+	closed <-chan nats.SubStatus
+}
+
+// Watch begins to hear the events matching f as they are published: when
+// it returns, the server has the subscription, so an event published after
+// is heard. Read them with [Watcher.Next]; Stop when done. It is at most
+// once: an event published before Watch, or while the reader is far behind
+// (past 1024 events), is not heard; to miss none, use [NATS.Feed]. To wait
+// for an order to reach a state: Watch, then read the order
+// ([Client.GetOrder]), then Next until the event comes.
+func (n *NATS) Watch(ctx context.Context, f WatchFilter) (*Watcher, error) {
 	merchants := n.cfg.Merchants
 	if f.Merchant != "" {
 		merchants = []string{f.Merchant}
 	}
 	if len(merchants) == 0 {
-		return errors.New("client: Watch: no merchant (NATSConfig.Merchants)")
+		return nil, errors.New("client: Watch: no merchant (NATSConfig.Merchants)")
 	}
 	if f.Type != "" && !validToken(string(f.Type)) || f.OrderID != "" && !validOrderID(f.OrderID) {
-		return fmt.Errorf("client: Watch: type %q or order %q is not one subject token", f.Type, f.OrderID)
+		return nil, fmt.Errorf("client: Watch: type %q or order %q is not one subject token", f.Type, f.OrderID)
 	}
-	msgs := make(chan *nats.Msg, 1024)
-	var closed <-chan nats.SubStatus
+	w := &Watcher{msgs: make(chan *nats.Msg, 1024)}
 	for _, m := range merchants {
 		if !validToken(m) {
-			return fmt.Errorf("client: Watch: merchant name %q: want [a-z0-9_-]", m)
+			w.Stop()
+			return nil, fmt.Errorf("client: Watch: merchant name %q: want [a-z0-9_-]", m)
 		}
-		sub, err := n.nc.ChanSubscribe(eventFilter(m, f.Type, f.OrderID), msgs)
+		sub, err := n.nc.ChanSubscribe(eventFilter(m, f.Type, f.OrderID), w.msgs)
 		if err != nil {
-			return fmt.Errorf("client: Watch %s: %w", m, err)
+			w.Stop()
+			return nil, fmt.Errorf("client: Watch %s: %w", m, err)
 		}
-		defer func() { _ = sub.Unsubscribe() }()
-		if closed == nil {
-			closed = sub.StatusChanged(nats.SubscriptionClosed)
+		w.subs = append(w.subs, sub)
+		if w.closed == nil {
+			w.closed = sub.StatusChanged(nats.SubscriptionClosed)
 		}
 	}
+	if err := n.nc.FlushWithContext(ctx); err != nil {
+		w.Stop()
+		return nil, fmt.Errorf("client: Watch: %w", err)
+	}
+	return w, nil
+}
+
+// Next returns the next event heard, waiting for one until ctx ends (its
+// error) or the subscription closes (nats.ErrConnectionClosed). A message
+// that is not a wxflow event ([ErrNotAnEvent]) is skipped.
+func (w *Watcher) Next(ctx context.Context) (Event, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-closed:
-			return nats.ErrConnectionClosed
-		case m := <-msgs:
-			e, err := decodeEvent(m.Subject, m.Data)
-			if err != nil {
-				continue // not an event (see ErrNotAnEvent)
-			}
-			if err := h(ctx, e); err != nil {
-				return err
+			return Event{}, ctx.Err()
+		case <-w.closed:
+			return Event{}, nats.ErrConnectionClosed
+		case m := <-w.msgs:
+			if e, err := decodeEvent(m.Subject, m.Data); err == nil {
+				return e, nil
 			}
 		}
+	}
+}
+
+// Stop ends the watch. It is safe to call more than once.
+func (w *Watcher) Stop() {
+	for _, sub := range w.subs {
+		_ = sub.Unsubscribe()
 	}
 }

@@ -70,6 +70,12 @@ func TestOriginFromSubject(t *testing.T) {
 	if res := send("wxflow.cmd.create.shop_acme", c); !res.Applied || res.Order.Shop != "acme" {
 		t.Fatalf("shop create: %+v, want applied and the order acme's", res)
 	}
+	// Another request for the same order id: a conflict, not a merchant refusal.
+	c2 := create("oshop", 200)
+	c2.ID, c2.Create.RequestHash = "create:oshop:other", "h-other"
+	if res := send("wxflow.cmd.create.shop_acme", c2); res.Applied || res.Code != engine.CodeConflict {
+		t.Fatalf("a shop's create for an order id taken: %+v, want conflict", res)
+	}
 	// Forged: a payment from a shop, a payment on a create subject, a
 	// worker's step from another worker, a confirmed close from the API.
 	paid := engine.Command{ID: engine.NotifyCommandID("oshop", "4200", 100), Verb: engine.VerbNotify, OrderID: "oshop",
