@@ -12,6 +12,8 @@ import (
 
 	"github.com/wxflow/wxflow/client"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/natsauth"
+	"github.com/wxflow/wxflow/internal/stack"
 )
 
 // TestNATSCommands: a shop creates, closes and is refused over NATS as its
@@ -281,5 +283,61 @@ func TestWatch(t *testing.T) {
 	}
 	if _, err := n.Watch(ctx, client.WatchFilter{Merchant: "elsewhere", OrderID: "o_1/x"}); err == nil {
 		t.Fatal("a watch of a subject with a slash")
+	}
+}
+
+// TestNATSShopAddedLater: a shop added while wxflow runs can connect
+// within seconds, is answered by the engine in its inbox (the engine's
+// permissions grew with it), and gets its feed.
+func TestNATSShopAddedLater(t *testing.T) {
+	d := wxflow(t)
+	ctx := context.Background()
+	secret, err := d.settings.ServerSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := stack.EnsureShop(ctx, d.dev.Store, secret, "late", []string{d.merchant}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsauth.AddShop(natsauth.Dir(d.settings.DataDir), "late", []string{d.merchant}); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := client.ShopNATSOptions("late", natsauth.SeedFile(natsauth.Dir(d.settings.DataDir), natsauth.Shop("late")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nc *nats.Conn
+	enginetest.WaitFor(t, 30*time.Second, func() error {
+		nc, err = nats.Connect(d.dev.NATSURL, opts...)
+		return err
+	})
+	t.Cleanup(nc.Close)
+	n, err := client.NewNATS(nc, client.NATSConfig{Shop: "late", Merchants: []string{d.merchant}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.CreateOrder(ctx, d.merchant, client.CreateOrderRequest{AmountFen: 10, Description: "late", PayAPI: client.PayV2,
+		Payer: client.PayerOpenID("oLate"), IdempotencyKey: key(t)})
+	if err != nil || res.Pending || res.Order.Shop != "late" {
+		t.Fatalf("the late shop's create: %+v %v (Pending: the engine's answer did not reach its inbox)", res, err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan client.Delivery, 16)
+	go func() {
+		_ = n.Feed(fctx, client.FeedOptions{}, func(_ context.Context, dl client.Delivery) error {
+			if dl.OrderID == res.Order.ID {
+				got <- dl
+			}
+			return nil
+		})
+	}()
+	select {
+	case dl := <-got:
+		if dl.Type != client.EventCreated {
+			t.Fatalf("the feed's first event of the order: %s", dl.Type)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the late shop's feed delivered nothing")
 	}
 }
