@@ -221,3 +221,38 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestHeaders: every request carries the key and the user agent; a
+// body is JSON; a request id from the context is sent when it is one.
+func TestRequestHeaders(t *testing.T) {
+	var mu sync.Mutex
+	var got []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Clone())
+		mu.Unlock()
+		status(202, orderJSON)(w, r)
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL+"/", "wxs_test_key", client.WithUserAgent("acme-shop/1.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := client.WithRequestID(context.Background(), "trace-1001")
+	if _, err := c.CloseOrder(ctx, "o_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CloseOrder(client.WithRequestID(context.Background(), "bad id\n"), "o_1"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	h := got[0]
+	if h.Get("Authorization") != "Bearer wxs_test_key" || h.Get("User-Agent") != "acme-shop/1.0" ||
+		h.Get("Content-Type") != "application/json" || h.Get("X-Request-Id") != "trace-1001" {
+		t.Fatalf("headers %v", h)
+	}
+	if id := got[1].Get("X-Request-Id"); id != "" {
+		t.Fatalf("a malformed request id was sent: %q", id)
+	}
+}
