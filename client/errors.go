@@ -69,7 +69,7 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeConflict             = "conflict"               // 409: key or number reused with other content
 	CodeInvalidState         = "invalid_state"          // 409: the order's state does not allow it
-	CodeRefundInProgress     = "refund_in_progress"     // 409: a refund of the order is at WeChat
+	CodeRefundInProgress     = "refund_in_progress"     // 409: no longer answered since refunds queue; kept for matching
 	CodeCloseRequested       = "close_requested"        // 409: closing is under way
 	CodeDuplicate            = "duplicate"              // 409: already done
 	CodeNotSigned            = "not_signed"             // 409: no pay parameters: the order is not signed
@@ -77,6 +77,7 @@ const (
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
 	CodeInvalidFields        = "invalid_fields"         // 422: see Problems
 	CodeOverRefund           = "over_refund"            // 422: more than remains of the payment
+	CodeTooManyRefunds       = "too_many_refunds"       // 422: the order has 50 refunds (WeChat's limit)
 	CodeInvalid              = "invalid"                // 422: the engine refused a malformed command
 	CodeRateLimited          = "rate_limited"           // 429: wait RetryAfter
 	CodeInternal             = "internal"               // 500: a bug; report it with the RequestID
@@ -98,7 +99,8 @@ var (
 	// ErrInvalidState: the order's state does not allow it (refunding an
 	// unpaid order, closing a paid one).
 	ErrInvalidState = errors.New("wxflow: invalid state")
-	// ErrRefundInProgress: another refund of the order is at WeChat.
+	// ErrRefundInProgress: another refund of the order is at WeChat (older
+	// wxflow; refunds queue now).
 	ErrRefundInProgress = errors.New("wxflow: refund in progress")
 	// ErrCloseRequested: closing the order is under way.
 	ErrCloseRequested = errors.New("wxflow: close requested")
@@ -108,6 +110,8 @@ var (
 	ErrNotSigned = errors.New("wxflow: not signed")
 	// ErrOverRefund: more than remains of the payment.
 	ErrOverRefund = errors.New("wxflow: over refund")
+	// ErrTooManyRefunds: the order has as many refunds as WeChat takes (50).
+	ErrTooManyRefunds = errors.New("wxflow: too many refunds")
 	// ErrInvalidRequest: the request is invalid (invalid_fields with
 	// Problems, invalid, malformed_request, body_too_large,
 	// unsupported_media_type, method_not_allowed).
@@ -134,6 +138,7 @@ var sentinels = map[string]error{
 	CodeDuplicate:            ErrDuplicate,
 	CodeNotSigned:            ErrNotSigned,
 	CodeOverRefund:           ErrOverRefund,
+	CodeTooManyRefunds:       ErrTooManyRefunds,
 	CodeInvalidFields:        ErrInvalidRequest,
 	CodeInvalid:              ErrInvalidRequest,
 	CodeMalformedRequest:     ErrInvalidRequest,

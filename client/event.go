@@ -12,16 +12,17 @@ import (
 // the few facts that are not a state.
 type EventType string
 
-// The event types. All but EventRefundFailed, EventCloseRequested,
-// EventQueryRequested, EventFlagged and EventResolved are the state the
-// order entered; a replay may send one again with From == To.
+// The event types. All but EventRefundQueued, EventRefundFailed,
+// EventCloseRequested, EventQueryRequested, EventFlagged and EventResolved
+// are the state the order entered; a replay may send one again with From == To.
 const (
 	EventCreated        EventType = "created"
 	EventAuthorized     EventType = "authorized"
 	EventPrepaid        EventType = "prepaid"
 	EventSigned         EventType = "signed"
 	EventNotified       EventType = "notified" // paid
-	EventRefunding      EventType = "refunding"
+	EventRefundQueued   EventType = "refund_queued" // a refund was asked: queued; the order stays where it is
+	EventRefunding      EventType = "refunding"     // the order's next refund went to WeChat
 	EventRefunded       EventType = "refunded"
 	EventRefundFailed   EventType = "refund_failed" // WeChat closed a refund: back to the paid state it had
 	EventClosed         EventType = "closed"
@@ -52,8 +53,8 @@ type Event struct {
 	TraceID   string    `json:"trace_id,omitempty"`
 	// Order is the order as it stands after the event.
 	Order Order `json:"order"`
-	// Refund is the refund the event is about (refunding, refunded,
-	// refund_failed).
+	// Refund is the refund the event is about (refund_queued, refunding,
+	// refunded, refund_failed), in the engine's words (see [Refund]).
 	Refund *Refund `json:"refund,omitempty"`
 }
 

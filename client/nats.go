@@ -246,12 +246,17 @@ func (n *NATS) Refund(ctx context.Context, orderID string, r RefundRequest) (Ref
 	if err != nil {
 		return RefundResult{}, err
 	}
-	asked := Refund{OrderID: orderID, OutRefundNo: no, AmountFen: r.AmountFen, Reason: r.Reason}
-	or, err := res.orderResult(orderID)
-	if err != nil {
-		return RefundResult{}, err
+	out := RefundResult{Refund: Refund{OrderID: orderID, OutRefundNo: no, AmountFen: r.AmountFen, Reason: r.Reason}}
+	switch {
+	case !res.answered:
+		out.Pending, out.Replayed = true, res.duplicate
+		return out, nil
+	case !res.answer.Applied && res.answer.Code != "duplicate" && res.answer.Code != "duplicate_command":
+		return RefundResult{}, &Error{Code: res.answer.Code, Reason: res.answer.Reason}
 	}
-	out := RefundResult{Refund: asked, Pending: or.Pending, Replayed: or.Replayed}
+	// The refund as this command left it, from the engine's events; a
+	// repeat's answer carries none (the order's refunds are read over HTTP).
+	out.Replayed = !res.answer.Applied
 	for _, e := range res.answer.Events {
 		if e.Refund != nil && e.Refund.OutRefundNo == no {
 			out.Refund = *e.Refund
