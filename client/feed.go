@@ -235,7 +235,13 @@ func (n *NATS) Watch(ctx context.Context, f WatchFilter) (*Watcher, error) {
 			w.closed = sub.StatusChanged(nats.SubscriptionClosed)
 		}
 	}
-	if err := n.nc.FlushWithContext(ctx); err != nil {
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok { // nats.go flushes only under a deadline
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	if err := n.nc.FlushWithContext(fctx); err != nil {
 		w.Stop()
 		return nil, fmt.Errorf("client: Watch: %w", err)
 	}

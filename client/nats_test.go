@@ -281,6 +281,12 @@ func TestWatch(t *testing.T) {
 	if _, err := w.Next(ctx); !errors.Is(err, nats.ErrConnectionClosed) {
 		t.Fatalf("Next after Stop: %v", err)
 	}
+	// A context without a deadline is fine.
+	bw, err := n.Watch(context.Background(), client.WatchFilter{Type: client.EventNotified})
+	if err != nil {
+		t.Fatalf("a watch under a context without a deadline: %v", err)
+	}
+	bw.Stop()
 	if _, err := n.Watch(ctx, client.WatchFilter{Merchant: "elsewhere", OrderID: "o_1/x"}); err == nil {
 		t.Fatal("a watch of a subject with a slash")
 	}
