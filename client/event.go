@@ -20,7 +20,7 @@ const (
 	EventAuthorized     EventType = "authorized"
 	EventPrepaid        EventType = "prepaid"
 	EventSigned         EventType = "signed"
-	EventNotified       EventType = "notified" // paid
+	EventNotified       EventType = "notified"      // paid
 	EventRefundQueued   EventType = "refund_queued" // a refund was asked: queued; the order stays where it is
 	EventRefunding      EventType = "refunding"     // the order's next refund went to WeChat
 	EventRefunded       EventType = "refunded"
