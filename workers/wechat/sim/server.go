@@ -82,6 +82,10 @@ type Sim struct {
 	callsDay    string
 	seq         int
 
+	// refundRefusals are the refunds a test told WeChat to refuse
+	// (RefuseRefund): out_refund_no → code and message; under mu.
+	refundRefusals map[string][2]string
+
 	work   chan func(ctx context.Context)
 	wg     sync.WaitGroup
 	closed chan struct{}
