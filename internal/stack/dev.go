@@ -105,6 +105,14 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	cleanups = append(cleanups, func() { simulator.Listener.Close() })
 	d.Sim, d.SimURL = simulator, simulator.URL
 	s.WechatURL, s.WechatCA = simulator.URL, filepath.Join(s.MerchantDir, sim.CAFile)
+	if s.RefundGap == 0 {
+		// WeChat's minute between two refunds of an order, on the
+		// simulator's clock: it refuses a refund sooner (FREQUENCY_LIMITED).
+		s.RefundGap = time.Minute
+		if o.Sim.TimeScale > 0 {
+			s.RefundGap = time.Duration(float64(time.Minute) * o.Sim.TimeScale)
+		}
+	}
 
 	apiLn, err := listen(s.HTTPAddr, o.FreePorts)
 	if err != nil {
