@@ -458,8 +458,16 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request, shop engine.Shop
 		writeError(w, statusOf(res.Code), string(res.Code), res.Reason)
 		return
 	}
-	ref, err := s.cfg.Store.RefundByOutRefundNo(ctx, no)
-	if err != nil || ref.OrderID != o.ID || ref.AmountFen != q.AmountFen {
+	// The refund as this request left it (queued, or sent at once), from the
+	// engine's answer; a repeat's, or an answer read back from the store,
+	// carries no events: the refund as it is now.
+	var ref engine.Refund
+	if n := len(res.Events); n > 0 && res.Events[n-1].Refund != nil {
+		ref = *res.Events[n-1].Refund
+	} else {
+		ref, err = s.cfg.Store.RefundByOutRefundNo(ctx, no)
+	}
+	if err != nil || ref.OrderID != o.ID || ref.OutRefundNo != no || ref.AmountFen != q.AmountFen {
 		s.log.Warn("read refund", "order_id", o.ID, "out_refund_no", no, "err", err, "trace_id", traceID(ctx))
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
 		return
