@@ -238,9 +238,10 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, shop engine
 }
 
 // answer sends a command and turns the engine's result into the HTTP answer.
-// A command the engine had seen (the same Idempotency-Key, out_refund_no or
-// close again) is answered as the first time, with the first status and the
-// order as it is now, and the header Idempotent-Replayed: true.
+// A command the engine had seen (the same Idempotency-Key, or close again) is
+// answered as the first time, with the first status and the order as it is
+// now, and the header Idempotent-Replayed: true. (A refund is answered with
+// the refund: see refund.)
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, cmd engine.Command, okStatus int) {
 	res, seen, err := s.sendSeen(r.Context(), cmd, true)
 	switch {
