@@ -31,6 +31,7 @@ const (
 	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after --refund-gap
 	gWorkers                // --worker-lanes
 	gSecret                 // --server-secret-file
+	gFailover               // --wechat-backup-url --wechat-probe-after (also with gWechat)
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -102,6 +103,10 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			str(&s.WechatURL, "wechat-url", "WXFLOW_WECHAT_URL", "base URL standing for every WeChat host, e.g. the simulator")
 			str(&s.WechatCA, "wechat-ca", "WXFLOW_WECHAT_CA", "extra root CA file to trust for WeChat")
 			dur(&s.WechatTimeout, "wechat-timeout", "WXFLOW_WECHAT_TIMEOUT", "how long one call to WeChat may take; it is retried after (default 10s)")
+			fallthrough
+		case gFailover:
+			str(&s.WechatBackupURL, "wechat-backup-url", "WXFLOW_WECHAT_BACKUP_URL", "WeChat Pay's backup host, where pay calls go while the primary is down, or off (default https://api2.mch.weixin.qq.com; none with a simulator unless given)")
+			dur(&s.WechatProbeAfter, "wechat-probe-after", "WXFLOW_WECHAT_PROBE_AFTER", "how long a WeChat Pay host that failed rests before one call tries it again (default 30s)")
 		case gMetrics:
 			str(&s.MetricsAddr, "metrics-addr", "WXFLOW_METRICS_ADDR", "serve /metrics here (the API serves its own)")
 		case gStuck:
