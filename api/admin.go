@@ -171,7 +171,7 @@ func (s *Server) orderDetail(r *http.Request) (map[string]any, error) {
 		callsErr = "NATS did not answer in time"
 	}
 	return map[string]any{"Order": o, "History": h, "Refunds": refunds, "Why": why, "Calls": calls, "CallsErr": callsErr,
-		"Actions": engine.ActionsOf(o)}, nil
+		"Actions": engine.ActionsOf(o, refunds)}, nil
 }
 
 func (s *Server) adminOrderPage(w http.ResponseWriter, r *http.Request) {
@@ -368,7 +368,12 @@ func (s *Server) adminRefundForm(refund http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 			return
 		}
-		a := engine.ActionsOf(o)
+		refunds, err := s.cfg.Store.Refunds(r.Context(), id)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		a := engine.ActionsOf(o, refunds)
 		switch {
 		case !a.Refund:
 			s.adminAnswer(w, r, true, id, engine.Result{}, http.StatusConflict,

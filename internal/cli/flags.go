@@ -28,7 +28,7 @@ const (
 	gWechat                 // --wechat-url --wechat-ca --wechat-timeout
 	gMetrics                // --metrics-addr
 	gStuck                  // --stuck-after
-	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after
+	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after --refund-gap
 	gWorkers                // --worker-lanes
 	gSecret                 // --server-secret-file
 	gFailover               // --wechat-backup-url --wechat-probe-after (also with gWechat)
@@ -115,6 +115,7 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.ExpiryInterval, "expiry-interval", "WXFLOW_EXPIRY_INTERVAL", "how often expired orders are closed and quiet ones looked for (default 1s)")
 			dur(&s.ReconcilePaymentAfter, "reconcile-payment-after", "WXFLOW_RECONCILE_PAYMENT_AFTER", "query WeChat about an order signed and quiet this long (default 1m)")
 			dur(&s.ReconcileRefundAfter, "reconcile-refund-after", "WXFLOW_RECONCILE_REFUND_AFTER", "query WeChat about a refund pending and quiet this long (default 2m)")
+			dur(&s.RefundGap, "refund-gap", "WXFLOW_REFUND_GAP", "send an order's next queued refund this long after the one before settled; WeChat wants a minute (default 1m; dev: a minute on the simulator's time scale)")
 		case gSecret:
 			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
 		case gWorkers:

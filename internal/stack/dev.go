@@ -134,6 +134,14 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	if s.WechatBackupURL != "off" {
 		s.WechatBackupURL = simulator.BackupURL
 	}
+	if s.RefundGap == 0 {
+		// WeChat's minute between two refunds of an order, on the
+		// simulator's clock: it refuses a refund sooner (FREQUENCY_LIMITED).
+		s.RefundGap = time.Minute
+		if o.Sim.TimeScale > 0 {
+			s.RefundGap = time.Duration(float64(time.Minute) * o.Sim.TimeScale)
+		}
+	}
 
 	apiLn, err := listen(s.HTTPAddr, o.FreePorts)
 	if err != nil {

@@ -67,6 +67,11 @@ type Settings struct {
 	// ReconcileRefundAfter (WXFLOW_RECONCILE_REFUND_AFTER): a refund pending
 	// and quiet this long is queried at WeChat. Default: the engine's (2m).
 	ReconcileRefundAfter time.Duration
+	// RefundGap (WXFLOW_REFUND_GAP): the least time between one refund of an
+	// order settling and the next one being sent to WeChat, which wants a
+	// minute between two refunds of an order. Default: the engine's (1m);
+	// `wxflow dev`: a minute on the simulator's time scale.
+	RefundGap time.Duration
 	// SecretFile (WXFLOW_SERVER_SECRET_FILE) holds the server secret that
 	// keys shop API key hashes and derived order ids. Default:
 	// <DataDir>/secrets/server.key, made when missing (secret.go).
@@ -234,6 +239,9 @@ func (s *Settings) Validate() error {
 		if d < 0 {
 			bad("%s %s: must not be negative", name, d)
 		}
+	}
+	if s.RefundGap < 0 {
+		bad("--refund-gap %s: must not be negative", s.RefundGap)
 	}
 	for _, d := range s.AppDomainList() {
 		if !validHost(d) {

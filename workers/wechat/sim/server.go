@@ -89,6 +89,10 @@ type Sim struct {
 	seq         int
 	sites       siteState // the two WeChat Pay sites' outages (sites.go)
 
+	// refundRefusals are the refunds a test told WeChat to refuse
+	// (RefuseRefund): out_refund_no → code and message; under mu.
+	refundRefusals map[string][2]string
+
 	work   chan func(ctx context.Context)
 	wg     sync.WaitGroup
 	closed chan struct{}
