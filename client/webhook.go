@@ -73,7 +73,7 @@ func ParseSignatureHeader(h string) (WebhookSignature, error) {
 				return s, fmt.Errorf("%w: two t=", ErrWebhookMalformed)
 			}
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n <= 0 || strconv.FormatInt(n, 10) != v { // the signed text is canonical
+			if err != nil || n < 0 || strconv.FormatInt(n, 10) != v { // the signed text is canonical
 				return s, fmt.Errorf("%w: t=%q is not Unix seconds", ErrWebhookMalformed, v)
 			}
 			s.Timestamp, seenT = n, true
