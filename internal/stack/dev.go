@@ -34,7 +34,7 @@ type DevOptions struct {
 	// Unlimited lifts the API's rate limits: the bench and the tests drive
 	// thousands of requests a second from one address.
 	Unlimited bool
-	Sim       sim.Config // the simulator; its KeysDir is <data>/sim
+	Sim       sim.Config // the simulator; its KeysDir is <data>/sim, and so is its LedgerDir unless it sets Retain
 	Workers   WorkerOptions
 }
 
@@ -95,6 +95,9 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	// The simulator, with its keys in <data>/sim: the merchant wxflow uses.
 	s.MerchantDir = filepath.Join(s.DataDir, "sim")
 	o.Sim.KeysDir = s.MerchantDir
+	if o.Sim.LedgerDir == "" && o.Sim.Retain == 0 { // WeChat remembers across restarts; a bounded one forgets by design
+		o.Sim.LedgerDir = s.MerchantDir
+	}
 	if o.Sim.Logger == nil {
 		o.Sim.Logger = log
 	}

@@ -53,6 +53,9 @@ type Config struct {
 	// simulator remembers: the oldest settled ones are forgotten past it (and
 	// /sim/state no longer shows them). For long benchmarks; 0 keeps all.
 	Retain int
+	// LedgerDir, when set, keeps the orders and refunds in LedgerFile there
+	// across restarts, as WeChat remembers them (ledger.go). Empty: memory only.
+	LedgerDir string
 }
 
 // Sim is a running simulated WeChat; it is an http.Handler.
@@ -81,6 +84,7 @@ type Sim struct {
 	calls       map[string]int // per API, per day
 	callsDay    string
 	seq         int
+	ledger      *ledger // nil without Config.LedgerDir
 
 	work   chan func(ctx context.Context)
 	wg     sync.WaitGroup
@@ -127,6 +131,11 @@ func New(cfg Config) (*Sim, error) {
 		calls: map[string]int{}, injected: map[string]int{}, work: make(chan func(context.Context), 1024), closed: make(chan struct{}),
 	}
 	s.routes()
+	if cfg.LedgerDir != "" {
+		if err := s.openLedger(cfg.LedgerDir); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -287,6 +296,7 @@ func (s *Sim) Serve(ctx context.Context, ln net.Listener) error {
 // settlements) until ctx ends, then waits for it.
 func (s *Sim) Run(ctx context.Context) error {
 	defer s.Close()
+	s.wg.Go(func() { s.resumeRefunds(ctx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -299,7 +309,7 @@ func (s *Sim) Run(ctx context.Context) error {
 }
 
 // Close stops pending holds (timeouts); it is safe to call twice.
-func (s *Sim) Close() { s.once.Do(func() { close(s.closed) }) }
+func (s *Sim) Close() { s.once.Do(func() { close(s.closed); s.closeLedger() }) }
 
 // later queues background work after a scaled delay.
 func (s *Sim) later(d time.Duration, job func(ctx context.Context)) {
