@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat/bill"
 )
 
 // Config configures a [Sim].
@@ -56,6 +58,15 @@ type Config struct {
 	// LedgerDir, when set, keeps the orders and refunds in LedgerFile there
 	// across restarts, as WeChat remembers them (ledger.go). Empty: memory only.
 	LedgerDir string
+	// BillDelay is how long after a day ends (midnight, Beijing time) its
+	// bills are ready, before scaling: 10 h, WeChat's 10:00 (bills.go).
+	BillDelay time.Duration
+	// BillsAtOnce serves any day's bills up to today as soon as asked,
+	// today's as it stands so far: for demos and tests that cannot wait
+	// until 10:00 tomorrow. WeChat never does.
+	BillsAtOnce bool
+	// FeeRate is the merchant's fee rate in the bills (60: 0.60%).
+	FeeRate bill.Rate
 }
 
 // Sim is a running simulated WeChat; it is an http.Handler.
@@ -84,7 +95,8 @@ type Sim struct {
 	calls       map[string]int // per API, per day
 	callsDay    string
 	seq         int
-	ledger      *ledger // nil without Config.LedgerDir
+	ledger      *ledger                 // nil without Config.LedgerDir
+	billTokens  map[string]billDownload // v3 bill download URLs, by token
 
 	work   chan func(ctx context.Context)
 	wg     sync.WaitGroup
@@ -170,6 +182,11 @@ func (s *Sim) routes() {
 	m.HandleFunc("POST /v3/pay/transactions/out-trade-no/{no}/close", s.v3(s.v3Close))
 	m.HandleFunc("POST /v3/refund/domestic/refunds", s.v3(s.v3Refund))
 	m.HandleFunc("GET /v3/refund/domestic/refunds/{no}", s.v3(s.v3RefundQuery))
+
+	m.HandleFunc("POST /pay/downloadbill", s.v2DownloadBill)
+	m.HandleFunc("GET /v3/bill/tradebill", s.v3(s.v3TradeBill))
+	m.HandleFunc("GET /v3/bill/fundflowbill", s.v3(s.v3FundFlowBill))
+	m.HandleFunc("GET /v3/billdownload/file", s.v3DownloadBill)
 
 	m.HandleFunc("POST /sim/pay", s.handlePay)
 	m.HandleFunc("POST /sim/login", s.handleIssueCode)
@@ -380,7 +397,7 @@ type State struct {
 	Notifications []delivery `json:"notifications"`
 	// FaultsInjected counts the faults injected so far, by kind: system_error,
 	// http_502, timeout, slow_answer, lost_answer, notify_dropped,
-	// notify_reordered, notify_duplicated.
+	// notify_reordered, notify_duplicated, bill_corrupted.
 	FaultsInjected map[string]int `json:"faults_injected"`
 }
 
