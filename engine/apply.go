@@ -34,6 +34,9 @@ type change struct {
 	// again when it enters another (schedule).
 	reconcileAttempts int
 	reconcileAt       *time.Time
+	// paidAt is the payment's time at WeChat when the change records a
+	// payment (the day of the books it belongs to); zero otherwise.
+	paidAt time.Time
 }
 
 var errVersionConflict = errors.New("engine: order changed concurrently")
