@@ -227,6 +227,28 @@ func (s *Store) BooksDays(ctx context.Context, merchant string, limit int) ([]Bo
 	return out, err
 }
 
+// BooksDiscrepancies sums the discrepancies of the stored books of the days
+// since since (that day included), by bucket.
+func (s *Store) BooksDiscrepancies(ctx context.Context, since Day) (map[BooksKind]int, error) {
+	var raws []string
+	if err := s.db.SelectContext(ctx, &raws, s.db.Rebind(`SELECT result FROM books WHERE day >= ? AND discrepancies > 0`), since); err != nil {
+		return nil, err
+	}
+	out := map[BooksKind]int{}
+	for _, raw := range raws {
+		var r BooksResult
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			return nil, err
+		}
+		for k, n := range r.Counts {
+			if k.Discrepancy() {
+				out[k] += n
+			}
+		}
+	}
+	return out, nil
+}
+
 // booksFacts gathers what the day's books need from the store.
 func (s *Store) booksFacts(ctx context.Context, merchant string, day Day, trades []BillTrade) (booksFacts, error) {
 	f := booksFacts{orders: map[string]booksOrder{}, refunds: map[string]booksRefund{}, elsewhere: map[string]Day{}}

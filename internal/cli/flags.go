@@ -31,6 +31,7 @@ const (
 	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after
 	gWorkers                // --worker-lanes
 	gSecret                 // --server-secret-file
+	gBooks                  // --books-api --books-ready-after --books-every
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -112,6 +113,10 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.ReconcileRefundAfter, "reconcile-refund-after", "WXFLOW_RECONCILE_REFUND_AFTER", "query WeChat about a refund pending and quiet this long (default 2m)")
 		case gSecret:
 			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
+		case gBooks:
+			str(&s.BooksAPI, "books-api", "WXFLOW_BOOKS_API", "how the daily books download WeChat's bills: v3 (SHA-1 checked) or v2 (default v3)")
+			dur(&s.BooksReadyAfter, "books-ready-after", "WXFLOW_BOOKS_READY_AFTER", "how long after a day ends (midnight, Beijing time) its books are run (default 10h30m)")
+			dur(&s.BooksEvery, "books-every", "WXFLOW_BOOKS_EVERY", "also run today's books this often, against the day so far (the simulator only; default off)")
 		case gWorkers:
 			num(&s.WorkerLanes, "worker-lanes", "WXFLOW_WORKER_LANES", "events each worker handles at once, one order's always in order (default 16)")
 		}

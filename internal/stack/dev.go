@@ -19,6 +19,7 @@ import (
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
+	"github.com/wxflow/wxflow/workers/books"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -52,6 +53,8 @@ type Dev struct {
 	// ShopKey is the API key of the demo shop (DemoShop), acting for the
 	// merchant dev serves; it is also in <data>/shops/demo.key.
 	ShopKey string
+	// Books are the daily books of the merchant dev serves.
+	Books *books.Books
 
 	g     *errgroup.Group
 	parts []*Conns // the API's and the workers' connections, beside Conns (the engine's)
@@ -180,6 +183,7 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	if err != nil {
 		return fail(err)
 	}
+	d.Books = wk.Books
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return simulator.Run(gctx) })
