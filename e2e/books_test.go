@@ -127,6 +127,20 @@ func TestBooksFindLostPayments(t *testing.T) {
 		}
 	}
 
+	// The admin API runs the day through the same worker.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, st.APIURL+"/admin/api/books/"+string(r.Day)+"/run", nil)
+	req.Header.Set("Authorization", "Bearer "+st.AdminToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"status":"balanced"`) {
+		t.Fatalf("admin run: %d %s", resp.StatusCode, body)
+	}
+	runVerify(t, ctx, s.DataDir, st.NATSURL)
+
 	// Restart: WeChat (the simulator's ledger) remembers the payments.
 	cancel()
 	_ = st.Wait()

@@ -249,6 +249,21 @@ func (s *Store) BooksDiscrepancies(ctx context.Context, since Day) (map[BooksKin
 	return out, nil
 }
 
+// HasTrades reports whether wxflow recorded a payment (by its time at
+// WeChat, or, before paid_at was kept, by when it was recorded) or a refund
+// asked for on the merchant's day.
+func (s *Store) HasTrades(ctx context.Context, merchant string, day Day) (bool, error) {
+	start, end := day.Start(), day.End()
+	var n int
+	err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT
+		(SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE merchant = ? AND paid_at >= ? AND paid_at < ? LIMIT 1) p) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM orders o JOIN order_events e ON e.order_id = o.id WHERE o.merchant = ? AND o.paid_at IS NULL
+			AND e.type = ? AND e.at >= ? AND e.at < ? LIMIT 1) q) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM refunds r JOIN orders o ON o.id = r.order_id WHERE o.merchant = ? AND r.created_at >= ?
+			AND r.created_at < ? LIMIT 1) r)`), merchant, start, end, merchant, EventNotified, start, end, merchant, start, end)
+	return n > 0, err
+}
+
 // booksFacts gathers what the day's books need from the store.
 func (s *Store) booksFacts(ctx context.Context, merchant string, day Day, trades []BillTrade) (booksFacts, error) {
 	f := booksFacts{orders: map[string]booksOrder{}, refunds: map[string]booksRefund{}, elsewhere: map[string]Day{}}
