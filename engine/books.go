@@ -348,7 +348,7 @@ func paymentLine(t BillTrade, f booksFacts) BooksLine {
 		// A reversed payment (REVOKED): wxflow must not hold it paid.
 		if paid {
 			l.Kind, l.Repair, l.Flag = BooksStateDiffers, RepairFlag, FlagBooksStateDiffers
-			l.Detail = "WeChat's bill says " + t.Status + "; wxflow holds the order paid"
+			l.Detail = "WeChat's bill says " + clip(t.Status) + "; wxflow holds the order paid"
 			return l
 		}
 		l.Kind = BooksMatched
@@ -366,7 +366,7 @@ func paymentLine(t BillTrade, f booksFacts) BooksLine {
 		l.Detail = fmt.Sprintf("WeChat's bill says %d fen, wxflow %d", t.AmountFen, o.PaidFen)
 	case o.TransactionID != t.TransactionID:
 		l.Kind, l.Repair, l.Flag = BooksStateDiffers, RepairFlag, FlagBooksStateDiffers
-		l.Detail = "WeChat's bill names transaction " + t.TransactionID + ", wxflow " + o.TransactionID
+		l.Detail = "WeChat's bill names transaction " + clip(t.TransactionID) + ", wxflow " + o.TransactionID
 	default:
 		l.Kind = BooksMatched
 	}
@@ -396,7 +396,7 @@ func refundLine(t BillTrade, f booksFacts) BooksLine {
 	switch {
 	case rf.OutTradeNo != t.OutTradeNo:
 		l.Kind, l.Repair, l.Flag = BooksStateDiffers, RepairFlag, FlagBooksStateDiffers
-		l.Detail = "WeChat's bill has this refund for order " + t.OutTradeNo + ", wxflow for " + rf.OutTradeNo
+		l.Detail = "WeChat's bill has this refund for order " + clip(t.OutTradeNo) + ", wxflow for " + rf.OutTradeNo
 	case rf.AmountFen != t.AmountFen:
 		l.Kind, l.Repair, l.Flag = BooksAmountDiffers, RepairFlag, FlagBooksAmountDiffers
 		l.Detail = fmt.Sprintf("WeChat's bill says %d fen, wxflow %d", t.AmountFen, rf.AmountFen)
@@ -411,7 +411,18 @@ func refundLine(t BillTrade, f booksFacts) BooksLine {
 		l.Detail = "settled at WeChat, pending in wxflow (a notification lost): the refund is queried"
 	default:
 		l.Kind, l.Repair, l.Flag = BooksStateDiffers, RepairFlag, FlagBooksStateDiffers
-		l.Detail = "WeChat's bill says " + t.Status + ", wxflow's refund is " + string(rf.State)
+		l.Detail = "WeChat's bill says " + clip(t.Status) + ", wxflow's refund is " + string(rf.State)
 	}
 	return l
+}
+
+// clip bounds a value of the bill quoted in a line's detail, which a repair
+// writes into the order's history.
+func clip(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return s
+	}
+	r := []rune(s[:most])
+	return string(r[:len(r)-1]) + "…"
 }

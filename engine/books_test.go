@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -315,5 +316,37 @@ func TestDay(t *testing.T) {
 		if _, err := engine.ParseDay(bad); err == nil {
 			t.Errorf("ParseDay(%q) passed", bad)
 		}
+	}
+}
+
+// TestBooksKeepsOnePreview: of a day still running, only the latest bill is
+// kept; WeChat's final bills are all kept.
+func TestBooksKeepsOnePreview(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	ctx := context.Background()
+	save := func(sha string, final bool) {
+		t.Helper()
+		if err := store.SaveBill(ctx, engine.BillCopy{Merchant: "m", Day: booksDay, Kind: engine.BillTradeAll, Data: []byte(sha), SHA1: sha,
+			Final: final, DownloadedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("p1", false)
+	save("p2", false)
+	save("p2", false)
+	if bills, _ := store.Bills(ctx, "m", booksDay); len(bills) != 1 || bills[0].SHA1 != "p2" {
+		t.Fatalf("previews kept: %+v", bills)
+	}
+	save("f1", true)
+	save("f2", true)
+	save("p3", false)
+	bills, _ := store.Bills(ctx, "m", booksDay)
+	var shas []string
+	for _, b := range bills {
+		shas = append(shas, b.SHA1)
+	}
+	slices.Sort(shas)
+	if fmt.Sprint(shas) != "[f1 f2 p3]" {
+		t.Fatalf("bills kept: %v, want the final ones and the latest preview", shas)
 	}
 }

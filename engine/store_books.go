@@ -57,7 +57,9 @@ type StoredBill struct {
 }
 
 // SaveBill keeps a bill (once per distinct content: bills are immutable)
-// and, for a trade bill, makes its rows the day's rows.
+// and, for a trade bill, makes its rows the day's rows. Of the previews of
+// a day still running (not Final), only the latest is kept: a preview every
+// few seconds would otherwise keep a copy of the day per trade.
 func (s *Store) SaveBill(ctx context.Context, b BillCopy) error {
 	if b.NoBill {
 		return nil
@@ -83,6 +85,12 @@ func (s *Store) SaveBill(ctx context.Context, b BillCopy) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (merchant, day, kind, sha1) DO NOTHING`),
 		b.Merchant, b.Day, b.Kind, b.SHA1, b.API, z.Bytes(), len(b.Data), len(b.Trades), b.Final, b.DownloadedAt.UTC()); err != nil {
 		return fmt.Errorf("engine: save bill: %w", storeError(err))
+	}
+	if !b.Final {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM bills WHERE merchant = ? AND day = ? AND kind = ? AND final = ? AND sha1 <> ?`),
+			b.Merchant, b.Day, b.Kind, false, b.SHA1); err != nil {
+			return fmt.Errorf("engine: save bill: %w", storeError(err))
+		}
 	}
 	if b.Kind == BillTradeAll {
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM bill_rows WHERE merchant = ? AND day = ?`), b.Merchant, b.Day); err != nil {

@@ -182,7 +182,11 @@ func printBooks(w io.Writer, r engine.BooksResult, all bool) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Run %d times, the last at %s\n\n", r.Runs, r.RunAt.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02 15:04:05 (Beijing)"))
+	times := fmt.Sprintf("%d times", r.Runs)
+	if r.Runs == 1 {
+		times = "once"
+	}
+	fmt.Fprintf(w, "Run %s, the last at %s\n\n", times, r.RunAt.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02 15:04:05 (Beijing)"))
 	t := r.Totals
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tpayments\tpaid\trefunds\trefunded\tfees\tsettled\t")

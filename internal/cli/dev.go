@@ -123,9 +123,16 @@ func printDemoBooks(ctx context.Context, out io.Writer, b *books.Books) bool {
 	day := engine.DayOf(time.Now())
 	var r engine.BooksResult
 	var err error
+	failures := 0
 	for range 30 { // the preview of the day may hold the day's lease for a moment
-		if r, err = b.RunDay(ctx, day); !errors.Is(err, books.ErrBusy) {
+		r, err = b.RunDay(ctx, day)
+		if err == nil {
 			break
+		}
+		if !errors.Is(err, books.ErrBusy) { // a download refused five times over (a chaos run): try again
+			if failures++; failures == 3 {
+				break
+			}
 		}
 		select {
 		case <-ctx.Done():

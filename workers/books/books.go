@@ -201,7 +201,11 @@ func (b *Books) RunDay(ctx context.Context, day engine.Day) (engine.BooksResult,
 	if b.cfg.Observer != nil {
 		b.cfg.Observer.BooksRun(r)
 	}
-	b.log.Info("books", "day", day, "status", r.Status, "final", r.Final, "matched", r.Counts[engine.BooksMatched],
+	level := slog.LevelInfo
+	if !r.Final && r.Discrepancies() == 0 {
+		level = slog.LevelDebug // a preview that found nothing: every few seconds in dev
+	}
+	b.log.Log(ctx, level, "books", "day", day, "status", r.Status, "final", r.Final, "matched", r.Counts[engine.BooksMatched],
 		"discrepancies", r.Discrepancies(), "wechat_payments", r.Totals.WechatPayments, "wechat_refunds", r.Totals.WechatRefunds)
 	return r, b.repair(ctx, r)
 }
