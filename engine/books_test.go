@@ -191,6 +191,15 @@ func TestBooksBuckets(t *testing.T) {
 		if tot.FeeMilliFen != (tot.WechatPaidFen-tot.WechatRefundedFen)*6 {
 			t.Errorf("fees %d", tot.FeeMilliFen)
 		}
+		if has, err := store.HasTrades(ctx, "m", booksDay); err != nil || !has {
+			t.Fatalf("HasTrades of the day: %v %v", has, err)
+		}
+		if has, err := store.HasTrades(ctx, "m", "2024-03-01"); err != nil || has {
+			t.Fatalf("HasTrades of a day without: %v %v", has, err)
+		}
+		if n, err := store.BooksDiscrepancies(ctx, booksDay.AddDays(-7)); err != nil || n[engine.BooksMissingInWxflow] != 4 || n[engine.BooksMatched] != 0 {
+			t.Fatalf("BooksDiscrepancies: %v %v", n, err)
+		}
 		if o, _ := store.Order(ctx, "A"); o.State != engine.Notified {
 			t.Fatalf("RunBooks changed an order: %s", o.State)
 		}
