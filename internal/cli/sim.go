@@ -32,6 +32,7 @@ func simCommand() *cobra.Command {
 	f.BoolVar(&cfg.Strict, "strict", false, "check openids and https notify URLs as WeChat does")
 	f.Float64Var(&cfg.TimeScale, "time-scale", 1, "scale of WeChat's delays (retries, token life, refund settlement)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 7200*time.Second, "access_token and jsapi_ticket lifetime")
+	f.BoolVar(&cfg.BillsAtOnce, "bills-now", false, "serve a day's bills at once, today's as it stands (WeChat: after 10:00 Beijing time the next day)")
 	f.BoolVar(&memoryOnly, "memory-only", false, "keep no ledger: forget every order and refund at exit (default: kept in the --keys folder, "+sim.LedgerFile+")")
 	cfg.Faults.RegisterFlags(f)
 	f.Float64Var(&chaos, "chaos", 0, "fail this share of API calls in every way, duplicate every notification, reorder and drop this share (replaces the other fault flags)")

@@ -168,6 +168,7 @@ func (b *Books) RunDay(ctx context.Context, day engine.Day) (engine.BooksResult,
 	if _, err := engine.ParseDay(string(day)); err != nil {
 		return engine.BooksResult{}, err
 	}
+	start := time.Now()
 	lease := "books:" + b.cfg.Merchant.Name + ":" + string(day)
 	ok, err := b.cfg.Store.TakeLease(ctx, lease, b.holder, b.cfg.Now(), b.cfg.LeaseTTL)
 	if err != nil {
@@ -206,7 +207,8 @@ func (b *Books) RunDay(ctx context.Context, day engine.Day) (engine.BooksResult,
 		level = slog.LevelDebug // a preview that found nothing: every few seconds in dev
 	}
 	b.log.Log(ctx, level, "books", "day", day, "status", r.Status, "final", r.Final, "matched", r.Counts[engine.BooksMatched],
-		"discrepancies", r.Discrepancies(), "wechat_payments", r.Totals.WechatPayments, "wechat_refunds", r.Totals.WechatRefunds)
+		"discrepancies", r.Discrepancies(), "wechat_payments", r.Totals.WechatPayments, "wechat_refunds", r.Totals.WechatRefunds,
+		"took", time.Since(start).Round(time.Millisecond))
 	return r, b.repair(ctx, r)
 }
 

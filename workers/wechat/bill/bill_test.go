@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -353,5 +354,27 @@ func TestFundFlowRoundTrip(t *testing.T) {
 	altered := strings.Replace(string(data), "`0.01,`1,`0.01", "`0.02,`1,`0.01", 1)
 	if _, err := bill.ParseFundFlow([]byte(altered)); !errors.Is(err, wechat.ErrMalformed) {
 		t.Fatalf("altered summary: %v", err)
+	}
+}
+
+// BenchmarkParse reads an ALL bill of 10,000 rows (a busy merchant's day
+// is a few of these).
+func BenchmarkParse(b *testing.B) {
+	rows := make([]bill.Row, 0, 10000)
+	for i := range 10000 {
+		r := exampleAll()[i%3]
+		r.OutTradeNo = fmt.Sprintf("wxflow-%08d", i)
+		rows = append(rows, r)
+	}
+	data, err := bill.Format(bill.All, rows)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := bill.Parse(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
