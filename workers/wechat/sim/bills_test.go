@@ -21,15 +21,15 @@ import (
 	"github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
-// clock is a settable clock shared by the simulator and the clients.
-type clock struct {
+// billClock is a settable clock shared by the simulator and the clients.
+type billClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(s string)        { c.mu.Lock(); defer c.mu.Unlock(); c.now = beijingAt(s) }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+func (c *billClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *billClock) Set(s string)        { c.mu.Lock(); defer c.mu.Unlock(); c.now = beijingAt(s) }
+func (c *billClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
 func beijingAt(s string) time.Time {
 	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, bill.Beijing())
 	if err != nil {
@@ -41,7 +41,7 @@ func beijingAt(s string) time.Time {
 // billWorld is a simulator on a settable clock and both pay clients.
 type billWorld struct {
 	sim   *sim.Sim
-	clock *clock
+	clock *billClock
 	url   string
 	http  *http.Client
 	v2    *v2.Client
@@ -50,7 +50,7 @@ type billWorld struct {
 
 func newBillWorld(t *testing.T, cfg sim.Config) *billWorld {
 	t.Helper()
-	w := &billWorld{clock: &clock{}}
+	w := &billWorld{clock: &billClock{}}
 	w.clock.Set("2024-03-10 09:00:00")
 	cfg.KeysDir, cfg.Now, cfg.TimeScale = t.TempDir(), w.clock.Now, 1
 	cfg.RefundDelay = 1000 * time.Hour // settled by hand, at the time the test says

@@ -56,7 +56,7 @@ func startOn(t *testing.T, dir string, cfg sim.Config) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.v3, err = v3.NewClient(v3.Config{BaseURL: in.url, Merchant: m, HTTPClient: in.http}); err != nil {
+	if in.v3, err = v3.NewClient(v3.Config{BaseURL: in.url, Merchant: m, HTTPClient: in.http, Now: cfg.Now}); err != nil {
 		t.Fatal(err)
 	}
 	return in
@@ -78,8 +78,12 @@ func (in *instance) pay(t *testing.T, prepayID string) {
 func TestLedgerSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	// Refunds stay PROCESSING (an hour at scale 1) until settled by hand.
-	cfg := sim.Config{TimeScale: 1, RefundDelay: time.Hour}
+	// Refunds stay PROCESSING (an hour at scale 1) until settled by hand;
+	// the clock moves by hand too (WeChat wants a minute between two
+	// refunds of an order).
+	clk := &billClock{}
+	clk.Set("2024-03-10 09:00:00")
+	cfg := sim.Config{TimeScale: 1, RefundDelay: time.Hour, Now: clk.Now}
 	a := startOn(t, dir, cfg)
 	paid := v3.PrepayRequest{Description: "wxflow-测试", OutTradeNo: "L-0001", TotalFen: 900, OpenID: "oL1", NotifyURL: "http://127.0.0.1:1/notify"}
 	id, err := a.v3.PrepayJSAPI(ctx, paid)
@@ -112,6 +116,7 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 	if !b.sim.SettleRefund("LR-0001") {
 		t.Fatal("the refund processing before the restart cannot settle")
 	}
+	clk.Add(2 * time.Minute)
 	if r, err := b.v3.Refund(ctx, v3.RefundRequest{OutTradeNo: "L-0001", OutRefundNo: "LR-0002", TotalFen: 900, RefundFen: 600}); err != nil || r.Status != "PROCESSING" {
 		t.Fatalf("a refund of an order paid before the restart: %+v %v", r, err)
 	}
