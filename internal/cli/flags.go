@@ -31,6 +31,7 @@ const (
 	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after
 	gWorkers                // --worker-lanes
 	gSecret                 // --server-secret-file
+	gWebhook                // --webhook-allow-private
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -112,6 +113,9 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.ReconcileRefundAfter, "reconcile-refund-after", "WXFLOW_RECONCILE_REFUND_AFTER", "query WeChat about a refund pending and quiet this long (default 2m)")
 		case gSecret:
 			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
+		case gWebhook:
+			f.BoolVar(&s.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook endpoints be on loopback, private and link-local addresses (env WXFLOW_WEBHOOK_ALLOW_PRIVATE; default false, true for dev)")
+			fs.env["webhook-allow-private"] = "WXFLOW_WEBHOOK_ALLOW_PRIVATE"
 		case gWorkers:
 			num(&s.WorkerLanes, "worker-lanes", "WXFLOW_WORKER_LANES", "events each worker handles at once, one order's always in order (default 16)")
 		}

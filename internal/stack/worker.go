@@ -10,12 +10,13 @@ import (
 
 	"github.com/wxflow/wxflow/workers"
 	"github.com/wxflow/wxflow/workers/tokens"
+	"github.com/wxflow/wxflow/workers/webhook"
 )
 
 // Worker kinds besides the event workers of [workers.All].
 const (
 	WorkerTokens = "tokens" // the one shared access_token / jsapi_ticket refresher
-	WorkerAll    = "all"    // every event worker and the refresher
+	WorkerAll    = "all"    // every event worker, the refresher and the webhook deliverer
 )
 
 // WorkerKinds lists every kind `wxflow worker KIND` accepts, in lifecycle order.
@@ -24,7 +25,7 @@ func WorkerKinds() []string {
 	for _, h := range workers.All(workers.Deps{}) {
 		kinds = append(kinds, h.Name())
 	}
-	return append(kinds, WorkerTokens, WorkerAll)
+	return append(kinds, WorkerTokens, WorkerWebhook, WorkerAll)
 }
 
 // CheckWorkerKind refuses a kind that is not one of [WorkerKinds], before
@@ -41,23 +42,40 @@ func CheckWorkerKind(kind string) error {
 type WorkerOptions struct {
 	MaxDeliver int           // deliveries of an event before it is dead-lettered
 	BackoffMax time.Duration // the longest delay before a retry
+	// Webhook tunes the webhook deliverer (kinds webhook and all); its
+	// Secret, AllowPrivate and Logger come from the settings.
+	Webhook webhook.Config
 }
 
 // Workers is a worker process's part: the event workers of one kind (or
-// all) and, for tokens or all, the refresher.
+// all), for tokens or all the refresher, for webhook or all the webhook
+// deliverer.
 type Workers struct {
 	handlers  []workers.Handler
 	refresher *tokens.Refresher
+	deliverer *webhook.Deliverer
 	loop      workers.LoopConfig
 	c         *Conns
 }
 
-// NewWorkers builds the workers of kind on c's NATS with wc's clients.
+// NewWorkers builds the workers of kind on c's NATS with wc's clients; the
+// webhook deliverer (kinds webhook and all) on c's store. Kind webhook
+// needs neither NATS nor wc.
 func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, kind string, o WorkerOptions) (*Workers, error) {
 	if err := CheckWorkerKind(kind); err != nil {
 		return nil, err
 	}
 	w := &Workers{c: c, loop: workers.LoopConfig{Logger: c.Log, Concurrency: s.WorkerLanes, MaxDeliver: o.MaxDeliver, BackoffMax: o.BackoffMax}}
+	if kind == WorkerWebhook || kind == WorkerAll {
+		d, err := NewWebhooks(s, c, o.Webhook)
+		if err != nil {
+			return nil, err
+		}
+		w.deliverer = d
+	}
+	if kind == WorkerWebhook {
+		return w, nil
+	}
 	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Codes: codeBucket(ctx, c.JS), Logger: c.Log}) {
 		if kind == WorkerAll || h.Name() == kind {
 			w.handlers = append(w.handlers, h)
@@ -74,6 +92,9 @@ func (w *Workers) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if w.refresher != nil {
 		g.Go(func() error { return w.refresher.Run(ctx) })
+	}
+	if w.deliverer != nil {
+		g.Go(func() error { return w.deliverer.Run(ctx) })
 	}
 	for _, h := range w.handlers {
 		w.c.Log.Info("worker running", "worker", h.Name(), "lanes", w.loop.Concurrency)

@@ -134,10 +134,11 @@ const (
 	Failed    Result = "failed"    // it did not, and the retry window is over: given up
 )
 
-// Observer hears every attempt a deliverer makes: fast and safe for
-// concurrent use (a metrics adapter).
+// Observer hears every attempt a deliverer makes, its [Result] as a
+// string: fast and safe for concurrent use (a metrics adapter, which need
+// not import this package).
 type Observer interface {
-	WebhookAttempt(r Result, took time.Duration)
+	WebhookAttempt(result string, took time.Duration)
 }
 
 // Deliverer sends the store's due deliveries until its Run ends. Several
@@ -297,7 +298,7 @@ func (d *Deliverer) deliver(ctx context.Context, j engine.WebhookJob) {
 		log.Debug("webhook: delivered", "status", status)
 	}
 	if d.cfg.Observer != nil {
-		d.cfg.Observer.WebhookAttempt(result, now.Sub(start))
+		d.cfg.Observer.WebhookAttempt(string(result), now.Sub(start))
 	}
 	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -22,14 +22,14 @@ import (
 // counter is an Observer that counts attempts by result.
 type counter struct {
 	mu sync.Mutex
-	n  map[webhook.Result]int
+	n  map[string]int
 }
 
-func (c *counter) WebhookAttempt(r webhook.Result, _ time.Duration) {
+func (c *counter) WebhookAttempt(r string, _ time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == nil {
-		c.n = map[webhook.Result]int{}
+		c.n = map[string]int{}
 	}
 	c.n[r]++
 }
@@ -37,7 +37,7 @@ func (c *counter) WebhookAttempt(r webhook.Result, _ time.Duration) {
 func (c *counter) get(r webhook.Result) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n[r]
+	return c.n[string(r)]
 }
 
 func orderIDs(prefix string, n int) []engine.OrderID {
