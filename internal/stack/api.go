@@ -27,13 +27,13 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 	cfg := api.Config{Merchant: wc.Merchant, Store: c.Store, NC: c.NC, JS: c.JS, V2: wc.V2, V3: wc.V3,
 		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS}, OAuthBaseURL: oauth, Logger: c.Log,
 		AdminToken: s.AdminToken, Deadlines: deadlines, Secret: secret, AppDomains: s.AppDomainList(),
-		WebhookAllowPrivate: s.WebhookAllowPrivate,
 		Edges: api.Edges{Rate: rate.Limit(s.PublicRate), Burst: int(min(2*s.PublicRate, 1e6))}, InternalRate: rate.Limit(s.ShopRate),
 		// The admin cookie is Secure behind an https public URL; the admin
 		// page's forms come from the internal listener (or through a proxy
 		// from the public URL).
 		SecureCookies: strings.HasPrefix(s.PublicURL, "https://"),
 		AdminOrigins:  []string{s.PublicURL, "http://" + s.HTTPAddr}}
+	cfg.WebhookAllowPrivate = s.WebhookAllowPrivate
 	if c.Metrics != nil {
 		cfg.Responses, cfg.MetricsHandler = c.Metrics, c.Metrics.Handler()
 	}
