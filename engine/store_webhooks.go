@@ -16,29 +16,54 @@ import (
 // Ordering per order and endpoint: a pending delivery is claimed only when no
 // delivery of a smaller seq of the same order and endpoint is pending (the
 // head). To keep the rows waiting behind a head out of every claim's scan, a
-// delivery queued behind a head that retries later is parked at the head's
-// next_at, a head that is rescheduled pushes the rows behind it along, and a
-// head that ends (delivered, failed) wakes them.
+// head that is rescheduled pushes the rows behind it to its next_at, a row
+// queued behind a head that retries later is parked there by the
+// deliverer, and a head that ends (delivered, failed) wakes them.
 
 const deliveryColumns = `d.id, d.endpoint_id, d.event_id, d.event_type, d.order_id, d.seq, d.state, d.attempts,
 	d.created_at, d.queued_at, d.next_at, d.last_attempt_at, d.last_status, d.last_error, d.done_at`
 
 // queueWebhooks queues ev for every live endpoint of every shop acting for
-// its merchant, inside the transaction that writes the event: an event is
-// queued exactly when it is committed, once per endpoint (the unique
-// endpoint and event id). With no endpoint it inserts nothing.
+// its merchant (webhook_routes), inside the transaction that writes the
+// event: an event is queued exactly when it is committed, once per endpoint
+// (the unique endpoint and event id). It is one statement on one index,
+// which inserts nothing when the merchant has no endpoint: a subquery here
+// (a join to shop_merchants, parking the row behind its order's head) cost
+// SQLite several times the outbox row's insert, for every event of every
+// deployment, webhooks or not. The deliverer parks rows instead
+// ([Store.ParkWebhookDeliveries]).
 func (s *Store) queueWebhooks(ctx context.Context, tx *sqlx.Tx, ev Event, now time.Time) error {
 	now = now.UTC()
 	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, order_id, seq,
 		state, attempts, created_at, queued_at, next_at)
-		SELECT e.id, ?, ?, ?, ?, 'pending', 0, ?, ?,
-			COALESCE((SELECT MAX(p.next_at) FROM webhook_deliveries p WHERE p.endpoint_id = e.id AND p.order_id = ?
-				AND p.state = 'pending' AND p.next_at > ?), ?)
-		FROM webhook_endpoints e
-		WHERE e.removed_at IS NULL AND EXISTS (SELECT 1 FROM shop_merchants m WHERE m.shop = e.shop AND m.merchant = ?)
+		SELECT r.endpoint_id, ?, ?, ?, ?, 'pending', 0, ?, ?, ? FROM webhook_routes r WHERE r.merchant = ?
 		ON CONFLICT (endpoint_id, event_id) DO NOTHING`),
-		ev.ID, ev.Type, ev.OrderID, ev.Seq, now, now, ev.OrderID, now, now, ev.Order.Merchant)
+		ev.ID, ev.Type, ev.OrderID, ev.Seq, now, now, now, ev.Order.Merchant)
 	return err
+}
+
+// ParkWebhookDeliveries moves each due delivery that waits behind an
+// earlier one of its order and endpoint retrying later to that later time,
+// and returns how many it moved: rows that cannot go yet stay out of every
+// claim's scan. (A finished delivery wakes the rows parked behind it.)
+func (s *Store) ParkWebhookDeliveries(ctx context.Context, now time.Time) (int, error) {
+	now = now.UTC()
+	done, err := s.writerTurn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	r, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = (SELECT MAX(p.next_at) FROM webhook_deliveries p
+			WHERE p.endpoint_id = webhook_deliveries.endpoint_id AND p.order_id = webhook_deliveries.order_id
+				AND p.state = 'pending' AND p.seq < webhook_deliveries.seq)
+		WHERE state = 'pending' AND next_at <= ? AND EXISTS (SELECT 1 FROM webhook_deliveries p
+			WHERE p.endpoint_id = webhook_deliveries.endpoint_id AND p.order_id = webhook_deliveries.order_id
+				AND p.state = 'pending' AND p.seq < webhook_deliveries.seq AND p.next_at > ?)`), now, now)
+	if err != nil {
+		return 0, fmt.Errorf("engine: park webhooks: %w", storeError(err))
+	}
+	n, err := r.RowsAffected()
+	return int(n), err
 }
 
 // AddWebhookEndpoint stores a new endpoint of an existing shop (made by
@@ -72,6 +97,13 @@ func (s *Store) AddWebhookEndpoint(ctx context.Context, ep WebhookEndpoint) erro
 	}
 	if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO webhook_endpoints (id, shop, url, secret, created_at) VALUES (?, ?, ?, ?, ?)`),
 		ep.ID, ep.Shop, ep.URL, ep.Sealed, ep.CreatedAt.UTC()); err != nil {
+		return fmt.Errorf("engine: add webhook: %w", storeError(err))
+	}
+	// A route for each merchant of the shop. A shop's merchants are set
+	// when it is made (AddShop); whatever changes them must change the
+	// routes of its endpoints too.
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO webhook_routes (merchant, endpoint_id)
+		SELECT merchant, ? FROM shop_merchants WHERE shop = ?`), ep.ID, ep.Shop); err != nil {
 		return fmt.Errorf("engine: add webhook: %w", storeError(err))
 	}
 	if err := tx.Commit(); err != nil {
@@ -130,6 +162,9 @@ func (s *Store) RemoveWebhookEndpoint(ctx context.Context, shop, id string, at t
 	}
 	if n, _ := r.RowsAffected(); n == 0 {
 		return 0, fmt.Errorf("engine: webhook %s of shop %s: %w", id, shop, ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM webhook_routes WHERE endpoint_id = ?`), id); err != nil {
+		return 0, fmt.Errorf("engine: remove webhook: %w", storeError(err))
 	}
 	r, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET state = 'cancelled', done_at = ?, lease_owner = NULL, lease_until = NULL
 		WHERE endpoint_id = ? AND state = 'pending'`), at, id)

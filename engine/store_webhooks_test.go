@@ -270,9 +270,12 @@ func TestWebhookQueueAndOrder(t *testing.T) {
 }
 
 // TestWebhookParking: a delivery queued behind a head that retries later is
-// not due until then, and is due as soon as the head is delivered.
+// parked until then, and is due as soon as the head is delivered.
 func TestWebhookParking(t *testing.T) {
-	store := enginetest.OpenSQLite(t)
+	forEachStore(t, testWebhookParking)
+}
+
+func testWebhookParking(t *testing.T, store *engine.Store) {
 	ctx := context.Background()
 	e, _, _ := newEngine(t, store)
 	if err := store.AddShop(ctx, engine.Shop{Name: "alpha", Merchants: []string{"m"}, CreatedAt: time.Now()}); err != nil {
@@ -293,9 +296,15 @@ func TestWebhookParking(t *testing.T) {
 	if res, err := e.Apply(ctx, a); err != nil || !res.Applied {
 		t.Fatal(res, err)
 	}
+	if n, err := store.ParkWebhookDeliveries(ctx, time.Now()); err != nil || n != 1 {
+		t.Fatalf("park: %d %v", n, err)
+	}
 	d, _ := store.WebhookDeliveries(ctx, engine.WebhookDeliveryFilter{EndpointID: ep.ID})
 	if len(d) != 2 || d[0].Seq != 2 || d[0].NextAt.Before(now.Add(59*time.Minute)) {
 		t.Fatalf("the second event is not parked behind the first: %+v", d)
+	}
+	if n, err := store.ParkWebhookDeliveries(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("park again: %d %v", n, err)
 	}
 	jobs = claim(t, store, now.Add(time.Hour), 4)
 	if len(jobs) != 1 || jobs[0].Seq != 1 {
@@ -349,5 +358,39 @@ func TestWebhookClaimPerEndpoint(t *testing.T) {
 	}
 	if len(more) != 6 {
 		t.Fatalf("second claim: %d", len(more))
+	}
+}
+
+// BenchmarkApplyWebhooks is BenchmarkApply with the merchant's shops
+// having 0 or 2 webhook endpoints: what queueing deliveries in the
+// command's transaction costs.
+func BenchmarkApplyWebhooks(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *engine.Store
+	}{{"sqlite", enginetest.OpenSQLite}, {"postgres", enginetest.OpenPostgres}} {
+		for _, endpoints := range []int{0, 2} {
+			b.Run(fmt.Sprintf("%s/%d-endpoints", tc.name, endpoints), func(b *testing.B) {
+				store := tc.open(b)
+				_, nc, js := enginetest.StartNATS(b)
+				e, _ := engine.New(engine.Config{}, store, nc, js)
+				ctx := context.Background()
+				if err := store.AddShop(ctx, engine.Shop{Name: "alpha", Merchants: []string{"m"}, CreatedAt: time.Now()}); err != nil {
+					b.Fatal(err)
+				}
+				for range endpoints {
+					_, ep, _ := engine.NewWebhookEndpoint(webhookServerSecret, "alpha", "https://alpha.example/hook", time.Now())
+					if err := store.AddWebhookEndpoint(ctx, ep); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ResetTimer()
+				for i := range b.N {
+					if res, err := e.Apply(ctx, create(engine.OrderID(fmt.Sprintf("b%d", i)), 100)); err != nil || !res.Applied {
+						b.Fatal(res, err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -5,6 +5,12 @@
 -- AES-256-GCM under a key derived from the server secret (engine/webhooks.go):
 -- the database alone gives no secret.
 --
+-- webhook_routes names the endpoints of each merchant (an endpoint has a
+-- route for each merchant of its shop, made and removed with it): the
+-- engine finds a merchant's endpoints by one index seek in every event's
+-- transaction (a correlated subquery on shop_merchants there cost SQLite
+-- several times an insert, with no endpoint at all).
+--
 -- webhook_deliveries holds one row per endpoint and event, written in the
 -- transaction that wrote the event (unique: one delivery per endpoint and
 -- event id); the event's JSON is the outbox row's payload. The deliverer
@@ -23,6 +29,12 @@ CREATE TABLE webhook_endpoints (
     removed_at TIMESTAMP
 );
 CREATE INDEX webhook_endpoints_shop ON webhook_endpoints (shop);
+
+CREATE TABLE webhook_routes (
+    merchant    TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id),
+    PRIMARY KEY (merchant, endpoint_id)
+);
 
 CREATE TABLE webhook_deliveries (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,4 +63,5 @@ CREATE INDEX webhook_deliveries_failed ON webhook_deliveries (endpoint_id, id) W
 
 -- +goose Down
 DROP TABLE webhook_deliveries;
+DROP TABLE webhook_routes;
 DROP TABLE webhook_endpoints;

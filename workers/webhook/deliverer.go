@@ -209,12 +209,20 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
 	d.prune(ctx)
+	polled := true
 	for {
+		if polled { // rows queued behind a retrying head wait with it
+			if _, err := d.store.ParkWebhookDeliveries(ctx, d.cfg.Now()); err != nil && ctx.Err() == nil {
+				d.log.Warn("webhook: park", "err", err)
+			}
+		}
 		d.fill(ctx)
+		polled = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-poll.C:
+			polled = true
 		case <-d.freed:
 		case <-prune.C:
 			d.prune(ctx)
