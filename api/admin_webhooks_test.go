@@ -171,14 +171,17 @@ func TestAdminWebhooks(t *testing.T) {
 }
 
 // TestAdminWebhooksAllowPrivate: with WebhookAllowPrivate, an endpoint on
-// loopback is accepted (wxflow dev); still only http(s).
+// loopback is accepted (wxflow dev); still only http(s), and never the
+// link-local metadata service.
 func TestAdminWebhooksAllowPrivate(t *testing.T) {
 	h, _ := startHarness(t, func(cfg *api.Config) { cfg.WebhookAllowPrivate = true })
 	auth := []string{"Authorization", "Bearer " + adminToken}
 	if s, out := h.do(t, http.MethodPost, "/admin/api/shops/alpha/webhooks", "application/json", []byte(`{"url":"http://127.0.0.1:9000/h"}`), auth...); s != http.StatusCreated {
 		t.Fatalf("loopback, allowed: %d %s", s, out)
 	}
-	if s, out := h.do(t, http.MethodPost, "/admin/api/shops/alpha/webhooks", "application/json", []byte(`{"url":"gopher://127.0.0.1:9000/h"}`), auth...); s != http.StatusUnprocessableEntity {
-		t.Fatalf("gopher: %d %s", s, out)
+	for _, bad := range []string{"gopher://127.0.0.1:9000/h", "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/"} {
+		if s, out := h.do(t, http.MethodPost, "/admin/api/shops/alpha/webhooks", "application/json", []byte(`{"url":"`+bad+`"}`), auth...); s != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d %s", bad, s, out)
+		}
 	}
 }

@@ -57,9 +57,10 @@ type Config struct {
 	// MaxResponseBytes is the most of an answer's body read (64 KiB); the
 	// rest is not read, and the connection is closed.
 	MaxResponseBytes int64
-	// AllowPrivate lets deliveries reach loopback, private and link-local
-	// addresses (false): for `wxflow dev` and shops inside the deployment's
-	// own network. See CheckURL.
+	// AllowPrivate lets deliveries reach loopback and private addresses
+	// (false): for `wxflow dev` and shops inside the deployment's own
+	// network. Link-local ones (the metadata service) are never reached.
+	// See Permitted.
 	AllowPrivate bool
 	// RootCAs, when set, are the roots https endpoints' certificates must
 	// chain to instead of the system's.
@@ -172,15 +173,12 @@ func New(cfg Config, store *engine.Store) (*Deliverer, error) {
 }
 
 // newClient is the HTTP client of deliveries: no proxy (the guard must see
-// the endpoint's address, not a proxy's), every connection to a public
-// address unless cfg.AllowPrivate, redirects not followed (a 3xx is an
+// the endpoint's address, not a proxy's), every connection to a Permitted
+// address, redirects not followed (a 3xx is an
 // answer like any other non-2xx), no transparent decompression, bounded
 // headers and time.
 func newClient(cfg Config) *http.Client {
-	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
-	if !cfg.AllowPrivate {
-		dialer.Control = dialGuard
-	}
+	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Control: dialGuard(cfg.AllowPrivate)}
 	tr := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,

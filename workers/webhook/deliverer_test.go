@@ -296,6 +296,25 @@ func TestRefusesPrivateRedirectsAndHugeAnswers(t *testing.T) {
 		}
 	})
 
+	t.Run("metadata service, private allowed", func(t *testing.T) {
+		h := newHarness(t, enginetest.OpenSQLite)
+		_, ep, _ := engine.NewWebhookEndpoint(serverSecret, "acme", "http://169.254.169.254/latest/meta-data/", time.Now())
+		if err := h.store.AddWebhookEndpoint(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		h.deliverer(t, quick()) // AllowPrivate
+		h.apply(t, lifecycle("wm_00")[0])
+		enginetest.WaitFor(t, 30*time.Second, func() error {
+			ds, _ := h.store.WebhookDeliveries(ctx, engine.WebhookDeliveryFilter{EndpointID: ep.ID})
+			for _, d := range ds {
+				if d.Attempts >= 1 && strings.Contains(d.LastError, "never allowed") && d.LastStatus == 0 {
+					return nil
+				}
+			}
+			return fmt.Errorf("deliveries %+v", ds)
+		})
+	})
+
 	t.Run("redirect and huge answers", func(t *testing.T) {
 		h := newHarness(t, enginetest.OpenSQLite)
 		var targetHits atomic.Int64

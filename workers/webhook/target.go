@@ -18,8 +18,10 @@ import (
 // (private address literals, localhost, single-label intranet names) when it
 // is registered, and every connection the deliverer makes is checked again
 // on the address actually dialled (dialGuard), which no DNS answer, rebinding
-// or numeric trick gets around. AllowPrivate lifts both, for `wxflow dev`
-// and for deployments whose shops are inside the same network.
+// or numeric trick gets around. AllowPrivate lets endpoints be on loopback
+// and private addresses, for `wxflow dev` and for deployments whose shops
+// are inside the same network; link-local addresses (the metadata service),
+// multicast and reserved ones stay refused.
 
 // Errors of endpoint URLs that callers handle.
 var (
@@ -35,10 +37,10 @@ const MaxURLBytes = 2048
 // CheckURL says whether raw can be an endpoint, and returns it in the form
 // to store: http or https (lowercase), a host, no user or password (they
 // would be sent to every redirect-free request and shown in every list), no
-// fragment, visible ASCII only. Unless allowPrivate, the host must be a
-// public IP address or a dotted name whose last label is alphabetic, and not
-// localhost, .local, .internal or .home.arpa. A name's addresses are checked
-// when each delivery connects, not here.
+// fragment, visible ASCII only. An IP address must be [Permitted]. Unless
+// allowPrivate, a name must be dotted, its last label alphabetic, and not
+// localhost, .local, .internal or .home.arpa. A name's addresses are
+// checked when each delivery connects, not here.
 func CheckURL(raw string, allowPrivate bool) (string, error) {
 	if raw == "" || len(raw) > MaxURLBytes {
 		return "", fmt.Errorf("%w: want 1 to %d bytes", ErrBadURL, MaxURLBytes)
@@ -76,13 +78,13 @@ func CheckURL(raw string, allowPrivate bool) (string, error) {
 		if err != nil || a.Zone() != "" || !a.Is6() {
 			return "", fmt.Errorf("%w: IPv6 address %q", ErrBadURL, host)
 		}
-		if !allowPrivate && !Public(a) {
+		if !Permitted(a, allowPrivate) {
 			return "", fmt.Errorf("%w: %s", ErrPrivateTarget, a)
 		}
 		return u.String(), nil
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		if !allowPrivate && !Public(a) {
+		if !Permitted(a, allowPrivate) {
 			return "", fmt.Errorf("%w: %s", ErrPrivateTarget, a)
 		}
 		return u.String(), nil
@@ -179,15 +181,50 @@ func Public(a netip.Addr) bool {
 	return true
 }
 
-// dialGuard refuses, as the connection is made, an address that is not
-// [Public]: it sees the address actually dialled, after every lookup.
-func dialGuard(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: %q", ErrPrivateTarget, address)
+// Permitted reports whether a delivery may connect to a: a [Public]
+// address, or with allowPrivate also loopback and private ones (RFC 1918,
+// fc00::/7, shared address space). Link-local addresses (the cloud
+// metadata service at 169.254.169.254, fe80::/10), multicast, unspecified
+// and reserved ones are never permitted: no shop's endpoint is there.
+func Permitted(a netip.Addr, allowPrivate bool) bool {
+	if Public(a) {
+		return true
 	}
-	if !Public(ap.Addr()) {
-		return fmt.Errorf("%w: %s (WXFLOW_WEBHOOK_ALLOW_PRIVATE allows it)", ErrPrivateTarget, ap.Addr())
+	if !allowPrivate {
+		return false
 	}
-	return nil
+	a = a.Unmap()
+	if a.Is6() {
+		b := a.As16()
+		switch {
+		case nat64.Contains(a), nat64Local.Contains(a):
+			return Permitted(netip.AddrFrom4([4]byte(b[12:16])), true)
+		case sixToFour.Contains(a):
+			return Permitted(netip.AddrFrom4([4]byte(b[2:6])), true)
+		}
+	}
+	return a.Zone() == "" && (a.IsLoopback() || a.IsPrivate() || sharedSpace.Contains(a))
+}
+
+// sharedSpace is the carrier-grade NAT range, private to a provider's network.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// dialGuard returns the net.Dialer Control that refuses, as a connection
+// is made, an address not [Permitted]: it sees the address actually
+// dialled, after every lookup.
+func dialGuard(allowPrivate bool) func(string, string, syscall.RawConn) error {
+	return func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("%w: %q", ErrPrivateTarget, address)
+		}
+		if !Permitted(ap.Addr(), allowPrivate) {
+			hint := " (WXFLOW_WEBHOOK_ALLOW_PRIVATE allows loopback and private addresses)"
+			if allowPrivate {
+				hint = " (link-local, multicast and reserved addresses are never allowed)"
+			}
+			return fmt.Errorf("%w: %s%s", ErrPrivateTarget, ap.Addr(), hint)
+		}
+		return nil
+	}
 }

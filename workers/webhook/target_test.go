@@ -52,6 +52,16 @@ func TestCheckURL(t *testing.T) {
 		{url: "http://metadata/computeMetadata/v1/", wantErr: webhook.ErrPrivateTarget},
 		{url: "http://169.254.169.254/latest/meta-data/", wantErr: webhook.ErrPrivateTarget},
 		{url: "http://10.0.0.5:5432/", wantErr: webhook.ErrPrivateTarget},
+		{url: "http://10.0.0.5:5432/", private: true},
+		{url: "http://[fd00::1]/", private: true},
+		{url: "http://100.64.0.1/", private: true},
+		{url: "http://169.254.169.254/latest/meta-data/", private: true, wantErr: webhook.ErrPrivateTarget},
+		{url: "http://[fe80::1]/", private: true, wantErr: webhook.ErrPrivateTarget},
+		{url: "http://[::ffff:169.254.169.254]/", private: true, wantErr: webhook.ErrPrivateTarget},
+		{url: "http://[64:ff9b::a9fe:a9fe]/", private: true, wantErr: webhook.ErrPrivateTarget},
+		{url: "http://0.0.0.0/", private: true, wantErr: webhook.ErrPrivateTarget},
+		{url: "http://224.0.0.1/", private: true, wantErr: webhook.ErrPrivateTarget},
+		{url: "http://255.255.255.255/", private: true, wantErr: webhook.ErrPrivateTarget},
 		{url: "http://192.168.1.1/", wantErr: webhook.ErrPrivateTarget},
 		{url: "http://172.16.0.1/", wantErr: webhook.ErrPrivateTarget},
 		{url: "http://100.64.0.1/", wantErr: webhook.ErrPrivateTarget},
@@ -104,31 +114,57 @@ func TestPublic(t *testing.T) {
 	}
 }
 
-// FuzzCheckURL: whatever CheckURL accepts without allowPrivate is an
-// http(s) URL with a host, no user, no fragment and no private address
-// literal, and is accepted again unchanged.
+func TestPermitted(t *testing.T) {
+	for _, tc := range []struct {
+		addr            string
+		public, private bool // permitted without and with allowPrivate
+	}{
+		{"93.184.216.34", true, true}, {"127.0.0.1", false, true}, {"::1", false, true}, {"10.1.2.3", false, true},
+		{"192.168.1.10", false, true}, {"fd12::1", false, true}, {"100.64.1.1", false, true}, {"::ffff:10.0.0.1", false, true},
+		{"169.254.169.254", false, false}, {"fe80::1", false, false}, {"::ffff:169.254.169.254", false, false},
+		{"64:ff9b::a9fe:a9fe", false, false}, {"0.0.0.0", false, false}, {"::", false, false}, {"224.0.0.251", false, false},
+		{"ff02::fb", false, false}, {"255.255.255.255", false, false}, {"240.0.0.1", false, false}, {"192.0.2.7", false, false},
+	} {
+		a := netip.MustParseAddr(tc.addr)
+		if got := webhook.Permitted(a, false); got != tc.public {
+			t.Errorf("Permitted(%s, false) = %v", tc.addr, got)
+		}
+		if got := webhook.Permitted(a, true); got != tc.private {
+			t.Errorf("Permitted(%s, true) = %v", tc.addr, got)
+		}
+	}
+}
+
+// FuzzCheckURL: whatever CheckURL accepts is an http(s) URL with a host,
+// no user, no fragment; without allowPrivate no private address literal,
+// with it no link-local one; and it is accepted again unchanged.
 func FuzzCheckURL(f *testing.F) {
 	for _, s := range []string{"https://shop.example.com/h?x=1", "http://127.0.0.1:8080/", "http://[::ffff:10.0.0.1]/",
 		"https://user@shop.example.com/", "HTTP://SHOP.EXAMPLE.COM", "http://0x7f.1/", "https://xn--fiqs8s.xn--fiqz9s/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		got, err := webhook.CheckURL(raw, false)
-		if err != nil {
-			if !errors.Is(err, webhook.ErrBadURL) && !errors.Is(err, webhook.ErrPrivateTarget) {
-				t.Fatalf("CheckURL(%q): an error of no kind: %v", raw, err)
+		for _, allow := range []bool{false, true} {
+			got, err := webhook.CheckURL(raw, allow)
+			if err != nil {
+				if !errors.Is(err, webhook.ErrBadURL) && !errors.Is(err, webhook.ErrPrivateTarget) {
+					t.Fatalf("CheckURL(%q, %v): an error of no kind: %v", raw, allow, err)
+				}
+				continue
 			}
-			return
-		}
-		u, perr := url.Parse(got)
-		if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
-			t.Fatalf("CheckURL(%q) accepted %q (%v)", raw, got, perr)
-		}
-		if a, err := netip.ParseAddr(u.Hostname()); err == nil && !webhook.Public(a) {
-			t.Fatalf("CheckURL(%q) accepted the private address %s", raw, a)
-		}
-		if again, err := webhook.CheckURL(got, false); err != nil || again != got {
-			t.Fatalf("CheckURL(%q) = %q, but then %q, %v", raw, got, again, err)
+			u, perr := url.Parse(got)
+			if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+				t.Fatalf("CheckURL(%q, %v) accepted %q (%v)", raw, allow, got, perr)
+			}
+			if a, err := netip.ParseAddr(u.Hostname()); err == nil && !webhook.Permitted(a, allow) {
+				t.Fatalf("CheckURL(%q, %v) accepted the address %s", raw, allow, a)
+			}
+			if a, err := netip.ParseAddr(u.Hostname()); err == nil && a.Unmap().IsLinkLocalUnicast() {
+				t.Fatalf("CheckURL(%q, %v) accepted the link-local address %s", raw, allow, a)
+			}
+			if again, err := webhook.CheckURL(got, allow); err != nil || again != got {
+				t.Fatalf("CheckURL(%q, %v) = %q, but then %q, %v", raw, allow, got, again, err)
+			}
 		}
 	})
 }
