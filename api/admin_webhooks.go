@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wxflow/wxflow/engine"
@@ -112,11 +113,14 @@ func (s *Server) adminAddWebhook(w http.ResponseWriter, r *http.Request) {
 		ps.add("url", ProblemRequired, "the endpoint's URL is required")
 	} else if len(ps) == 0 {
 		target, uerr = webhook.CheckURL(raw, s.cfg.WebhookAllowPrivate)
+		why := strings.TrimPrefix(fmt.Sprint(uerr), "webhook: ")
 		switch {
+		case errors.Is(uerr, webhook.ErrPrivateTarget) && s.cfg.WebhookAllowPrivate:
+			ps.add("url", ProblemInvalidValue, why+": link-local, multicast and reserved addresses are never allowed")
 		case errors.Is(uerr, webhook.ErrPrivateTarget):
-			ps.add("url", ProblemInvalidValue, uerr.Error()+": endpoints must be on public addresses (WXFLOW_WEBHOOK_ALLOW_PRIVATE)")
+			ps.add("url", ProblemInvalidValue, why+": endpoints must be on public addresses (WXFLOW_WEBHOOK_ALLOW_PRIVATE allows loopback and private ones)")
 		case uerr != nil:
-			ps.add("url", ProblemInvalidFormat, uerr.Error())
+			ps.add("url", ProblemInvalidFormat, why)
 		}
 	}
 	if len(ps) > 0 {

@@ -49,9 +49,12 @@ func webhookAddCommand() *cobra.Command {
 				return err
 			}
 			target, err := webhook.CheckURL(args[1], e.s.WebhookAllowPrivate)
-			if errors.Is(err, webhook.ErrPrivateTarget) {
-				return usageError{fmt.Errorf("%w: endpoints must be on public addresses unless --webhook-allow-private", err)}
-			} else if err != nil {
+			switch {
+			case errors.Is(err, webhook.ErrPrivateTarget) && e.s.WebhookAllowPrivate:
+				return usageError{fmt.Errorf("%w: link-local, multicast and reserved addresses are never allowed", err)}
+			case errors.Is(err, webhook.ErrPrivateTarget):
+				return usageError{fmt.Errorf("%w: endpoints must be on public addresses (--webhook-allow-private allows loopback and private ones)", err)}
+			case err != nil:
 				return usageError{err}
 			}
 			store, secret, err := e.open(cmd.Context())
