@@ -45,25 +45,52 @@ func (s *Store) queueWebhooks(ctx context.Context, tx *sqlx.Tx, ev Event, now ti
 // ParkWebhookDeliveries moves each due delivery that waits behind an
 // earlier one of its order and endpoint retrying later to that later time,
 // and returns how many it moved: rows that cannot go yet stay out of every
-// claim's scan. (A finished delivery wakes the rows parked behind it.)
+// claim's scan. (A finished delivery wakes the rows parked behind it.) It
+// writes only when there is a row to move.
 func (s *Store) ParkWebhookDeliveries(ctx context.Context, now time.Time) (int, error) {
 	now = now.UTC()
-	done, err := s.writerTurn(ctx)
-	if err != nil {
+	var rows []struct {
+		ID     int64     `db:"id"`
+		NextAt time.Time `db:"head_next_at"`
+	}
+	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT d.id, h.next_at AS head_next_at FROM webhook_deliveries d
+		JOIN webhook_deliveries h ON h.endpoint_id = d.endpoint_id AND h.order_id = d.order_id AND h.state = 'pending' AND h.seq < d.seq
+		WHERE d.state = 'pending' AND d.next_at <= ? AND h.next_at > ?`), now, now)
+	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
-	defer done()
-	r, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = (SELECT MAX(p.next_at) FROM webhook_deliveries p
-			WHERE p.endpoint_id = webhook_deliveries.endpoint_id AND p.order_id = webhook_deliveries.order_id
-				AND p.state = 'pending' AND p.seq < webhook_deliveries.seq)
-		WHERE state = 'pending' AND next_at <= ? AND EXISTS (SELECT 1 FROM webhook_deliveries p
-			WHERE p.endpoint_id = webhook_deliveries.endpoint_id AND p.order_id = webhook_deliveries.order_id
-				AND p.state = 'pending' AND p.seq < webhook_deliveries.seq AND p.next_at > ?)`), now, now)
+	park := map[int64]time.Time{} // the latest head of each
+	for _, r := range rows {
+		if r.NextAt.After(park[r.ID]) {
+			park[r.ID] = r.NextAt
+		}
+	}
+	tx, done, err := s.beginWrite(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("engine: park webhooks: %w", storeError(err))
 	}
-	n, err := r.RowsAffected()
-	return int(n), err
+	defer done()
+	defer tx.Rollback()
+	n := 0
+	for id, at := range park {
+		// The head still waits (it may have ended since the read: its end
+		// woke this row). On PostgreSQL a head that ends between this
+		// statement and its commit leaves the row parked until the head's
+		// old time: late, never lost.
+		r, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ? WHERE id = ? AND state = 'pending' AND next_at < ?
+			AND EXISTS (SELECT 1 FROM webhook_deliveries h WHERE h.endpoint_id = webhook_deliveries.endpoint_id
+				AND h.order_id = webhook_deliveries.order_id AND h.state = 'pending' AND h.seq < webhook_deliveries.seq AND h.next_at >= ?)`),
+			at.UTC(), id, at.UTC(), at.UTC())
+		if err != nil {
+			return 0, fmt.Errorf("engine: park webhooks: %w", storeError(err))
+		}
+		m, _ := r.RowsAffected()
+		n += int(m)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("engine: park webhooks: %w", storeError(err))
+	}
+	return n, nil
 }
 
 // AddWebhookEndpoint stores a new endpoint of an existing shop (made by
