@@ -18,7 +18,8 @@ import (
 // head). To keep the rows waiting behind a head out of every claim's scan, a
 // head that is rescheduled pushes the rows behind it to its next_at, a row
 // queued behind a head that retries later is parked there by the
-// deliverer, and a head that ends (delivered, failed) wakes them.
+// deliverer, a resend parks the rows behind each order's first, and a head
+// that ends (delivered, failed) wakes the rows parked behind it (parked).
 
 const deliveryColumns = `d.id, d.endpoint_id, d.event_id, d.event_type, d.order_id, d.seq, d.state, d.attempts,
 	d.created_at, d.queued_at, d.next_at, d.last_attempt_at, d.last_status, d.last_error, d.done_at`
@@ -77,7 +78,7 @@ func (s *Store) ParkWebhookDeliveries(ctx context.Context, now time.Time) (int, 
 		// woke this row). On PostgreSQL a head that ends between this
 		// statement and its commit leaves the row parked until the head's
 		// old time: late, never lost.
-		r, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ? WHERE id = ? AND state = 'pending' AND next_at < ?
+		r, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ?, parked = TRUE WHERE id = ? AND state = 'pending' AND next_at < ?
 			AND EXISTS (SELECT 1 FROM webhook_deliveries h WHERE h.endpoint_id = webhook_deliveries.endpoint_id
 				AND h.order_id = webhook_deliveries.order_id AND h.state = 'pending' AND h.seq < webhook_deliveries.seq AND h.next_at >= ?)`),
 			at.UTC(), id, at.UTC(), at.UTC())
@@ -338,17 +339,17 @@ func (s *Store) FinishWebhookDelivery(ctx context.Context, o WebhookOutcome) (bo
 		doneAt, next = &at, at
 	}
 	if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?,
-		last_status = ?, last_error = ?, next_at = ?, done_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`),
+		last_status = ?, last_error = ?, next_at = ?, done_at = ?, parked = FALSE, lease_owner = NULL, lease_until = NULL WHERE id = ?`),
 		o.State, at, o.Status, o.Error, next, doneAt, o.ID); err != nil {
 		return false, fmt.Errorf("engine: finish webhook: %w", storeError(err))
 	}
 	later := `endpoint_id = ? AND order_id = ? AND state = 'pending' AND seq > ?`
 	if o.State == WebhookPending { // the rows behind it wait as long
-		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ? WHERE `+later+` AND next_at < ?`),
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ?, parked = TRUE WHERE `+later+` AND next_at < ?`),
 			next, row.EndpointID, row.OrderID, row.Seq, next)
 	} else { // the rows parked behind it are due now
-		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ? WHERE `+later+` AND next_at > ? AND attempts = 0`),
-			at, row.EndpointID, row.OrderID, row.Seq, at)
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ?, parked = FALSE WHERE `+later+` AND parked = TRUE`),
+			at, row.EndpointID, row.OrderID, row.Seq)
 	}
 	if err != nil {
 		return false, fmt.Errorf("engine: finish webhook: %w", storeError(err))
@@ -386,12 +387,13 @@ func (s *Store) ResendWebhooks(ctx context.Context, shop, endpointID string, r W
 	if r.EventID == "" {
 		which, arg = `ev.at >= ?`, r.Since.UTC()
 	}
-	done, err := s.writerTurn(ctx)
+	tx, done, err := s.beginWrite(ctx)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("engine: resend webhooks: %w", storeError(err))
 	}
 	defer done()
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, order_id, seq,
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, order_id, seq,
 		state, attempts, created_at, queued_at, next_at)
 		SELECT e.id, ev.id, ev.type, ev.order_id, ev.seq, 'pending', 0, ?, ?, ?
 		FROM order_events ev JOIN orders o ON o.id = ev.order_id JOIN outbox ob ON ob.event_id = ev.id
@@ -399,13 +401,34 @@ func (s *Store) ResendWebhooks(ctx context.Context, shop, endpointID string, r W
 		WHERE e.removed_at IS NULL AND `+which+`
 			AND EXISTS (SELECT 1 FROM shop_merchants m WHERE m.shop = e.shop AND m.merchant = o.merchant)
 		ON CONFLICT (endpoint_id, event_id) DO UPDATE SET state = 'pending', queued_at = excluded.queued_at,
-			next_at = excluded.next_at, done_at = NULL`), now, now, now, endpointID, arg)
+			next_at = excluded.next_at, parked = FALSE, done_at = NULL`), now, now, now, endpointID, arg)
 	if err != nil {
 		return 0, fmt.Errorf("engine: resend webhooks: %w", storeError(err))
 	}
 	n, err := res.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return 0, err
+	}
+	// The resent rows behind an earlier pending one of their order wait
+	// parked, woken when it ends: a resend of many events leaves only each
+	// order's first for the claims to read. (After resendParking they come
+	// due anyway, in case nothing wakes them.)
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ?, parked = TRUE
+		WHERE endpoint_id = ? AND state = 'pending' AND queued_at = ? AND EXISTS (SELECT 1 FROM webhook_deliveries h
+			WHERE h.endpoint_id = webhook_deliveries.endpoint_id AND h.order_id = webhook_deliveries.order_id
+				AND h.state = 'pending' AND h.seq < webhook_deliveries.seq)`), now.Add(resendParking), endpointID, now); err != nil {
+		return 0, fmt.Errorf("engine: resend webhooks: %w", storeError(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("engine: resend webhooks: %w", storeError(err))
+	}
+	return int(n), nil
 }
+
+// resendParking is how long a resent delivery behind an earlier pending
+// one of its order waits at most before it is due anyway (then the
+// deliverer's parking takes over).
+const resendParking = time.Hour
 
 // WebhookDeliveryFilter selects an endpoint's deliveries, newest first.
 type WebhookDeliveryFilter struct {

@@ -394,3 +394,46 @@ func BenchmarkApplyWebhooks(b *testing.B) {
 		}
 	}
 }
+
+// TestWebhookResendParks: a resend of many events leaves each order's first
+// due and the rest parked behind it, out of the claims' reach, until it is
+// delivered.
+func TestWebhookResendParks(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store *engine.Store) {
+		ctx := context.Background()
+		e, _, _ := newEngine(t, store)
+		if err := store.AddShop(ctx, engine.Shop{Name: "alpha", Merchants: []string{"m"}, CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		ep := addEndpoint(t, store, "alpha")
+		for i := range 3 {
+			paid(t, e, engine.OrderID(fmt.Sprintf("wr_%d", i)), 100)
+		}
+		now := time.Now()
+		for { // deliver everything
+			jobs := claim(t, store, now, 100)
+			if len(jobs) == 0 {
+				break
+			}
+			for _, j := range jobs {
+				finish(t, store, j, engine.WebhookDelivered, now, time.Time{})
+			}
+		}
+		n, err := store.ResendWebhooks(ctx, "alpha", ep.ID, engine.WebhookResend{Since: start}, now)
+		if err != nil || n != 15 {
+			t.Fatalf("resend: %d %v", n, err)
+		}
+		jobs := claim(t, store, now, 100)
+		if got := seqs(jobs); got != "wr_0#1 wr_1#1 wr_2#1" {
+			t.Fatalf("after the resend: %s, want each order's first only", got)
+		}
+		finish(t, store, jobs[0], engine.WebhookDelivered, now, time.Time{})
+		if got := seqs(claim(t, store, now, 100)); got != "wr_0#2" {
+			t.Fatalf("after delivering wr_0's first: %s", got)
+		}
+		if d, _ := store.WebhookDeliveries(ctx, engine.WebhookDeliveryFilter{EndpointID: ep.ID, State: engine.WebhookPending}); len(d) != 14 {
+			t.Fatalf("%d pending", len(d))
+		}
+	})
+}

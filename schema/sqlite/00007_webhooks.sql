@@ -17,7 +17,8 @@
 -- (workers/webhook) claims due rows with a lease (lease_owner, lease_until),
 -- so several processes never send one row at once; next_at is when a pending
 -- row is next due; a row waits while an earlier one (seq) of its order and
--- endpoint is pending.
+-- endpoint is pending, parked (next_at moved to when that one is next due)
+-- so that claims do not read it, and woken when that one ends.
 
 -- +goose Up
 CREATE TABLE webhook_endpoints (
@@ -54,6 +55,7 @@ CREATE TABLE webhook_deliveries (
     last_status     INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT NOT NULL DEFAULT '',
     done_at         TIMESTAMP,
+    parked          BOOLEAN NOT NULL DEFAULT FALSE,
     UNIQUE (endpoint_id, event_id)
 );
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, order_id, seq);
