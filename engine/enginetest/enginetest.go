@@ -114,7 +114,10 @@ func OpenPostgres(t testing.TB) *engine.Store {
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	s, err := engine.Open(ctx, base+sep+"search_path="+schema)
+	// Migrating takes longer than reaching the server on a loaded machine.
+	mctx, mcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer mcancel()
+	s, err := engine.Open(mctx, base+sep+"search_path="+schema)
 	if err != nil {
 		admin.Close()
 		t.Fatal(err)
