@@ -16,10 +16,10 @@ import (
 // Ordering per order and endpoint: a pending delivery is claimed only when no
 // delivery of a smaller seq of the same order and endpoint is pending (the
 // head). To keep the rows waiting behind a head out of every claim's scan, a
-// head that is rescheduled pushes the rows behind it to its next_at, a row
-// queued behind a head that retries later is parked there by the
-// deliverer, a resend parks the rows behind each order's first, and a head
-// that ends (delivered, failed) wakes the rows parked behind it (parked).
+// head that is rescheduled pushes the rows behind it to its next_at, the
+// deliverer parks the rows queued behind a pending head (ParkWebhookDeliveries),
+// a resend parks the rows behind each order's first, and a head that ends
+// (delivered, failed) wakes the rows parked behind it (parked).
 
 const deliveryColumns = `d.id, d.endpoint_id, d.event_id, d.event_type, d.order_id, d.seq, d.state, d.attempts,
 	d.created_at, d.queued_at, d.next_at, d.last_attempt_at, d.last_status, d.last_error, d.done_at`
@@ -43,55 +43,49 @@ func (s *Store) queueWebhooks(ctx context.Context, tx *sqlx.Tx, ev Event, now ti
 	return err
 }
 
-// ParkWebhookDeliveries moves each due delivery that waits behind an
-// earlier one of its order and endpoint retrying later to that later time,
-// and returns how many it moved: rows that cannot go yet stay out of every
-// claim's scan. (A finished delivery wakes the rows parked behind it.) It
-// writes only when there is a row to move.
-func (s *Store) ParkWebhookDeliveries(ctx context.Context, now time.Time) (int, error) {
-	now = now.UTC()
-	var rows []struct {
-		ID     int64     `db:"id"`
-		NextAt time.Time `db:"head_next_at"`
-	}
-	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT d.id, h.next_at AS head_next_at FROM webhook_deliveries d
-		JOIN webhook_deliveries h ON h.endpoint_id = d.endpoint_id AND h.order_id = d.order_id AND h.state = 'pending' AND h.seq < d.seq
-		WHERE d.state = 'pending' AND d.next_at <= ? AND h.next_at > ?`), now, now)
-	if err != nil || len(rows) == 0 {
+// ParkWebhookDeliveries parks every due delivery that waits behind an
+// earlier pending one of its order and endpoint: it is due again at until
+// at the latest, and as soon as that earlier one ends (delivered or given
+// up wakes the rows parked behind it). It returns how many it parked, and
+// writes only when there are some. The claims then read only the rows that
+// may go: after a burst (a resend, a shop's busy hour) each order's first.
+// A row woken between this read and its write on PostgreSQL stays parked
+// until until: late, never lost.
+func (s *Store) ParkWebhookDeliveries(ctx context.Context, now, until time.Time) (int, error) {
+	now, until = now.UTC(), until.UTC()
+	const waiting = `state = 'pending' AND next_at <= ? AND EXISTS (SELECT 1 FROM webhook_deliveries h
+		WHERE h.endpoint_id = webhook_deliveries.endpoint_id AND h.order_id = webhook_deliveries.order_id
+			AND h.state = 'pending' AND h.seq < webhook_deliveries.seq)`
+	var any []int64
+	if err := s.db.SelectContext(ctx, &any, s.db.Rebind(`SELECT id FROM webhook_deliveries WHERE `+waiting+` LIMIT 1`), now); err != nil || len(any) == 0 {
 		return 0, err
 	}
-	park := map[int64]time.Time{} // the latest head of each
-	for _, r := range rows {
-		if r.NextAt.After(park[r.ID]) {
-			park[r.ID] = r.NextAt
+	// In chunks, each its own short write: a backlog of a worker that was
+	// down does not hold SQLite's one writer for long.
+	const chunk = 500
+	total := 0
+	for {
+		n, err := s.parkChunk(ctx, waiting, now, until, chunk)
+		total += n
+		if err != nil || n < chunk {
+			return total, err
 		}
 	}
-	tx, done, err := s.beginWrite(ctx)
+}
+
+func (s *Store) parkChunk(ctx context.Context, waiting string, now, until time.Time, chunk int) (int, error) {
+	done, err := s.writerTurn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	r, err := s.db.ExecContext(ctx, s.db.Rebind(fmt.Sprintf(`UPDATE webhook_deliveries SET next_at = ?, parked = TRUE
+		WHERE id IN (SELECT id FROM webhook_deliveries WHERE `+waiting+` LIMIT %d)`, chunk)), until, now)
 	if err != nil {
 		return 0, fmt.Errorf("engine: park webhooks: %w", storeError(err))
 	}
-	defer done()
-	defer tx.Rollback()
-	n := 0
-	for id, at := range park {
-		// The head still waits (it may have ended since the read: its end
-		// woke this row). On PostgreSQL a head that ends between this
-		// statement and its commit leaves the row parked until the head's
-		// old time: late, never lost.
-		r, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_deliveries SET next_at = ?, parked = TRUE WHERE id = ? AND state = 'pending' AND next_at < ?
-			AND EXISTS (SELECT 1 FROM webhook_deliveries h WHERE h.endpoint_id = webhook_deliveries.endpoint_id
-				AND h.order_id = webhook_deliveries.order_id AND h.state = 'pending' AND h.seq < webhook_deliveries.seq AND h.next_at >= ?)`),
-			at.UTC(), id, at.UTC(), at.UTC())
-		if err != nil {
-			return 0, fmt.Errorf("engine: park webhooks: %w", storeError(err))
-		}
-		m, _ := r.RowsAffected()
-		n += int(m)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("engine: park webhooks: %w", storeError(err))
-	}
-	return n, nil
+	n, err := r.RowsAffected()
+	return int(n), err
 }
 
 // AddWebhookEndpoint stores a new endpoint of an existing shop (made by

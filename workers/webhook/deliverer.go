@@ -209,8 +209,9 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	d.prune(ctx)
 	polled := true
 	for {
-		if polled { // rows queued behind a retrying head wait with it
-			if _, err := d.store.ParkWebhookDeliveries(ctx, d.cfg.Now()); err != nil && ctx.Err() == nil {
+		if polled { // rows queued behind a pending one of their order wait until it ends
+			now := d.cfg.Now()
+			if _, err := d.store.ParkWebhookDeliveries(ctx, now, now.Add(d.cfg.BackoffMax)); err != nil && ctx.Err() == nil {
 				d.log.Warn("webhook: park", "err", err)
 			}
 		}

@@ -49,7 +49,7 @@ func orderIDs(prefix string, n int) []engine.OrderID {
 }
 
 // run applies the lifecycle of every order, the orders at once.
-func (h *harness) run(t *testing.T, ids []engine.OrderID) {
+func (h *harness) run(t testing.TB, ids []engine.OrderID) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for _, id := range ids {

@@ -29,7 +29,7 @@ type harness struct {
 	js    jetstream.JetStream
 }
 
-func newHarness(t *testing.T, open func(testing.TB) *engine.Store) *harness {
+func newHarness(t testing.TB, open func(testing.TB) *engine.Store) *harness {
 	t.Helper()
 	store := open(t)
 	_, nc, js := enginetest.StartNATS(t)
@@ -45,7 +45,7 @@ func newHarness(t *testing.T, open func(testing.TB) *engine.Store) *harness {
 }
 
 // endpoint registers url for shop acme and tells rec its secret.
-func (h *harness) endpoint(t *testing.T, rec *receiver) engine.WebhookEndpoint {
+func (h *harness) endpoint(t testing.TB, rec *receiver) engine.WebhookEndpoint {
 	t.Helper()
 	secret, ep, err := engine.NewWebhookEndpoint(serverSecret, "acme", rec.url, time.Now())
 	if err != nil {
@@ -61,7 +61,7 @@ func (h *harness) endpoint(t *testing.T, rec *receiver) engine.WebhookEndpoint {
 }
 
 // apply applies commands, each of which must be applied.
-func (h *harness) apply(t *testing.T, cmds ...engine.Command) {
+func (h *harness) apply(t testing.TB, cmds ...engine.Command) {
 	t.Helper()
 	for _, c := range cmds {
 		res, err := h.eng.Apply(context.Background(), c)
@@ -95,7 +95,7 @@ func lifecycle(id engine.OrderID) []engine.Command {
 }
 
 // eventsOf lists the event ids of the orders from the store.
-func (h *harness) eventsOf(t *testing.T, ids ...engine.OrderID) map[string]bool {
+func (h *harness) eventsOf(t testing.TB, ids ...engine.OrderID) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
 	for _, id := range ids {
@@ -113,7 +113,7 @@ func (h *harness) eventsOf(t *testing.T, ids ...engine.OrderID) map[string]bool 
 }
 
 // deliverer runs a deliverer over the store until the test ends.
-func (h *harness) deliverer(t *testing.T, cfg webhook.Config) {
+func (h *harness) deliverer(t testing.TB, cfg webhook.Config) {
 	t.Helper()
 	if cfg.Secret == nil {
 		cfg.Secret = serverSecret
@@ -158,7 +158,7 @@ type receipt struct {
 // receiver is a shop's webhook endpoint: it verifies every request as
 // docs/API.md shows, answers as decide says, and keeps what it processed.
 type receiver struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	decide func(ev engine.Event, attempt int) action
 	stop   chan struct{}
@@ -176,7 +176,7 @@ type receiver struct {
 	lastTry  map[string]time.Time
 }
 
-func newReceiver(t *testing.T, decide func(ev engine.Event, attempt int) action) *receiver {
+func newReceiver(t testing.TB, decide func(ev engine.Event, attempt int) action) *receiver {
 	r := &receiver{t: t, decide: decide, stop: make(chan struct{}), attempts: map[string]int{}, inflight: map[string]int{},
 		seen: map[string]bool{}, lastTry: map[string]time.Time{}}
 	hs := httptest.NewServer(http.HandlerFunc(r.serve))
