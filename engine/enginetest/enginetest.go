@@ -99,9 +99,13 @@ func PostgresDSN() string {
 func OpenPostgres(t testing.TB) *engine.Store {
 	t.Helper()
 	base := PostgresDSN()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Finding the server gets 5 s; creating the schema and migrating it gets
+	// a minute, as a loaded 2-core machine may need.
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer pcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := engine.OpenRaw(ctx, base)
+	admin, err := engine.OpenRaw(pctx, base)
 	if err != nil {
 		t.Skipf("SKIPPING the PostgreSQL path: no PostgreSQL at %s (%v); set WXFLOW_TEST_POSTGRES to test it", base, err)
 	}
@@ -114,10 +118,7 @@ func OpenPostgres(t testing.TB) *engine.Store {
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	// Migrating takes longer than reaching the server on a loaded machine.
-	mctx, mcancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer mcancel()
-	s, err := engine.Open(mctx, base+sep+"search_path="+schema)
+	s, err := engine.Open(ctx, base+sep+"search_path="+schema)
 	if err != nil {
 		admin.Close()
 		t.Fatal(err)

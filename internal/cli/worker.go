@@ -16,7 +16,7 @@ func workerCommand() *cobra.Command {
 	kinds := stack.WorkerKinds()
 	cmd := &cobra.Command{
 		Use:       "worker KIND",
-		Short:     "Run a worker: " + strings.Join(kinds[:len(kinds)-3], ", ") + ", tokens (the shared token refresher), webhook (shops' webhooks), or all",
+		Short:     "Run a worker: " + strings.Join(kinds[:len(kinds)-4], ", ") + ", tokens (the shared token refresher), books (the daily books; needs --db), webhook (shops' webhooks; needs --db), or all",
 		ValidArgs: kinds,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -28,7 +28,7 @@ func workerCommand() *cobra.Command {
 			return nil
 		},
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gNATS, gHTTP, gMerchant, gWechat, gMetrics, gWorkers, gDB, gSecret, gWebhook)
+	flags := settingsFlags(cmd, &s, gData, gLog, gNATS, gHTTP, gMerchant, gWechat, gMetrics, gWorkers, gDB, gBooks, gSecret, gWebhook)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := flags.load(&s); err != nil {
 			return err
@@ -47,8 +47,7 @@ func workerCommand() *cobra.Command {
 			}
 			return stoppedByUser(ctx, w.Run(ctx))
 		}
-		// all runs the webhook deliverer too, on the store.
-		c, err := stack.Connect(ctx, &s, natsauth.Worker(args[0]), args[0] == stack.WorkerAll, log)
+		c, err := stack.Connect(ctx, &s, natsauth.Worker(args[0]), stack.NeedsStore(args[0]), log)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/books"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/webhook"
 )
@@ -16,7 +17,8 @@ import (
 // Worker kinds besides the event workers of [workers.All].
 const (
 	WorkerTokens = "tokens" // the one shared access_token / jsapi_ticket refresher
-	WorkerAll    = "all"    // every event worker, the refresher and the webhook deliverer
+	WorkerBooks  = "books"  // the daily books: WeChat's bills against the store (needs the store)
+	WorkerAll    = "all"    // every event worker, the refresher, the books and the webhook deliverer
 )
 
 // WorkerKinds lists every kind `wxflow worker KIND` accepts, in lifecycle order.
@@ -25,7 +27,13 @@ func WorkerKinds() []string {
 	for _, h := range workers.All(workers.Deps{}) {
 		kinds = append(kinds, h.Name())
 	}
-	return append(kinds, WorkerTokens, WorkerWebhook, WorkerAll)
+	return append(kinds, WorkerTokens, WorkerBooks, WorkerWebhook, WorkerAll)
+}
+
+// NeedsStore says whether a worker kind needs the store (the books and the
+// webhook deliverer do).
+func NeedsStore(kind string) bool {
+	return kind == WorkerBooks || kind == WorkerWebhook || kind == WorkerAll
 }
 
 // CheckWorkerKind refuses a kind that is not one of [WorkerKinds], before
@@ -56,6 +64,9 @@ type Workers struct {
 	deliverer *webhook.Deliverer
 	loop      workers.LoopConfig
 	c         *Conns
+
+	// Books are the daily books (kinds books and all); nil otherwise.
+	Books *books.Books
 }
 
 // NewWorkers builds the workers of kind on c's NATS with wc's clients; the
@@ -84,6 +95,16 @@ func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, k
 	if kind == WorkerTokens || kind == WorkerAll {
 		w.refresher = &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS, Logger: c.Log}
 	}
+	if NeedsStore(kind) {
+		if c.Store == nil {
+			return nil, fmt.Errorf("%w: worker %s needs the store (--db)", ErrInvalid, kind)
+		}
+		b, err := NewBooks(s, c, wc)
+		if err != nil {
+			return nil, err
+		}
+		w.Books = b
+	}
 	return w, nil
 }
 
@@ -95,6 +116,10 @@ func (w *Workers) Run(ctx context.Context) error {
 	}
 	if w.deliverer != nil {
 		g.Go(func() error { return w.deliverer.Run(ctx) })
+	}
+	if w.Books != nil {
+		w.c.Log.Info("worker running", "worker", WorkerBooks)
+		g.Go(func() error { return w.Books.Run(ctx, w.c.NC) })
 	}
 	for _, h := range w.handlers {
 		w.c.Log.Info("worker running", "worker", h.Name(), "lanes", w.loop.Concurrency)

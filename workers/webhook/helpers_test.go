@@ -72,7 +72,8 @@ func (h *harness) apply(t testing.TB, cmds ...engine.Command) {
 }
 
 // lifecycle drives an order of merchant m through create (openid: created,
-// authorized), prepaid, signed, notified, refunding and refunded: 7 events.
+// authorized), prepaid, signed, notified, a refund (queued, refunding) and
+// refunded: 7 events or more.
 func lifecycle(id engine.OrderID) []engine.Command {
 	c := func(verb engine.Verb) engine.Command {
 		return engine.Command{ID: fmt.Sprintf("%s:%s", verb, id), Verb: verb, OrderID: id, Actor: "test"}
