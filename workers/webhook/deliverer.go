@@ -166,7 +166,7 @@ func New(cfg Config, store *engine.Store) (*Deliverer, error) {
 	if store == nil {
 		return nil, errors.New("webhook: a store is required")
 	}
-	d := &Deliverer{cfg: cfg, store: store, log: cfg.Logger.With("component", "webhook"),
+	d := &Deliverer{cfg: cfg, store: store, log: cfg.Logger.With("worker", "webhook"),
 		freed: make(chan struct{}, 1), busy: map[string]int{}}
 	d.client = newClient(cfg)
 	return d, nil
