@@ -56,8 +56,8 @@ func (s *Store) ParkWebhookDeliveries(ctx context.Context, now, until time.Time)
 	const waiting = `state = 'pending' AND next_at <= ? AND EXISTS (SELECT 1 FROM webhook_deliveries h
 		WHERE h.endpoint_id = webhook_deliveries.endpoint_id AND h.order_id = webhook_deliveries.order_id
 			AND h.state = 'pending' AND h.seq < webhook_deliveries.seq)`
-	var any []int64
-	if err := s.db.SelectContext(ctx, &any, s.db.Rebind(`SELECT id FROM webhook_deliveries WHERE `+waiting+` LIMIT 1`), now); err != nil || len(any) == 0 {
+	var found []int64
+	if err := s.db.SelectContext(ctx, &found, s.db.Rebind(`SELECT id FROM webhook_deliveries WHERE `+waiting+` LIMIT 1`), now); err != nil || len(found) == 0 {
 		return 0, err
 	}
 	// In chunks, each its own short write: a backlog of a worker that was
