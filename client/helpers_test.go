@@ -25,7 +25,8 @@ import (
 // The tests that need wxflow share one real `wxflow dev` (embedded NATS,
 // SQLite, the simulator, the engine, every worker, the API), started by
 // the first of them: two shops, demo and other, acting for the merchant
-// "default", each with an API key and a NATS user.
+// "default", each with an API key and a NATS user; webhooks may go to
+// loopback receivers.
 var (
 	devOnce sync.Once
 	devErr  error
@@ -65,7 +66,7 @@ func startDeployment() (*deployment, error) {
 		return nil, err
 	}
 	s := stack.Settings{DataDir: dir, HTTPAddr: "127.0.0.1:0", PublicAddr: "127.0.0.1:0", LogLevel: "warn",
-		ExpiryInterval: 200 * time.Millisecond, ReconcilePaymentAfter: 5 * time.Second, ReconcileRefundAfter: 5 * time.Second}
+		WebhookAllowPrivate: true, ExpiryInterval: 200 * time.Millisecond, ReconcilePaymentAfter: 5 * time.Second, ReconcileRefundAfter: 5 * time.Second}
 	// The shops' NATS users exist before the server starts.
 	for _, shop := range []string{"demo", "other"} {
 		if _, err := natsauth.AddShop(natsauth.Dir(dir), shop, []string{"default"}); err != nil {
