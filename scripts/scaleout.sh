@@ -20,7 +20,7 @@
 #   WECHAT_DELAY        how long WeChat takes to answer in the workers' runs (default 200ms; 0: at once)
 #   FLOOD_FOR           how long the creates pile up in the workers' runs (default 2s)
 #   WXFLOW_WORKER_LANES events each worker process handles at once (default 16), passed on
-# The engines' JSON reports are kept in .ci/out/scaleout-engines-<n>.json.
+# The engines' JSON reports are kept in .ci/out/scaleout-engines-<engines>-<run>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -29,6 +29,7 @@ command -v psql >/dev/null || { echo "scaleout: needs psql (a fresh schema per r
 psql "$db" -qc 'SELECT 1' >/dev/null || { echo "scaleout: no PostgreSQL at $db (set WXFLOW_SCALEOUT_DB)" >&2; exit 2; }
 
 work=$(mktemp -d)
+runs=0
 pids=()
 schemas=()
 stop_run() {
@@ -77,9 +78,10 @@ measure_engines() {
   echo "engines: wxflow bench on PostgreSQL, $orders orders, concurrency $conc, pay API $pay_api, every ${refund_every}th refunded"
   printf '%-8s %10s %12s %8s %14s\n' engines orders/s 'vs first' ratio 'p99 c→n (ms)'
   for engines in ${ENGINES:-1 2}; do
-    local run=$work/engines$engines
+    local run=$work/engines$engines-$runs
     mkdir -p "$run/nats" "$run/bench"
-    fresh_schema "wxflow_scaleout_$$_e$engines"
+    runs=$((runs + 1))
+    fresh_schema "wxflow_scaleout_$$_${runs}_e$engines"
     local port
     port=$(free_port)
     local nats=nats://127.0.0.1:$port
@@ -91,7 +93,7 @@ measure_engines() {
       start "$run/engine$i.log" engine --data "$run/engine$i" --db "$url" --nats "$nats" --log-level warn \
         --reconcile-payment-after 1h --reconcile-refund-after 1h
     done
-    local out=.ci/out/scaleout-engines-$engines.json
+    local out=.ci/out/scaleout-engines-$engines-$runs.json
     if ! "$work/wxflow" bench --json --orders "$orders" --concurrency "$conc" --pay-api "$pay_api" \
       --refund-every "$refund_every" --db "$url" --nats "$nats" --data "$run/bench" >"$out" 2>"$run/bench.log"; then
       echo "scaleout: the run with $engines engines failed:" >&2
@@ -112,9 +114,10 @@ measure_workers() {
   echo "workers: prepay worker processes draining a pile of orders, WeChat answering every call after $delay (${WXFLOW_WORKER_LANES:-16} lanes each)"
   printf '%-9s %7s %10s %12s\n' processes orders prepays/s 'vs first'
   for procs in ${WORKERS:-1 2}; do
-    local run=$work/workers$procs
+    local run=$work/workers$procs-$runs
     mkdir -p "$run/data" "$run/logs"
-    fresh_schema "wxflow_scaleout_$$_w$procs"
+    runs=$((runs + 1))
+    fresh_schema "wxflow_scaleout_$$_${runs}_w$procs"
     local nats_port sim_port api_port public_port
     nats_port=$(free_port) sim_port=$(free_port) api_port=$(free_port) public_port=$(free_port)
     export WXFLOW_DATA=$run/data WXFLOW_DB_URL=$url WXFLOW_NATS_URL=nats://127.0.0.1:$nats_port \
