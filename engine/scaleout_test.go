@@ -335,3 +335,97 @@ func TestTwoEnginesTakeTurns(t *testing.T) {
 		}
 	})
 }
+
+// TestTurnIsFreedWhenItsHolderDies holds the relay's, the expiry's and the
+// reconciler's turns in another session, as an engine in the middle of its
+// rounds would: this engine expires and reconciles nothing, and its relay
+// queues. When the holder's session dies (as it does when its process is
+// killed), the queued relay publishes at once and the next rounds run.
+func TestTurnIsFreedWhenItsHolderDies(t *testing.T) {
+	dsn := enginetest.PostgresSchema(t)
+	ctx := context.Background()
+	store, err := engine.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	_, nc, js := enginetest.StartNATS(t)
+	clock := newClock(time.Now())
+	e, err := engine.New(engine.Config{Now: clock.Now, Reconcile: engine.ReconcileConfig{PaymentDelay: time.Second}}, store, nc, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedOrder(t, e, "held", 100)
+	c := create("late", 100)
+	c.Create.ExpiresAt = clock.Now().Add(time.Minute)
+	if res, err := e.Apply(ctx, c); err != nil || !res.Applied {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	clock.Add(2 * time.Minute)
+
+	raw, err := engine.OpenRaw(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	holder, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	var pid int
+	if err := holder.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	// The key of each turn, as engine/turns.go makes it.
+	const key = `('x' || left(md5(current_database() || '.' || current_schema() || '.wxflow.turn.' || $1), 16))::bit(64)::bigint`
+	for _, name := range []string{"relay", "expiry", "reconcile"} {
+		if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_lock("+key+")", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := e.ExpireOnce(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := store.Order(ctx, "late"); o.State == engine.Closed {
+		t.Fatal("expired while another engine held the expiry's turn")
+	}
+	if n, err := e.ReconcileOnce(ctx); err != nil || n != 0 {
+		t.Fatalf("reconciled %d (%v) while another engine held the turn", n, err)
+	}
+	relayed := make(chan error, 1)
+	go func() {
+		n, err := e.Relay().RelayOnce(ctx)
+		if err == nil && n != 5 {
+			err = fmt.Errorf("relayed %d events, want 5", n)
+		}
+		relayed <- err
+	}()
+	enginetest.WaitFor(t, 5*time.Second, func() error {
+		var waiting int
+		if err := raw.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND (classid::bigint << 32 | objid::bigint) = `+key, "relay"); err != nil {
+			return err
+		}
+		if waiting == 0 {
+			return fmt.Errorf("the relay is not queued behind the holder yet")
+		}
+		return nil
+	})
+	if _, err := raw.ExecContext(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-relayed; err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ExpireOnce(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := store.Order(ctx, "late"); o.State != engine.Closed {
+		t.Errorf("not expired once the holder died: %s", o.State)
+	}
+	if n, err := e.ReconcileOnce(ctx); err != nil || n != 1 {
+		t.Errorf("reconciled %d (%v) once the holder died, want 1", n, err)
+	}
+}

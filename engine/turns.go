@@ -73,16 +73,17 @@ func (s *Store) takeTurn(ctx context.Context, name turn, wait time.Duration, fn 
 		return fmt.Errorf("turn %s: %w", name, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", turnHoldLimit.Milliseconds())); err != nil {
+	set := fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", turnHoldLimit.Milliseconds())
+	if wait > 0 {
+		set += fmt.Sprintf("; SET LOCAL lock_timeout = %d", max(1, wait.Milliseconds()))
+	}
+	if _, err := tx.ExecContext(ctx, set); err != nil {
 		return fmt.Errorf("turn %s: %w", name, err)
 	}
 	// One 64-bit key per schema and turn.
 	const key = `('x' || left(md5(current_database() || '.' || current_schema() || '.wxflow.turn.' || $1), 16))::bit(64)::bigint`
 	got := false
 	if wait > 0 {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", max(1, wait.Milliseconds()))); err != nil {
-			return fmt.Errorf("turn %s: %w", name, err)
-		}
 		_, err = tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock("+key+")", string(name))
 		var pe *pgconn.PgError
 		switch {
