@@ -138,28 +138,30 @@ func TestScaleOutEngineKilled(t *testing.T) {
 	start := time.Now()
 	go func() { done <- demo.Run(ctx, cfg) }()
 
-	// Once a third of the orders exist, kill one engine: SIGKILL, no goodbye.
+	// Once a third of the orders exist, and both engines have taken commands
+	// from the shared work queue, kill one engine: SIGKILL, no goodbye.
+	var applied [2]int
+	var made int
 	enginetest.WaitFor(t, 120*time.Second, func() error {
-		n, err := store.CountOrders(ctx)
-		if err != nil || n < orders/3 {
-			return fmt.Errorf("%d orders so far (%v)", n, err)
+		var err error
+		made, err = store.CountOrders(ctx)
+		if err != nil || made < orders/3 {
+			return fmt.Errorf("%d orders so far (%v)", made, err)
+		}
+		for i, addr := range metricsAddrs {
+			if applied[i], err = transitions(addr); err != nil || applied[i] == 0 {
+				return fmt.Errorf("%s has applied nothing yet (%v)", engines[i].name, err)
+			}
 		}
 		return nil
 	})
-	// Both engines took commands from the shared work queue.
-	var applied [2]int
-	for i, addr := range metricsAddrs {
-		applied[i] = transitions(t, addr)
-		if applied[i] == 0 {
-			t.Errorf("%s applied nothing before the kill", engines[i].name)
-		}
-	}
 	engines[0].kill()
 	t.Logf("SIGKILL to engine1 (pid %d) with %d of %d orders made, %s into the run; transitions applied so far: engine1 %d, engine2 %d",
-		engines[0].pid(), orders/3, orders, time.Since(start).Round(time.Millisecond), applied[0], applied[1])
+		engines[0].pid(), made, orders, time.Since(start).Round(time.Millisecond), applied[0], applied[1])
 
 	results := <-done
-	t.Logf("%d orders in %s; engine2 applied %d transitions in all", orders, time.Since(start).Round(time.Millisecond), transitions(t, metricsAddrs[1]))
+	survivor, err := transitions(metricsAddrs[1])
+	t.Logf("%d orders in %s; engine2 applied %d transitions in all (%v)", orders, time.Since(start).Round(time.Millisecond), survivor, err)
 	for _, r := range results {
 		if !r.OK() {
 			t.Errorf("order #%d %s (%s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Got, r.Want, r.Err)
@@ -297,12 +299,10 @@ func wxflowConns(t *testing.T, ns *natsembed.Server) int {
 }
 
 // transitions sums wxflow_transitions_total on a process's /metrics.
-func transitions(t *testing.T, addr string) int {
-	t.Helper()
+func transitions(addr string) (int, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
-		t.Errorf("metrics of %s: %v", addr, err)
-		return 0
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -315,7 +315,7 @@ func transitions(t *testing.T, addr string) int {
 			}
 		}
 	}
-	return int(total)
+	return int(total), nil
 }
 
 // processes are the test's wxflow processes, each logging to its own file.
