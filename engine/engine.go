@@ -92,7 +92,7 @@ type Observer interface {
 // processes may share one PostgreSQL store and one NATS: they split the
 // commands (a work queue), the store's row lock, version check and unique
 // keys keep each order's transitions in order and each once, and the relay,
-// expiry and reconciler take turns (turns.go).
+// expiry, reconciler and refund queue take turns (turns.go).
 type Engine struct {
 	cfg   Config
 	store *Store

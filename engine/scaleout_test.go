@@ -200,16 +200,17 @@ func TestTwoEnginesApplyEachCommandOnce(t *testing.T) {
 			t.Errorf("order %s: %d refunds, want 1", id, len(rs))
 		}
 		events, types := checkSeqs(t, a.Store(), id)
-		if events != 6 || types[string(engine.EventNotified)] != 1 || types[string(engine.EventRefunding)] != 1 {
-			t.Errorf("order %s: %d events %v, want created, authorized, prepaid, signed, notified, refunding once each", id, events, types)
+		if events != 7 || types[string(engine.EventNotified)] != 1 || types[string(engine.EventRefundQueued)] != 1 || types[string(engine.EventRefunding)] != 1 {
+			t.Errorf("order %s: %d events %v, want created, authorized, prepaid, signed, notified, refund_queued, refunding once each", id, events, types)
 		}
 	}
 }
 
-// TestTwoEnginesTakeTurns runs the relay, the expiry and the reconciler of
-// two engines at the same moment: the relays publish each event once
-// between them (not once each) and in each order's sequence, every expired
-// order is closed once, and every quiet order asked about once.
+// TestTwoEnginesTakeTurns runs the relay, the expiry, the refund queue and
+// the reconciler of two engines at the same moment: the relays publish each
+// event once between them (not once each) and in each order's sequence,
+// every expired order is closed once, every due refund sent once (no send
+// refused), and every quiet order asked about once.
 func TestTwoEnginesTakeTurns(t *testing.T) {
 	ctx := context.Background()
 	n := 30
@@ -308,6 +309,47 @@ func TestTwoEnginesTakeTurns(t *testing.T) {
 			if _, types := checkSeqs(t, a.Store(), id); o.State != engine.Closed || types[string(engine.EventClosed)] != 1 {
 				t.Errorf("order %s: %s with events %v, want closed once", id, o.State, types)
 			}
+		}
+	})
+
+	t.Run("refunds", func(t *testing.T) {
+		clock := newClock(time.Now())
+		later := func() time.Time { return clock.Now().Add(time.Millisecond) }
+		rq := engine.RefundConfig{Gap: time.Minute}
+		a, b, _ := twoEngines(t, engine.Config{Now: clock.Now, Refunds: rq}, engine.Config{Now: later, Refunds: rq})
+		for i := range n {
+			id := engine.OrderID(fmt.Sprintf("rq%d", i))
+			e := []*engine.Engine{a, b}[i%2]
+			paid(t, e, id, 1000)
+			for k, no := range []string{"first", "second"} {
+				c := cmd(engine.VerbRefund, id, k)
+				c.Refund = &engine.RefundAsk{OutRefundNo: fmt.Sprintf("%s-%s", id, no), AmountFen: 300}
+				if res, err := e.Apply(ctx, c); err != nil || !res.Applied {
+					t.Fatalf("refund: %+v %v", res, err)
+				}
+			}
+			done := cmd(engine.VerbRefunded, id, 9)
+			done.Refunded = &engine.RefundDone{OutRefundNo: fmt.Sprintf("%s-first", id), Succeeded: true, Source: engine.SourceNotification}
+			if res, err := e.Apply(ctx, done); err != nil || !res.Applied {
+				t.Fatalf("refunded: %+v %v", res, err)
+			}
+		}
+		clock.Add(2 * time.Minute) // the second refund of every order is due
+		if sent := together(a, b, func(e *engine.Engine) (int, error) { return e.SendRefundsOnce(ctx) }); sent != n {
+			t.Errorf("%d refunds sent between the two engines, want %d (each order's second once)", sent, n)
+		}
+		for i := range n {
+			id := engine.OrderID(fmt.Sprintf("rq%d", i))
+			h, _ := a.Store().History(ctx, id)
+			for _, x := range h {
+				if !x.Applied && x.Type == string(engine.VerbSendRefund) {
+					t.Errorf("order %s: a send refused (%s: %s): two engines sent at once", id, x.Code, x.Reason)
+				}
+			}
+			if got := refundStates(t, a.Store(), id); got != fmt.Sprintf("%s-first:succeeded %s-second:pending", id, id) {
+				t.Errorf("order %s: refunds %s", id, got)
+			}
+			checkSeqs(t, a.Store(), id)
 		}
 	})
 

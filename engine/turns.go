@@ -17,15 +17,17 @@ import (
 //     idempotent on its own: the command id is recorded once (a primary key),
 //     the order's row is locked (FOR UPDATE) and written only at the version
 //     read, and an order's events are unique by (order_id, seq).
-//   - the outbox relay, the expiry and the reconciler take turns: each round
-//     runs while its engine holds the round's turn, a PostgreSQL advisory
-//     lock (below). The relay would be correct without it (Nats-Msg-Id is the
-//     event id), but two relays reading the same rows would publish each
-//     event twice and count on JetStream's duplicate window (10 min) to drop
-//     the copy; the expiry would be correct too (one close command id per
-//     order), but both engines would race for the same orders. The
-//     reconciler is not idempotent across engines (its command id names its
-//     round), so two at once would ask WeChat about an order twice.
+//   - the outbox relay, the expiry, the reconciler and the refund queue take
+//     turns: each round runs while its engine holds the round's turn, a
+//     PostgreSQL advisory lock (below). The relay would be correct without it
+//     (Nats-Msg-Id is the event id), but two relays reading the same rows
+//     would publish each event twice and count on JetStream's duplicate
+//     window (10 min) to drop the copy; the expiry and the refund queue
+//     would be correct too (one close command id per order; a refund is sent
+//     only while it is the order's next queued one), but both engines would
+//     race for the same orders, the loser's refusals written to the history.
+//     The reconciler is not idempotent across engines (its command id names
+//     its round), so two at once would ask WeChat about an order twice.
 //   - the stream watch only reads: every engine measures and warns.
 //
 // The turn is a transaction-scoped advisory lock, not the KV lease of the
@@ -45,6 +47,7 @@ const (
 	turnRelay     turn = "relay"
 	turnExpiry    turn = "expiry"
 	turnReconcile turn = "reconcile"
+	turnRefunds   turn = "refunds"
 )
 
 // turnHoldLimit is the longest a turn is held without the holder's

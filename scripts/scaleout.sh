@@ -4,8 +4,8 @@
 #
 #   engines  `wxflow bench` with its one engine, then the same run with more engine processes
 #            beside it on the same NATS server and database: they share the command stream (a work
-#            queue: each command goes to one engine) and take turns at the outbox relay, the expiry
-#            and the reconciler. Prints orders/s per number of engines.
+#            queue: each command goes to one engine) and take turns at the outbox relay, the expiry,
+#            the reconciler and the refund queue. Prints orders/s per number of engines.
 #   workers  the Procfile's processes (nats, sim, engine, api, worker sign) with WeChat answering
 #            every call after WECHAT_DELAY; a flood of creates (each order authorized at once) piles
 #            up orders waiting for their prepay; then 1, then 2 `wxflow worker prepay` processes

@@ -99,7 +99,8 @@ func PostgresDSN() string {
 func OpenPostgres(t testing.TB) *engine.Store {
 	t.Helper()
 	dsn := PostgresSchema(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Migrating gets a minute, as a loaded 2-core machine may need.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := engine.Open(ctx, dsn)
 	if err != nil {
@@ -117,8 +118,8 @@ func OpenPostgres(t testing.TB) *engine.Store {
 func PostgresSchema(t testing.TB) string {
 	t.Helper()
 	base := PostgresDSN()
-	// Finding the server gets 5 s; creating the schema and migrating it gets
-	// a minute, as a loaded 2-core machine may need.
+	// Finding the server gets 5 s; creating the schema gets a minute, as a
+	// loaded 2-core machine may need.
 	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer pcancel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
