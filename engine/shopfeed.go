@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -105,7 +106,8 @@ func EnsureShopFeeds(ctx context.Context, js jetstream.JetStream, shops []Shop) 
 		if want[name] {
 			continue
 		}
-		if err := stream.DeleteConsumer(ctx, name); err != nil {
+		// Another engine sharing the NATS may have deleted it first.
+		if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return made, deleted, fmt.Errorf("engine: shop feed %s: %w", name, err)
 		}
 		deleted = append(deleted, name)
