@@ -395,7 +395,7 @@ func (s *Store) ResendWebhooks(ctx context.Context, shop, endpointID string, r W
 		WHERE e.removed_at IS NULL AND `+which+`
 			AND EXISTS (SELECT 1 FROM shop_merchants m WHERE m.shop = e.shop AND m.merchant = o.merchant)
 		ON CONFLICT (endpoint_id, event_id) DO UPDATE SET state = 'pending', queued_at = excluded.queued_at,
-			next_at = excluded.next_at, parked = FALSE, done_at = NULL`), now, now, now, endpointID, arg)
+			next_at = excluded.next_at, parked = FALSE, done_at = NULL, lease_owner = NULL, lease_until = NULL`), now, now, now, endpointID, arg)
 	if err != nil {
 		return 0, fmt.Errorf("engine: resend webhooks: %w", storeError(err))
 	}
@@ -403,6 +403,11 @@ func (s *Store) ResendWebhooks(ctx context.Context, shop, endpointID string, r W
 	if err != nil {
 		return 0, err
 	}
+	// A row in flight as it is resent loses its lease: the send under way
+	// then finishes as another's (FinishWebhookDelivery changes nothing) and
+	// the row is sent again, rather than the resend being overwritten by
+	// that send's outcome and lost.
+	//
 	// The resent rows behind an earlier pending one of their order wait
 	// parked, woken when it ends: a resend of many events leaves only each
 	// order's first for the claims to read. (After resendParking they come
