@@ -31,7 +31,7 @@ func (s *Server) adminRoutes(m *routeTable) error {
 		return nil
 	}
 	s.admin = auth
-	tmpl, err := template.ParseFS(templateFiles, "templates/*.html")
+	tmpl, err := template.New("admin").Funcs(adminFuncs).ParseFS(templateFiles, "templates/*.html")
 	if err != nil {
 		return fmt.Errorf("api: admin templates: %w", err)
 	}
@@ -57,6 +57,7 @@ func (s *Server) adminRoutes(m *routeTable) error {
 	handle("GET /admin/orders/{id}", page(s.adminOrderPage))
 	handle("POST /admin/orders/{id}/replay", page(s.adminAct(engine.VerbReplay, true)))
 	handle("POST /admin/orders/{id}/close", page(s.adminAct(engine.VerbClose, true)))
+	handle("POST /admin/orders/{id}/refunds", page(s.adminRefundForm(s.adminAct(engine.VerbRefund, true))))
 	handle("POST /admin/orders/{id}/resolve", page(s.adminAct(engine.VerbResolve, true)))
 	handle("POST /admin/replay-stuck", page(s.adminReplayStuck(true)))
 	return nil
@@ -134,7 +135,9 @@ func (s *Server) adminSearch(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "search.html", map[string]any{"Title": title, "Orders": orders})
 }
 
-// orderDetail is an order with its timeline and why it is stuck, if it is.
+// orderDetail is an order with its timeline, its refunds, the actions the
+// lifecycle offers on it, why it is stuck if it is, and its calls to WeChat
+// (a failure to read those is in "CallsErr": the rest stands without them).
 func (s *Server) orderDetail(r *http.Request) (map[string]any, error) {
 	id := engine.OrderID(r.PathValue("id"))
 	if !engine.ValidOrderID(id) {
@@ -162,10 +165,13 @@ func (s *Server) orderDetail(r *http.Request) (map[string]any, error) {
 		}
 	}
 	calls, err := workers.ReadCalls(ctx, s.cfg.JS, id)
+	callsErr := ""
 	if err != nil {
 		s.log.Warn("admin: call records", "order_id", id, "err", err)
+		callsErr = "NATS did not answer in time"
 	}
-	return map[string]any{"Order": o, "History": h, "Refunds": refunds, "Why": why, "Calls": calls}, nil
+	return map[string]any{"Order": o, "History": h, "Refunds": refunds, "Why": why, "Calls": calls, "CallsErr": callsErr,
+		"Actions": engine.ActionsOf(o, refunds)}, nil
 }
 
 func (s *Server) adminOrderPage(w http.ResponseWriter, r *http.Request) {
@@ -226,6 +232,10 @@ type adminInput struct {
 	Who       string `json:"who"`
 	Reason    string `json:"reason"`
 	AmountFen int64  `json:"amount_fen"`
+	// OutRefundNo names a refund (optional): asking again with the same
+	// number and amount is a repeat, not a second refund. The page's
+	// confirmation carries the number its form was shown with.
+	OutRefundNo string `json:"out_refund_no"`
 	// Flag is the flag a resolve clears.
 	Flag   string `json:"flag"`
 	State  string `json:"state"`
@@ -235,7 +245,14 @@ type adminInput struct {
 func readAdminInput(r *http.Request, form bool) (adminInput, error) {
 	var in adminInput
 	if form {
-		in.Reason, in.Flag = r.PostFormValue("reason"), r.PostFormValue("flag")
+		in.Reason, in.Flag, in.OutRefundNo = r.PostFormValue("reason"), r.PostFormValue("flag"), r.PostFormValue("out_refund_no")
+		if r.PostForm.Has("amount") {
+			fen, err := parseYuan(r.PostFormValue("amount"))
+			if err != nil {
+				return in, fmt.Errorf("amount %w", err)
+			}
+			in.AmountFen = fen
+		}
 	} else if err := decodeBody(r, &in); err != nil {
 		return in, err
 	}
@@ -268,7 +285,21 @@ func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity, "amount_fen must be positive")
 				return
 			}
-			c.Refund = &engine.RefundAsk{OutRefundNo: "wxr" + strings.TrimPrefix(engine.NewID("r"), "r_"), AmountFen: in.AmountFen, Reason: in.Reason}
+			if len(in.Reason) > maxRefundReason || !cleanText(in.Reason) {
+				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity,
+					fmt.Sprintf("the reason must be at most %d bytes, without control characters: WeChat takes it as the refund's reason", maxRefundReason))
+				return
+			}
+			if in.OutRefundNo == "" {
+				in.OutRefundNo = newOutRefundNo()
+			}
+			if !validOutTradeNo(in.OutRefundNo) {
+				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity, "out_refund_no must be 6-32 of [0-9A-Za-z_-|*]")
+				return
+			}
+			// The shop API's command id: the same number and amount asked again is one refund.
+			c.ID = engine.RefundCommandID(id, in.OutRefundNo, in.AmountFen)
+			c.Refund = &engine.RefundAsk{OutRefundNo: in.OutRefundNo, AmountFen: in.AmountFen, Reason: in.Reason}
 		case engine.VerbResolve:
 			if strings.TrimSpace(in.Flag) == "" {
 				s.adminAnswer(w, r, form, id, engine.Result{}, http.StatusUnprocessableEntity, "flag is required: the flag to clear")
@@ -276,7 +307,7 @@ func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 			}
 			c.Resolve = &engine.Resolution{Flag: in.Flag}
 		}
-		res, err := s.send(r.Context(), c, true)
+		res, seen, err := s.sendSeen(r.Context(), c, true)
 		switch {
 		case errors.Is(err, errNoReply):
 			s.adminAnswer(w, r, form, id, res, http.StatusAccepted, "sent; the engine will apply it")
@@ -284,9 +315,77 @@ func (s *Server) adminAct(verb engine.Verb, form bool) http.HandlerFunc {
 			s.adminAnswer(w, r, form, id, res, http.StatusServiceUnavailable, err.Error())
 		case !res.Applied:
 			s.adminAnswer(w, r, form, id, res, statusOf(res.Code), fmt.Sprintf("refused: %s: %s", res.Code, res.Reason))
+		case verb == engine.VerbRefund:
+			again := ""
+			if seen {
+				again = " (asked before: this is the same refund, not a second one)"
+			}
+			s.adminAnswer(w, r, form, id, res, http.StatusOK, fmt.Sprintf("refund of %s asked (out_refund_no %s)%s: the order is %s",
+				yuanFen(c.Refund.AmountFen), c.Refund.OutRefundNo, again, res.Order.State))
 		default:
 			s.adminAnswer(w, r, form, id, res, http.StatusOK, fmt.Sprintf("%s done: the order is %s", verb, res.Order.State))
 		}
+	}
+}
+
+// newOutRefundNo is a fresh out_refund_no for an admin's refund.
+func newOutRefundNo() string { return "wxr" + strings.TrimPrefix(engine.NewID("r"), "r_") }
+
+// adminRefundForm is the page's refund form, in two steps. The form (amount
+// in yuan, reason) is answered with a confirmation page that names the
+// order, the payer, the amount in yuan and fen, what remains after, and a
+// new out_refund_no; only that page's form (confirm=yes) reaches refund,
+// the admin API's own handler. A confirmation sent twice (a double click, a
+// reload) carries the same out_refund_no and amount: one refund.
+func (s *Server) adminRefundForm(refund http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.PostFormValue("confirm") == "yes" {
+			refund(w, r)
+			return
+		}
+		id := engine.OrderID(r.PathValue("id"))
+		if !engine.ValidOrderID(id) {
+			http.Error(w, "no such order", http.StatusNotFound)
+			return
+		}
+		in, err := readAdminInput(r, true)
+		if err == nil && !r.PostForm.Has("amount") {
+			err = errors.New("the amount to refund is required")
+		}
+		if err == nil && (len(in.Reason) > maxRefundReason || !cleanText(in.Reason)) {
+			err = fmt.Errorf("the reason must be at most %d bytes (WeChat's limit), without control characters", maxRefundReason)
+		}
+		if err != nil {
+			s.adminAnswer(w, r, true, id, engine.Result{}, http.StatusBadRequest, "refund not asked: "+err.Error())
+			return
+		}
+		o, err := s.cfg.Store.Order(r.Context(), id)
+		if errors.Is(err, engine.ErrNotFound) {
+			http.Error(w, "no such order", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		refunds, err := s.cfg.Store.Refunds(r.Context(), id)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		a := engine.ActionsOf(o, refunds)
+		switch {
+		case !a.Refund:
+			s.adminAnswer(w, r, true, id, engine.Result{}, http.StatusConflict,
+				fmt.Sprintf("refund not asked: the order is %s with %s left to refund", o.State, yuanFen(a.RefundableFen)))
+			return
+		case in.AmountFen > a.RefundableFen:
+			s.adminAnswer(w, r, true, id, engine.Result{}, http.StatusConflict,
+				fmt.Sprintf("refund not asked: %s is more than the %s that remain", yuanFen(in.AmountFen), yuanFen(a.RefundableFen)))
+			return
+		}
+		s.render(w, r, http.StatusOK, "refund.html", map[string]any{"Title": "refund " + string(id), "Order": o,
+			"AmountFen": in.AmountFen, "After": a.RefundableFen - in.AmountFen, "Reason": in.Reason, "OutRefundNo": newOutRefundNo()})
 	}
 }
 

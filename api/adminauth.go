@@ -174,9 +174,23 @@ func (s *Server) sessionCookie(r *http.Request, id string, maxAge int) *http.Coo
 		SameSite: http.SameSiteStrictMode, Secure: s.cfg.SecureCookies || r.TLS != nil}
 }
 
+// adminLoginPage is the sign-in form. It shows only its own two messages:
+// anyone can send an admin a link to it (no session is needed), so text
+// taken from the link ("?m=Your session expired: mail your token to …")
+// would be someone else's words on wxflow's page.
 func (s *Server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "login.html", map[string]any{"Title": "sign in", "Message": r.URL.Query().Get("m")})
+	msg := r.URL.Query().Get("m")
+	if msg != msgWrongToken && msg != msgSignedOut {
+		msg = ""
+	}
+	s.render(w, r, http.StatusOK, "login.html", map[string]any{"Title": "sign in", "Message": msg})
 }
+
+// The sign-in page's messages.
+const (
+	msgWrongToken = "Wrong token."
+	msgSignedOut  = "Signed out."
+)
 
 // adminLogin turns a valid token into a new session. A client that failed
 // loginBurst times recently is answered 429 whatever it sends.
@@ -197,7 +211,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.admin.admins.match(r.PostFormValue("token"))
 	if !ok {
 		s.refuseSignIn(r, "page")
-		http.Redirect(w, r, "/admin/login?m="+url.QueryEscape("Wrong token."), http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/login?m="+url.QueryEscape(msgWrongToken), http.StatusSeeOther)
 		return
 	}
 	if old, err := r.Cookie(adminCookie); err == nil {
@@ -225,5 +239,5 @@ func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, s.sessionCookie(r, "", -1))
 	s.log.Info("admin: signed out", "admin", signedInAs(r.Context()).Name, "client_ip", clientIP(r))
-	http.Redirect(w, r, "/admin/login?m="+url.QueryEscape("Signed out."), http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/login?m="+url.QueryEscape(msgSignedOut), http.StatusSeeOther)
 }

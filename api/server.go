@@ -216,6 +216,8 @@ func (s *Server) routes() (*routeTable, error) {
 	m.HandleFunc("GET /v1/orders/{id}", s.shopOnly(s.getOrder))
 	m.HandleFunc("GET /v1/orders/{id}/pay-params", s.shopOnly(s.payParams))
 	m.HandleFunc("POST /v1/orders/{id}/refunds", s.shopOnly(s.refund))
+	m.HandleFunc("GET /v1/orders/{id}/refunds", s.shopOnly(s.listRefunds))
+	m.HandleFunc("GET /v1/orders/{id}/refunds/{out_refund_no}", s.shopOnly(s.getRefund))
 	m.HandleFunc("POST /v1/orders/{id}/close", s.shopOnly(s.closeOrder))
 	m.HandleFunc("GET /v1/jssdk/config", s.shopOnly(s.jssdkConfig))
 	m.HandleFunc("GET /v1/oauth/authorize", s.shopOnly(s.oauthAuthorize))

@@ -169,8 +169,8 @@ func TestEndToEnd(t *testing.T) {
 	for _, want := range []string{
 		`wxflow_transitions_total{event="notified",from="signed",to="notified"}`,
 		`wxflow_transitions_total{event="refunded",from="refunding",to="refunded"}`,
-		`wxflow_wechat_calls_total{api="/pay/unifiedorder",outcome="2xx"}`,
-		`wxflow_wechat_calls_total{api="/v3/pay/transactions/jsapi",outcome="2xx"}`,
+		`wxflow_wechat_calls_total{api="/pay/unifiedorder",host="primary",outcome="2xx"}`,
+		`wxflow_wechat_calls_total{api="/v3/pay/transactions/jsapi",host="primary",outcome="2xx"}`,
 		`wxflow_wechat_call_seconds_bucket{api="/secapi/pay/refund"`,
 		`wxflow_notifications_total{result="accepted"}`,
 		`wxflow_outbox_backlog 0`,

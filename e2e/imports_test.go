@@ -24,6 +24,7 @@ func TestImportRules(t *testing.T) {
 		{pkgs: "internal/metrics", never: []string{"internal/cli", "internal/stack", "workers"}},
 		{pkgs: "internal/demo", never: []string{"internal/cli", "internal/stack", "api", "workers/wechat/sim"}},
 		{pkgs: "internal/verify", never: []string{"internal/cli", "internal/stack"}},
+		{pkgs: "internal/demoshop", never: []string{"engine", "api", "workers", "internal"}}, // a shop: the API over HTTP only
 		{pkgs: "internal/natsembed", never: []string{"engine", "api", "workers", "internal"}},
 		{pkgs: "internal/stack", never: []string{"internal/cli", "internal/demo", "internal/bench", "internal/verify"}},
 		{pkgs: "internal/bench", never: []string{"internal/cli"}},

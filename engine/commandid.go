@@ -77,6 +77,13 @@ func ReconcileCommandID(id OrderID, at time.Time) string {
 	return fmt.Sprintf("reconcile:%s:%d", id, at.UnixNano())
 }
 
+// SendRefundCommandID is the refund queue's send of a refund in the round
+// that started at at: one per refund and round (a send applied twice is
+// refused by the state: the refund is no longer queued).
+func SendRefundCommandID(outRefundNo string, at time.Time) string {
+	return fmt.Sprintf("send_refund:%s:%d", outRefundNo, at.UnixNano())
+}
+
 // AdminCommandID is a person's one-off command (admin page, API or CLI): a
 // new id each time, since a person asking twice means it.
 func AdminCommandID(verb Verb) string { return NewID(string(verb)) }

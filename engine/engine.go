@@ -32,6 +32,8 @@ type Config struct {
 	DefaultExpiry time.Duration
 	// Reconcile tunes the reconciler.
 	Reconcile ReconcileConfig
+	// Refunds tunes the refund queue (refundqueue.go).
+	Refunds RefundConfig
 	// Streams configures what Provision declares.
 	Streams StreamsConfig
 	// StreamCheckInterval is how often the engine measures how full the
@@ -66,6 +68,7 @@ func (c *Config) Validate() error {
 		c.StreamCheckInterval = 30 * time.Second
 	}
 	c.Reconcile.defaults()
+	c.Refunds.defaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,7 +78,7 @@ func (c *Config) Validate() error {
 	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 {
 		return errors.New("engine: negative relay batch or interval")
 	}
-	return nil
+	return c.Refunds.validate()
 }
 
 // Observer hears what Apply did, after the transaction committed. It must be
@@ -124,14 +127,15 @@ func (e *Engine) Store() *Store { return e.store }
 func (e *Engine) Relay() *Relay { return e.relay }
 
 // Run consumes commands, relays the outbox, closes expired orders,
-// reconciles quiet ones and watches the streams fill until ctx ends; then it
-// drains and returns.
+// reconciles quiet ones, sends queued refunds when due and watches the
+// streams fill until ctx ends; then it drains and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.relay.Run(ctx) })
 	g.Go(func() error { return e.runIntake(ctx) })
 	g.Go(func() error { return e.runExpiry(ctx) })
 	g.Go(func() error { return e.runReconcile(ctx) })
+	g.Go(func() error { return e.runRefundQueue(ctx) })
 	g.Go(func() error { return e.runStreamWatch(ctx) })
 	return g.Wait()
 }

@@ -24,6 +24,12 @@ type facts struct {
 	// inFlight is, for a replay of an order waiting on a refund, the refund
 	// it waits for.
 	inFlight *Refund
+	// refunds are, for a refund, a refund result or a send, the order's
+	// refunds in their queue's order (seq).
+	refunds []Refund
+	// refundGap is the least time between one refund's settling and the
+	// next refund of the order being sent (RefundConfig.Gap).
+	refundGap time.Duration
 	// shopMerchants are, for a create a shop published on NATS itself, the
 	// merchants that shop may act for (none when the shop is unknown).
 	shopMerchants []string
@@ -35,7 +41,7 @@ type facts struct {
 // PostgreSQL (SQLite's write transaction holds the database already).
 func (e *Engine) loadFacts(ctx context.Context, tx *sqlx.Tx, cmd Command) (facts, error) {
 	s := e.store
-	f := facts{defaultExpiry: e.cfg.DefaultExpiry}
+	f := facts{defaultExpiry: e.cfg.DefaultExpiry, refundGap: e.cfg.Refunds.Gap}
 	row, err := s.lockOrder(ctx, tx, cmd.OrderID)
 	switch {
 	case err == nil:
@@ -61,9 +67,15 @@ func (e *Engine) loadFacts(ctx context.Context, tx *sqlx.Tx, cmd Command) (facts
 		}
 	case f.order == nil:
 	case cmd.Verb == VerbRefund:
-		f.refund, err = s.refundIn(ctx, tx, cmd.Refund.OutRefundNo)
+		if f.refund, err = s.refundIn(ctx, tx, cmd.Refund.OutRefundNo); err == nil {
+			f.refunds, err = s.refundsOf(ctx, tx, f.order.ID)
+		}
 	case cmd.Verb == VerbRefunded:
-		f.refund, err = s.refundIn(ctx, tx, cmd.Refunded.OutRefundNo)
+		if f.refund, err = s.refundIn(ctx, tx, cmd.Refunded.OutRefundNo); err == nil {
+			f.refunds, err = s.refundsOf(ctx, tx, f.order.ID)
+		}
+	case cmd.Verb == VerbSendRefund:
+		f.refunds, err = s.refundsOf(ctx, tx, f.order.ID)
 	case cmd.Verb == VerbReplay && rule(f.order.State).replay == EventRefunding:
 		var r Refund
 		if r, err = s.pendingRefund(ctx, tx, f.order.ID); err == nil {

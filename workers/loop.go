@@ -210,14 +210,16 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 	}
 	log = log.With("order_id", ev.OrderID, "event", ev.ID, "trace_id", ev.TraceID, "delivery", meta.NumDelivered)
 	cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+	cctx, notes := withCallNotes(cctx)
 	start := time.Now()
 	cmd, err := h.Handle(cctx, ev)
 	cancel()
-	if ctx.Err() == nil && (cmd != nil || err != nil) { // nothing done, nothing to record
+	asked := notes.list()
+	if ctx.Err() == nil && (cmd != nil || err != nil || len(asked) > 0) { // nothing done, nothing to record
 		dead := err != nil && wechat.IsRetryable(err) && int(meta.NumDelivered) >= cfg.MaxDeliver
-		outcome, code, msg := outcomeOf(err, dead)
+		outcome, code, msg := outcomeOf(cmd, err, dead)
 		recordCall(js, ev.OrderID, CallRecord{At: start.UTC(), Worker: h.Name(), Event: ev.Type, Delivery: meta.NumDelivered,
-			Took: time.Since(start), Outcome: outcome, Code: code, Error: msg})
+			Took: time.Since(start), Outcome: outcome, Code: code, Error: msg, Asked: asked})
 	}
 	switch {
 	case err == nil:

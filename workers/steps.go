@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,12 +68,14 @@ func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command
 	case openid != "":
 	case o.OAuthCode != "":
 		t, err := w.MP.ExchangeCode(ctx, o.OAuthCode)
+		noteCall(ctx, "oauth code", "ok", err)
 		if err != nil {
 			return nil, err
 		}
 		openid = t.OpenID
 	case o.LoginCode != "":
 		s, err := w.MP.JSCode2Session(ctx, o.LoginCode)
+		noteCall(ctx, "login code", "ok", err)
 		if err != nil {
 			return nil, err
 		}
@@ -128,6 +131,7 @@ func (w Prepay) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 	o := ev.Order
 	id, err := w.Payments.Prepay(ctx, pay.PrepayRequest{API: string(o.PayAPI), OutTradeNo: o.OutTradeNo,
 		Description: o.Description, AmountFen: o.AmountFen, OpenID: o.OpenID, ClientIP: o.ClientIP, ExpiresAt: o.ExpiresAt})
+	noteCall(ctx, "prepay", "ok", err)
 	if errors.Is(err, wechat.ErrOrderPaid) {
 		return paidByQuery(ctx, w.Deps, w.Name(), ev) // a replayed prepay after the payer paid
 	}
@@ -173,6 +177,7 @@ func (Close) Event() engine.EventType { return engine.EventCloseRequested }
 func (w Close) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
 	err := w.Payments.Close(ctx, string(o.PayAPI), o.OutTradeNo)
+	noteCall(ctx, "close", "ok", err)
 	switch {
 	case err == nil, errors.Is(err, wechat.ErrOrderClosed), errors.Is(err, wechat.ErrOrderNotExist):
 		c := resultCommand(w.Name(), engine.VerbClose, ev)
@@ -189,6 +194,7 @@ func (w Close) Handle(ctx context.Context, ev engine.Event) (*engine.Command, er
 func paidByQuery(ctx context.Context, d Deps, worker string, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
 	t, err := d.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
+	noteCall(ctx, "query", t.RawState, err)
 	if err != nil {
 		return nil, err
 	}
@@ -211,27 +217,38 @@ func (Refund) Name() string { return "refund" }
 // Event is the event the worker acts on.
 func (Refund) Event() engine.EventType { return engine.EventRefunding }
 
-// Handle calls the refund API. A final refusal closes the refund.
+// Handle calls the refund API. A final refusal fails the refund, with
+// WeChat's code and message. The engine sends one refund of an order at a
+// time, a minute apart (WeChat's rule): a FREQUENCY_LIMITED despite that is
+// retried like any retryable answer.
 func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	if ev.Refund == nil {
 		return nil, fmt.Errorf("refunding event %s without its refund", ev.ID)
 	}
 	o := ev.Order
 	api, no := string(o.PayAPI), ev.Refund.OutRefundNo
-	_, err := w.Payments.Refund(ctx, api, pay.RefundRequest{OutTradeNo: o.OutTradeNo,
+	asked, err := w.Payments.Refund(ctx, api, pay.RefundRequest{OutTradeNo: o.OutTradeNo,
 		OutRefundNo: no, TotalFen: o.PaidFen, RefundFen: ev.Refund.AmountFen, Reason: ev.Refund.Reason})
+	noteCall(ctx, "refund", cmp.Or(asked.RawState, "accepted"), err)
 	if wechat.IsRetryable(err) {
 		return nil, err
 	}
 	c := resultCommand(w.Name(), engine.VerbRefunded, ev)
 	if err != nil {
-		c.Refunded = &engine.RefundDone{OutRefundNo: no, Succeeded: false, Source: "refund:" + wechat.CodeOf(err)}
+		// Refused for good: the refund fails with WeChat's code and message,
+		// and the order's next queued refund may go.
+		code, msg := wechat.CodeOf(err), err.Error()
+		if we, ok := errors.AsType[*wechat.Error](err); ok && we.Message != "" {
+			msg = we.Message
+		}
+		c.Refunded = &engine.RefundDone{OutRefundNo: no, Succeeded: false, Source: "refund:" + code, Code: code, Message: msg}
 		c.Reason = err.Error()
 		return c, nil
 	}
 	// Accepted (or accepted before: the same out_refund_no). Settled already?
 	// On a replay this is what finds a refund whose notification was lost.
 	st, err := w.Payments.QueryRefund(ctx, api, no)
+	noteCall(ctx, "refund query", st.RawState, err)
 	switch {
 	case wechat.IsRetryable(err):
 		// Ask again soon (the refund call repeats harmlessly by out_refund_no)
@@ -241,6 +258,9 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 		return nil, nil // processing, abnormal or unknown: the notification or the reconciler will tell
 	}
 	c.Refunded = &engine.RefundDone{OutRefundNo: no, RefundID: st.RefundID, Succeeded: st.State == pay.RefundSuccess, Source: engine.SourceQuery}
+	if !c.Refunded.Succeeded {
+		c.Refunded.Code = st.RawState // CLOSED, REFUNDCLOSE: WeChat gives no message
+	}
 	return c, nil
 }
 
@@ -259,6 +279,7 @@ func (Query) Event() engine.EventType { return engine.EventQueryRequested }
 func (w Query) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
 	t, err := w.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
+	noteCall(ctx, "query", t.RawState, err)
 	if errors.Is(err, wechat.ErrOrderNotExist) {
 		return nil, nil
 	}

@@ -69,13 +69,14 @@ func TestBench(t *testing.T) {
 		t.Errorf("refund latency: %+v", p)
 	}
 	// Transactions: create (created and authorized at once), prepaid, signed,
-	// notified for each order, refund and refunded for 4; events: one more per
-	// order. A v2 refund's notification asks for a replay (one transaction,
-	// one event) when it comes before the refund worker's own query found the
-	// refund settled: a few more, as the simulator's timing goes.
+	// notified for each order, refund (queued and sent at once) and refunded
+	// for 4; events: one more per order and per refund. A v2 refund's
+	// notification asks for a replay (one transaction, one event) when it
+	// comes before the refund worker's own query found the refund settled: a
+	// few more, as the simulator's timing goes.
 	c := rep.Ceiling
 	extra := c.Transactions - (20*4 + 4*2)
-	if extra < 0 || extra > 4 || c.RoundTrips != 2*(20*5+4*2+extra) || c.OrdersPerS <= 0 || rep.Ratio <= 0 {
+	if extra < 0 || extra > 4 || c.RoundTrips != 2*(20*5+4*3+extra) || c.OrdersPerS <= 0 || rep.Ratio <= 0 {
 		t.Errorf("ceiling: %+v, ratio %v", c, rep.Ratio)
 	}
 	if rep.WeChatCallsPerOrder < 1 || rep.DBBytes == 0 || rep.StreamBytes == 0 {

@@ -471,8 +471,12 @@ func printCalls(w io.Writer, calls []workers.CallRecord, err error) {
 	fmt.Fprintln(w, "calls to WeChat")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range calls {
-		fmt.Fprintf(tw, "  %s\t%s\ton %s\t#%d\t%s\t%s\t%s\t%s\n", c.At.Format("15:04:05.000"), c.Worker, c.Event, c.Delivery,
-			c.Took.Round(time.Microsecond), c.Outcome, c.Code, c.Error)
+		asked := make([]string, len(c.Asked))
+		for i, a := range c.Asked {
+			asked[i] = strings.TrimSpace(a.API + " " + a.Answer)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\ton %s\t#%d\t%s\t%s\t%s\t%s\t%s\n", c.At.UTC().Format("2006-01-02 15:04:05.000Z"), c.Worker, c.Event, c.Delivery,
+			c.Took.Round(100*time.Microsecond), c.Outcome, c.Code, c.Error, strings.Join(asked, " → "))
 	}
 	tw.Flush()
 }

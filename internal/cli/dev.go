@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wxflow/wxflow/internal/demo"
+	"github.com/wxflow/wxflow/internal/demoshop"
 	"github.com/wxflow/wxflow/internal/natsembed"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
@@ -29,14 +30,18 @@ func devCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers, gFailover)
 	f := cmd.Flags()
 	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
 	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
+	f.StringVar(&o.SimBackupAddr, "sim-backup-addr", "", "where the simulator's second site, WeChat Pay's backup host, listens (default: a free port); pay calls fail over to it unless --wechat-backup-url off")
+	f.Var(&o.Sim.Outage, "outage", "take a simulator site's pay calls down from the start: SITE:MODE[:DURATION], e.g. primary:502:30s (sites primary, backup; modes refuse, 502, hang)")
 	f.Float64Var(&o.Sim.TimeScale, "time-scale", 0.01, "the simulator's time scale (1 = WeChat's real delays)")
 	f.IntVar(&orders, "demo", 0, "drive N orders through the simulator, print a summary and exit (0 when all is right)")
 	f.IntVar(&concurrency, "demo-concurrency", 16, "concurrent orders of the demo")
 	o.Sim.Faults.RegisterFlags(f)
+	f.StringVar(&o.DemoShopAddr, "demo-shop-addr", "127.0.0.1:8082", "where the demo shop (/demo/) listens (WXFLOW_DEMO_SHOP_ADDR)")
+	f.StringVar(&o.DemoShopJSSDK, "demo-shop-jssdk", demoshop.DefaultJSSDK, "where the demo shop's page loads WeChat's JS-SDK: a URL, or a file it serves such as npm's weixin-js-sdk/index.js (WXFLOW_DEMO_SHOP_JSSDK)")
 	f.Float64Var(&chaos, "chaos", 0, "the simulator fails this share of API calls in every way, duplicates every notification, reorders and drops this share")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		// dev's own defaults: text logs for a person, a quick expiry and
@@ -66,6 +71,17 @@ func devCommand() *cobra.Command {
 		// The defaults give way when taken; a port the user chose does not.
 		o.FreePorts = !f.Changed("nats-port") && !f.Changed("sim-addr") && !f.Changed("http") && os.Getenv("WXFLOW_HTTP_ADDR") == "" &&
 			!f.Changed("public-addr") && os.Getenv("WXFLOW_PUBLIC_ADDR") == ""
+		if env := os.Getenv("WXFLOW_DEMO_SHOP_ADDR"); env != "" && !f.Changed("demo-shop-addr") {
+			o.DemoShopAddr = env
+		}
+		if env := os.Getenv("WXFLOW_DEMO_SHOP_JSSDK"); env != "" && !f.Changed("demo-shop-jssdk") {
+			o.DemoShopJSSDK = env
+		}
+		// The demo shop's default address gives way too, whatever else was chosen.
+		o.DemoShopFreePort = !f.Changed("demo-shop-addr") && os.Getenv("WXFLOW_DEMO_SHOP_ADDR") == ""
+		if !o.DemoShopFreePort {
+			o.FreePorts = false
+		}
 		// No rate limit on a laptop unless one is asked for.
 		o.Unlimited = !f.Changed("public-rate") && !f.Changed("shop-rate") && os.Getenv("WXFLOW_PUBLIC_RATE") == "" && os.Getenv("WXFLOW_SHOP_RATE") == ""
 		ctx, cancel := context.WithCancel(cmd.Context())
@@ -77,6 +93,8 @@ func devCommand() *cobra.Command {
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "wxflow dev is running\n  API        %s  (internal: POST /v1/orders …, /metrics)\n  shop key   %s  (shop %s: Authorization: Bearer <key>; also in %s)\n  admin      %s/admin/  (token %s)\n  public     %s  (WeChat's notifications only)\n  simulator  %s  (trust %s)\n  NATS       %s\n  data       %s\n",
 			st.APIURL, st.ShopKey, stack.DemoShop, stack.ShopKeyFile(s.DataDir, stack.DemoShop), st.APIURL, st.AdminToken, st.PublicURL, st.SimURL, filepath.Join(s.MerchantDir, sim.CAFile), st.NATSURL, s.DataDir)
+		fmt.Fprintf(out, "  demo shop  %s  (a shop's pages: OAuth, wx.config, wx.chooseWXPay, refund; docs/API.md)\n", st.DemoShopURL)
+		fmt.Fprintf(out, "  pay backup %s  (the simulator's second site; POST /sim/outage takes either site down)\n", st.SimBackupURL)
 		if orders == 0 {
 			fmt.Fprintln(out, "Ctrl-C stops it.")
 			return stoppedByUser(cmd.Context(), st.Wait())

@@ -28,9 +28,10 @@ const (
 	gWechat                 // --wechat-url --wechat-ca --wechat-timeout
 	gMetrics                // --metrics-addr
 	gStuck                  // --stuck-after
-	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after
+	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after --refund-gap
 	gWorkers                // --worker-lanes
 	gSecret                 // --server-secret-file
+	gFailover               // --wechat-backup-url --wechat-probe-after (also with gWechat)
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -102,6 +103,10 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			str(&s.WechatURL, "wechat-url", "WXFLOW_WECHAT_URL", "base URL standing for every WeChat host, e.g. the simulator")
 			str(&s.WechatCA, "wechat-ca", "WXFLOW_WECHAT_CA", "extra root CA file to trust for WeChat")
 			dur(&s.WechatTimeout, "wechat-timeout", "WXFLOW_WECHAT_TIMEOUT", "how long one call to WeChat may take; it is retried after (default 10s)")
+			fallthrough
+		case gFailover:
+			str(&s.WechatBackupURL, "wechat-backup-url", "WXFLOW_WECHAT_BACKUP_URL", "WeChat Pay's backup host, where pay calls go while the primary is down, or off (default https://api2.mch.weixin.qq.com; none with a simulator unless given)")
+			dur(&s.WechatProbeAfter, "wechat-probe-after", "WXFLOW_WECHAT_PROBE_AFTER", "how long a WeChat Pay host that failed rests before one call tries it again (default 30s)")
 		case gMetrics:
 			str(&s.MetricsAddr, "metrics-addr", "WXFLOW_METRICS_ADDR", "serve /metrics here (the API serves its own)")
 		case gStuck:
@@ -110,6 +115,7 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.ExpiryInterval, "expiry-interval", "WXFLOW_EXPIRY_INTERVAL", "how often expired orders are closed and quiet ones looked for (default 1s)")
 			dur(&s.ReconcilePaymentAfter, "reconcile-payment-after", "WXFLOW_RECONCILE_PAYMENT_AFTER", "query WeChat about an order signed and quiet this long (default 1m)")
 			dur(&s.ReconcileRefundAfter, "reconcile-refund-after", "WXFLOW_RECONCILE_REFUND_AFTER", "query WeChat about a refund pending and quiet this long (default 2m)")
+			dur(&s.RefundGap, "refund-gap", "WXFLOW_REFUND_GAP", "send an order's next queued refund this long after the one before settled; WeChat wants a minute (default 1m; dev: a minute on the simulator's time scale)")
 		case gSecret:
 			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
 		case gWorkers:

@@ -15,7 +15,7 @@ import (
 // simCommand runs the WeChat simulator alone (docs/SIMULATOR.md).
 func simCommand() *cobra.Command {
 	var s stack.Settings
-	var addr, keys string
+	var addr, keys, backupAddr string
 	var cfg sim.Config
 	var chaos float64
 	cmd := &cobra.Command{
@@ -28,6 +28,9 @@ func simCommand() *cobra.Command {
 	f.StringVar(&addr, "addr", "127.0.0.1:8443", "listen address (env WXFLOW_SIM_ADDR)")
 	f.StringVar(&keys, "keys", "data/sim", "key folder: created on first start, reused afterwards (env WXFLOW_MERCHANT_DIR)")
 	flags.env["addr"], flags.env["keys"] = "WXFLOW_SIM_ADDR", "WXFLOW_MERCHANT_DIR"
+	f.StringVar(&backupAddr, "backup-addr", "", "also serve WeChat Pay's backup host (a second site, same ledger) here, e.g. 127.0.0.1:8444 (env WXFLOW_SIM_BACKUP_ADDR)")
+	flags.env["backup-addr"] = "WXFLOW_SIM_BACKUP_ADDR"
+	f.Var(&cfg.Outage, "outage", "take a site's pay calls down from the start: SITE:MODE[:DURATION], e.g. primary:502:30s (sites primary, backup; modes refuse, 502, hang)")
 	f.BoolVar(&cfg.Strict, "strict", false, "check openids and https notify URLs as WeChat does")
 	f.Float64Var(&cfg.TimeScale, "time-scale", 1, "scale of WeChat's delays (retries, token life, refund settlement)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 7200*time.Second, "access_token and jsapi_ticket lifetime")
@@ -49,6 +52,13 @@ func simCommand() *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "WeChat simulator on %s\n  appid %s, mchid %s, keys in %s\n  trust %s\n",
 			simulator.URL, m.AppID, m.MchID, keys, filepath.Join(keys, sim.CAFile))
 		g, ctx := errgroup.WithContext(cmd.Context())
+		if backupAddr != "" {
+			if err := simulator.ListenBackup(backupAddr, false); err != nil {
+				return fmt.Errorf("%w (--backup-addr)", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "  WeChat Pay's backup host on %s (WXFLOW_WECHAT_BACKUP_URL)\n", simulator.BackupURL)
+			g.Go(func() error { return simulator.ServeSite(ctx, simulator.Backup, sim.SiteBackup) })
+		}
 		g.Go(func() error { return simulator.Run(ctx) })
 		g.Go(func() error { return simulator.Serve(ctx, simulator.Listener) })
 		return g.Wait()

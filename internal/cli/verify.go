@@ -29,6 +29,8 @@ func verifyCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringSliceVar(&logs, "logs", nil, "log files to scan for the merchant's secrets")
 	f.DurationVar(&unsentAfter, "unsent-after", time.Minute, "an outbox row unsent for longer is a breach")
+	var refundGap time.Duration
+	f.DurationVar(&refundGap, "refund-gap", time.Minute, "two refunds of one order sent to WeChat closer than this are a breach (a deployment on scaled time, like dev's, gives its own)")
 	f.BoolVar(&noStream, "no-stream", false, "skip the event stream (when NATS is not running)")
 	f.BoolVar(&asJSON, "json", false, "print the breaches as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -45,6 +47,11 @@ func verifyCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		paced, err := store.VerifyRefundPacing(ctx, refundGap)
+		if err != nil {
+			return err
+		}
+		breaches = append(breaches, paced...)
 		if !noStream {
 			nc, js, err := stack.ConnectNATS(ctx, &s, natsauth.Monitor, false, s.Logger())
 			if err != nil {

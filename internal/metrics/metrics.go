@@ -40,7 +40,7 @@ func New() *Metrics {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_commands_refused_total",
 		Help: "Commands recorded as no-ops, by verb and reason code."}, []string{"verb", "code"})
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_wechat_calls_total",
-		Help: "Calls to WeChat by API and outcome (HTTP status class, or error)."}, []string{"api", "outcome"})
+		Help: "Calls to WeChat by API, host (primary, or backup: WeChat Pay's backup host) and outcome (HTTP status class, or error)."}, []string{"api", "host", "outcome"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wxflow_wechat_call_seconds",
 		Help: "Latency of calls to WeChat by API.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 13)}, []string{"api"})
 	m.responses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_http_responses_total",
@@ -71,8 +71,17 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // WrapTransport counts and times every call a WeChat client makes. The API
-// label is the URL path without ids (/v3/pay/transactions/out-trade-no/{no}).
+// label is the URL path without ids (/v3/pay/transactions/out-trade-no/{no});
+// the host label is "primary" (see WrapTransportHosts).
 func (m *Metrics) WrapTransport(next http.RoundTripper) http.RoundTripper {
+	return m.WrapTransportHosts(next, nil)
+}
+
+// WrapTransportHosts is WrapTransport whose host label is hostOf(request):
+// "primary" or "backup" (WeChat Pay's backup host), the role a failover
+// transport above this one gave the attempt; "primary" when hostOf is nil
+// or says nothing. Below a failover transport, each attempt is one call.
+func (m *Metrics) WrapTransportHosts(next http.RoundTripper, hostOf func(*http.Request) string) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
@@ -85,7 +94,11 @@ func (m *Metrics) WrapTransport(next http.RoundTripper) http.RoundTripper {
 		if err == nil {
 			outcome = strconv.Itoa(resp.StatusCode/100) + "xx"
 		}
-		m.calls.WithLabelValues(api, outcome).Inc()
+		host := "primary"
+		if hostOf != nil && hostOf(r) == "backup" {
+			host = "backup"
+		}
+		m.calls.WithLabelValues(api, host, outcome).Inc()
 		return resp, err
 	})
 }

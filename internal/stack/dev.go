@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/internal/demoshop"
 	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
@@ -28,6 +31,10 @@ type DevOptions struct {
 	NATSPort int    // embedded NATS port; natsembed.DefaultPort when 0, any free port when -1
 	NATSURL  string // an external NATS (a cluster, in tests) instead of the embedded one
 	SimAddr  string // where the simulator listens (127.0.0.1:8443)
+	// SimBackupAddr is where the simulator's second site, WeChat Pay's
+	// backup host, listens; any free port of SimAddr's host when empty. The
+	// pay clients fail over to it unless Settings.WechatBackupURL is "off".
+	SimBackupAddr string
 	// FreePorts lets the defaults give way: a NATS port, simulator address or
 	// API address already in use is replaced by a free port.
 	FreePorts bool
@@ -36,6 +43,15 @@ type DevOptions struct {
 	Unlimited bool
 	Sim       sim.Config // the simulator; its KeysDir is <data>/sim
 	Workers   WorkerOptions
+	// DemoShopAddr is where the demo shop (internal/demoshop, at /demo/)
+	// listens; any free port of 127.0.0.1 when empty. With FreePorts or
+	// DemoShopFreePort (the address is dev's default, not the user's), an
+	// address in use gives way to a free port.
+	DemoShopAddr     string
+	DemoShopFreePort bool
+	// DemoShopJSSDK is where the demo shop's page loads WeChat's JS-SDK: a
+	// URL, or a file it serves (demoshop.DefaultJSSDK, WeChat's CDN, when empty).
+	DemoShopJSSDK string
 }
 
 // Dev is everything of `wxflow dev`, running in one process.
@@ -52,6 +68,11 @@ type Dev struct {
 	// ShopKey is the API key of the demo shop (DemoShop), acting for the
 	// merchant dev serves; it is also in <data>/shops/demo.key.
 	ShopKey string
+	// DemoShopURL is the demo shop's front page (http://HOST:PORT/demo/):
+	// a shop's pages and backend, calling the API with ShopKey.
+	DemoShopURL string
+	// SimBackupURL is the simulator's second site: WeChat Pay's backup host.
+	SimBackupURL string
 
 	g     *errgroup.Group
 	parts []*Conns // the API's and the workers' connections, beside Conns (the engine's)
@@ -105,6 +126,22 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	cleanups = append(cleanups, func() { simulator.Listener.Close() })
 	d.Sim, d.SimURL = simulator, simulator.URL
 	s.WechatURL, s.WechatCA = simulator.URL, filepath.Join(s.MerchantDir, sim.CAFile)
+	if err := simulator.ListenBackup(o.SimBackupAddr, o.FreePorts); err != nil {
+		return fail(fmt.Errorf("%w (--sim-backup-addr)", err))
+	}
+	cleanups = append(cleanups, func() { simulator.Backup.Close() })
+	d.SimBackupURL = simulator.BackupURL
+	if s.WechatBackupURL != "off" {
+		s.WechatBackupURL = simulator.BackupURL
+	}
+	if s.RefundGap == 0 {
+		// WeChat's minute between two refunds of an order, on the
+		// simulator's clock: it refuses a refund sooner (FREQUENCY_LIMITED).
+		s.RefundGap = time.Minute
+		if o.Sim.TimeScale > 0 {
+			s.RefundGap = time.Duration(float64(time.Minute) * o.Sim.TimeScale)
+		}
+	}
 
 	apiLn, err := listen(s.HTTPAddr, o.FreePorts)
 	if err != nil {
@@ -116,6 +153,12 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		return fail(fmt.Errorf("API's public listener (--public-addr): %w", err))
 	}
 	cleanups = append(cleanups, func() { publicLn.Close() })
+	shopLn, err := listen(cmp.Or(o.DemoShopAddr, "127.0.0.1:0"), o.FreePorts || o.DemoShopFreePort)
+	if err != nil {
+		return fail(fmt.Errorf("demo shop (--demo-shop-addr): %w", err))
+	}
+	cleanups = append(cleanups, func() { shopLn.Close() })
+	d.DemoShopURL = "http://" + shopLn.Addr().String() + "/demo/"
 	s.HTTPAddr, s.PublicAddr = apiLn.Addr().String(), publicLn.Addr().String()
 	s.PublicURL = "http://" + s.PublicAddr
 	d.APIURL, d.PublicURL = "http://"+s.HTTPAddr, s.PublicURL
@@ -165,6 +208,9 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		return fail(err)
 	}
 	s.AppDomains = strings.Join(append(s.AppDomainList(), "localhost"), ",")
+	if host, _, _ := net.SplitHostPort(shopLn.Addr().String()); !slices.Contains(s.AppDomainList(), host) {
+		s.AppDomains += "," + host // the demo shop's pages
+	}
 	srv, err := NewAPI(s, apiConns, wc)
 	if err != nil {
 		return fail(err)
@@ -178,12 +224,19 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 		return fail(err)
 	}
 
+	shop, err := demoshop.New(demoshop.Config{APIURL: d.APIURL, ShopKey: d.ShopKey, JSSDK: o.DemoShopJSSDK, SimURL: simulator.URL, Logger: log})
+	if err != nil {
+		return fail(fmt.Errorf("demo shop (--demo-shop-jssdk): %w", err))
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return simulator.Run(gctx) })
 	g.Go(func() error { return simulator.Serve(gctx, simulator.Listener) })
+	g.Go(func() error { return simulator.ServeSite(gctx, simulator.Backup, sim.SiteBackup) })
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return wk.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, api.Listeners{Public: publicLn, Internal: apiLn}) })
+	g.Go(func() error { return shop.Serve(gctx, shopLn) })
 	if d.NATS != nil {
 		g.Go(func() error { WatchUsers(gctx, s, d.NATS, log); return nil })
 	}

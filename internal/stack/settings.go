@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/internal/natsembed"
+	"github.com/wxflow/wxflow/workers/wechat/failover"
 )
 
 // Settings is everything a wxflow process needs to find the rest of its
@@ -66,6 +67,11 @@ type Settings struct {
 	// ReconcileRefundAfter (WXFLOW_RECONCILE_REFUND_AFTER): a refund pending
 	// and quiet this long is queried at WeChat. Default: the engine's (2m).
 	ReconcileRefundAfter time.Duration
+	// RefundGap (WXFLOW_REFUND_GAP): the least time between one refund of an
+	// order settling and the next one being sent to WeChat, which wants a
+	// minute between two refunds of an order. Default: the engine's (1m);
+	// `wxflow dev`: a minute on the simulator's time scale.
+	RefundGap time.Duration
 	// SecretFile (WXFLOW_SERVER_SECRET_FILE) holds the server secret that
 	// keys shop API key hashes and derived order ids. Default:
 	// <DataDir>/secrets/server.key, made when missing (secret.go).
@@ -74,6 +80,17 @@ type Settings struct {
 	// shop's pages: JS-SDK page URLs and OAuth redirect_uris must be on
 	// one. Default: the host of PublicURL.
 	AppDomains string
+
+	// WechatBackupURL (WXFLOW_WECHAT_BACKUP_URL) is WeChat Pay's backup
+	// host: a pay call goes there when the primary (WeChat Pay's host, or
+	// WechatURL) cannot be reached, does not answer in time or answers an
+	// unsigned 5xx (package workers/wechat/failover). "off": no failover.
+	// Default: https://api2.mch.weixin.qq.com when WechatURL is not set;
+	// none when it is (a simulator: `wxflow dev` sets its second site).
+	WechatBackupURL string
+	// WechatProbeAfter (WXFLOW_WECHAT_PROBE_AFTER) is how long a WeChat Pay
+	// host that failed rests before one call tries it again. Default: 30s.
+	WechatProbeAfter time.Duration
 
 	// NATSCreds (WXFLOW_NATS_CREDS) is the process's NATS key: an nkey seed
 	// (.nk) or a JWT credentials file (.creds). Default: the role's seed in
@@ -97,6 +114,10 @@ const (
 	wechatPayHost   = "https://api.mch.weixin.qq.com"
 	wechatOAuthHost = "https://open.weixin.qq.com"
 )
+
+// wechatPayBackupHost is WeChat Pay's backup host: the same paths, another
+// site; used when neither WechatURL nor WechatBackupURL is set.
+const wechatPayBackupHost = "https://api2.mch.weixin.qq.com"
 
 // DefaultNATSURL is where processes look for NATS when neither a setting nor
 // the data folder names one: the embedded server of `wxflow nats`.
@@ -134,6 +155,7 @@ func (s *Settings) Resolve() {
 	s.LogLevel = cmp.Or(s.LogLevel, "info")
 	s.Replicas = cmp.Or(s.Replicas, 1)
 	s.WechatTimeout = cmp.Or(s.WechatTimeout, 10*time.Second)
+	s.WechatProbeAfter = cmp.Or(s.WechatProbeAfter, 30*time.Second)
 	s.EventRetention = cmp.Or(s.EventRetention, 30*24*time.Hour)
 	s.WorkerLanes = cmp.Or(s.WorkerLanes, 16)
 }
@@ -176,6 +198,24 @@ func (s *Settings) Validate() error {
 			bad("--wechat-url %q: want https://HOST[:PORT]", s.WechatURL)
 		}
 	}
+	if b := s.WechatBackupURL; b != "" && b != "off" {
+		_, pay, _ := s.WechatHosts()
+		bu, err := failover.ParseBase(b)
+		pu, perr := failover.ParseBase(pay)
+		switch {
+		case err != nil:
+			bad("--wechat-backup-url %q: want https://HOST[:PORT] (no path), or off", b)
+		case perr != nil:
+			bad("--wechat-backup-url needs a --wechat-url of scheme and host only, not %q", pay)
+		case bu.Scheme == pu.Scheme && bu.Host == pu.Host:
+			bad("--wechat-backup-url %q: the primary itself", b)
+		case bu.Scheme == "http" && !loopback(bu.Hostname()):
+			bad("--wechat-backup-url %q: plain http only to a loopback host (a local fake); pay calls carry orders", b)
+		}
+	}
+	if s.WechatProbeAfter < 0 {
+		bad("--wechat-probe-after %s: must not be negative", s.WechatProbeAfter)
+	}
 	if !engine.ValidShopName(s.MerchantName) {
 		bad("--merchant %q: want 1-32 of [a-z0-9_-]", s.MerchantName)
 	}
@@ -199,6 +239,9 @@ func (s *Settings) Validate() error {
 		if d < 0 {
 			bad("%s %s: must not be negative", name, d)
 		}
+	}
+	if s.RefundGap < 0 {
+		bad("--refund-gap %s: must not be negative", s.RefundGap)
 	}
 	for _, d := range s.AppDomainList() {
 		if !validHost(d) {
@@ -246,6 +289,28 @@ func (s *Settings) WechatHosts() (mp, pay, oauth string) {
 		return u, u, u
 	}
 	return wechatMPHost, wechatPayHost, wechatOAuthHost
+}
+
+// loopback says whether host is this machine: localhost or a loopback address.
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// WechatPayBackup returns the base URL of WeChat Pay's backup host, or ""
+// for no failover (see WechatBackupURL). It is read when the clients are
+// built, so that `wxflow dev` pointing WechatURL at its simulator never
+// fails over to WeChat's real backup.
+func (s *Settings) WechatPayBackup() string {
+	switch {
+	case s.WechatBackupURL == "off":
+		return ""
+	case s.WechatBackupURL != "":
+		return strings.TrimRight(s.WechatBackupURL, "/")
+	case s.WechatURL == "":
+		return wechatPayBackupHost
+	}
+	return ""
 }
 
 // RootCAs returns the system roots plus WechatCA, or nil for the system roots alone.

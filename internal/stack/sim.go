@@ -17,6 +17,11 @@ type Sim struct {
 	Listener net.Listener
 	// URL is the simulator's base URL (https://HOST:PORT).
 	URL string
+	// Backup is the listener of the simulator's second site, WeChat Pay's
+	// backup host (sim.SiteBackup), and BackupURL its base URL; nil and ""
+	// until ListenBackup.
+	Backup    net.Listener
+	BackupURL string
 }
 
 // NewSim builds the simulator with its keys in cfg.KeysDir (made on first
@@ -32,6 +37,26 @@ func NewSim(cfg sim.Config, addr string, freePort bool) (*Sim, error) {
 		return nil, fmt.Errorf("simulator: %w", err)
 	}
 	return &Sim{Sim: simulator, Listener: ln, URL: "https://" + ln.Addr().String()}, nil
+}
+
+// ListenBackup listens on addr for the simulator's second site, WeChat
+// Pay's backup host: an empty addr is any free port of the first site's
+// host; with freePort, an addr in use gives way as in NewSim. Serve it with
+// ServeSite(ctx, s.Backup, sim.SiteBackup).
+func (s *Sim) ListenBackup(addr string, freePort bool) error {
+	if addr == "" {
+		host, _, err := net.SplitHostPort(s.Listener.Addr().String())
+		if err != nil {
+			return err
+		}
+		addr = net.JoinHostPort(host, "0")
+	}
+	ln, err := listen(addr, freePort)
+	if err != nil {
+		return fmt.Errorf("simulator's backup site: %w", err)
+	}
+	s.Backup, s.BackupURL = ln, "https://"+ln.Addr().String()
+	return nil
 }
 
 // Client returns an HTTP client that trusts the simulator's CA, with its

@@ -243,6 +243,10 @@ func (s *Sim) newRefund(rf *refund, totalFen int64) (*refund, string, string) {
 	case o.RefundedFen+rf.RefundFen > o.TotalFen:
 		return nil, "NOTENOUGH", "refund exceeds what remains of the payment"
 	}
+	if code, des := s.refundRules(o, rf.OutRefundNo); code != "" {
+		s.log.Info("refund refused", "out_refund_no", rf.OutRefundNo, "code", code)
+		return nil, code, des
+	}
 	if rf.NotifyURL != "" {
 		if err := s.checkNotifyURL(rf.NotifyURL); err != nil {
 			return nil, "PARAM_ERROR", err.Error()

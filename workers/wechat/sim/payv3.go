@@ -192,11 +192,8 @@ func (s *Sim) v3Refund(_ *http.Request, body []byte) v3Answer {
 	defer s.mu.Unlock()
 	rf, code, des := s.newRefund(&refund{API: "v3", OutRefundNo: in.OutRefundNo, OutTradeNo: in.OutTradeNo,
 		RefundFen: in.Amount.Refund, NotifyURL: in.NotifyURL}, in.Amount.Total)
-	if code == "ORDERNOTEXIST" {
-		return v3Err(http.StatusNotFound, "RESOURCE_NOT_EXISTS", des)
-	}
 	if code != "" {
-		return v3FromCode(code, des)
+		return s.v3RefundRefusal(in.OutRefundNo, code, des)
 	}
 	return v3Answer{status: http.StatusOK, body: s.v3RefundBody(rf)}
 }

@@ -2,7 +2,9 @@
 // OAuth (open.weixin.qq.com) and pay (api.mch.weixin.qq.com) paths on one
 // HTTPS base URL, keeps its state in memory, and signs, verifies, encrypts
 // and retries as WeChat does, so code that passes against it passes against
-// WeChat. It plays the payer too (POST /sim/pay), and injects faults.
+// WeChat. It plays the payer too (POST /sim/pay), WeChat's in-app browser
+// for pages in a browser (a stand-in WeixinJSBridge, jsbridge.go), and
+// injects faults.
 //
 // It knows nothing of wxflow's orders: it is WeChat.
 package sim
@@ -14,6 +16,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -43,6 +46,9 @@ type Config struct {
 	RefundDelay time.Duration
 	// Faults are injected from the start; POST /sim/faults changes them.
 	Faults Faults
+	// Outage takes a site's pay calls down from the start (sites.go); POST
+	// /sim/outage changes it. None when zero.
+	Outage Outage
 	// Logger receives one line per call and delivery; never a secret.
 	Logger *slog.Logger
 	// NotifyClient delivers notifications; a 5 s-timeout client when nil.
@@ -81,6 +87,11 @@ type Sim struct {
 	calls       map[string]int // per API, per day
 	callsDay    string
 	seq         int
+	sites       siteState // the two WeChat Pay sites' outages (sites.go)
+
+	// refundRefusals are the refunds a test told WeChat to refuse
+	// (RefuseRefund): out_refund_no → code and message; under mu.
+	refundRefusals map[string][2]string
 
 	work   chan func(ctx context.Context)
 	wg     sync.WaitGroup
@@ -127,6 +138,11 @@ func New(cfg Config) (*Sim, error) {
 		calls: map[string]int{}, injected: map[string]int{}, work: make(chan func(context.Context), 1024), closed: make(chan struct{}),
 	}
 	s.routes()
+	if cfg.Outage.Site != "" {
+		if err := s.SetOutage(cfg.Outage); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -162,17 +178,29 @@ func (s *Sim) routes() {
 	m.HandleFunc("POST /v3/refund/domestic/refunds", s.v3(s.v3Refund))
 	m.HandleFunc("GET /v3/refund/domestic/refunds/{no}", s.v3(s.v3RefundQuery))
 
-	m.HandleFunc("POST /sim/pay", s.handlePay)
-	m.HandleFunc("POST /sim/login", s.handleIssueCode)
+	m.HandleFunc("POST /sim/pay", browserCORS(s.handlePay))
+	m.HandleFunc("POST /sim/login", browserCORS(s.handleIssueCode))
 	m.HandleFunc("POST /sim/oauth/code", s.handleIssueCode)
 	m.HandleFunc("GET /sim/faults", s.handleGetFaults)
 	m.HandleFunc("POST /sim/faults", s.handleSetFaults)
 	m.HandleFunc("GET /sim/state", s.handleState)
+	// WeChat's in-app browser for pages in a browser: the stand-in
+	// WeixinJSBridge (jsbridge.go), and CORS for what a page calls.
+	m.HandleFunc("GET /sim/jsbridge.js", s.handleJSBridgeScript)
+	m.HandleFunc("POST /sim/jsbridge/invoke", browserCORS(s.handleJSBridgeInvoke))
+	for _, p := range []string{"/sim/jsbridge/invoke", "/sim/pay", "/sim/login"} {
+		m.HandleFunc("OPTIONS "+p, s.handlePreflight)
+	}
+	m.HandleFunc("GET /sim/outage", s.handleGetOutage)
+	m.HandleFunc("POST /sim/outage", s.handleSetOutage)
 	s.mux = m
 }
 
 // ServeHTTP serves every route, after the injected latency and transport faults.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.inOutage(w, r) {
+		return
+	}
 	if !strings.HasPrefix(r.URL.Path, "/sim/") {
 		s.mu.Lock()
 		f := s.faults
@@ -267,20 +295,9 @@ func (s *Sim) RootCAs() *x509.CertPool {
 	return pool
 }
 
-// Serve serves HTTPS on ln until ctx ends.
+// Serve serves HTTPS on ln until ctx ends, as the primary site (ServeSite).
 func (s *Sim) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s, TLSConfig: s.ServerTLSConfig(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return s.ServeSite(ctx, ln, SitePrimary)
 }
 
 // Run carries out the background work (notification deliveries, refund
@@ -370,7 +387,8 @@ type State struct {
 	Notifications []delivery `json:"notifications"`
 	// FaultsInjected counts the faults injected so far, by kind: system_error,
 	// http_502, timeout, slow_answer, lost_answer, notify_dropped,
-	// notify_reordered, notify_duplicated.
+	// notify_reordered, notify_duplicated; outage_refuse, outage_502 and
+	// outage_hang count the pay calls a site outage failed (sites.go).
 	FaultsInjected map[string]int `json:"faults_injected"`
 }
 

@@ -41,7 +41,7 @@ type world struct {
 	attempts int
 }
 
-func newWorld(t *testing.T, cfg sim.Config) *world {
+func newWorld(t testing.TB, cfg sim.Config) *world {
 	t.Helper()
 	w := &world{logs: &lockedWriter{w: &bytes.Buffer{}}}
 	cfg.KeysDir = t.TempDir()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/failover"
 )
 
 // Config configures a v2 [Client].
@@ -30,6 +31,11 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// WrapTransport, when set, wraps the mutual-TLS client's transport (metrics, tracing).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Failover, when set, sends a call (refunds too) to WeChat Pay's backup
+	// host when the primary fails to answer (package failover); its primary
+	// must be BaseURL. A 5xx whose XML is signed with the API key stays an
+	// answer. None when nil.
+	Failover *failover.Hosts
 }
 
 // Client calls WeChat Pay API v2 for one merchant. It is safe for concurrent use.
@@ -52,6 +58,14 @@ func NewClient(cfg Config) (*Client, error) {
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 10 * time.Second}
 	}
+	if cfg.Failover != nil {
+		if !cfg.Failover.Serves(cfg.BaseURL) {
+			return nil, fmt.Errorf("v2: the failover's primary is not BaseURL %s", cfg.BaseURL)
+		}
+		wrapped := *c.http
+		wrapped.Transport = cfg.Failover.Transport(c.http.Transport, c.signedAnswer)
+		c.http = &wrapped
+	}
 	if cfg.Merchant.Certificate != nil {
 		var rt http.RoundTripper = &http.Transport{TLSClientConfig: &tls.Config{
 			RootCAs:      cfg.RootCAs,
@@ -61,9 +75,20 @@ func NewClient(cfg Config) (*Client, error) {
 		if cfg.WrapTransport != nil {
 			rt = cfg.WrapTransport(rt)
 		}
+		if cfg.Failover != nil {
+			rt = cfg.Failover.Transport(rt, c.signedAnswer)
+		}
 		c.tlsHTTP = &http.Client{Timeout: c.http.Timeout, Transport: rt}
 	}
 	return c, nil
+}
+
+// signedAnswer reports whether a 5xx body is WeChat's own answer: XML
+// signed with the merchant's API key. WeChat answers v2 calls with 200, so a
+// 5xx is almost always a gateway's and fails over (package failover).
+func (c *Client) signedAnswer(_ http.Header, body []byte) bool {
+	out, err := ParseXML(body)
+	return err == nil && Verify(out, string(c.cfg.Merchant.APIKey)) == nil
 }
 
 // call signs params, posts them to path and returns the verified response

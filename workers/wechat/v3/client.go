@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/failover"
 )
 
 // Config configures a v3 [Client].
@@ -25,6 +26,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock for signatures and freshness checks; time.Now when nil.
 	Now func() time.Time
+	// Failover, when set, sends a call to WeChat Pay's backup host when the
+	// primary fails to answer (package failover); its primary must be
+	// BaseURL. A 5xx answer whose signature verifies is WeChat's and stays an
+	// answer. None when nil.
+	Failover *failover.Hosts
 }
 
 // Client calls WeChat Pay API v3 for one merchant. It is safe for concurrent use.
@@ -47,7 +53,16 @@ func NewClient(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Client{cfg: cfg, http: hc}, nil
+	c := &Client{cfg: cfg, http: hc}
+	if cfg.Failover != nil {
+		if !cfg.Failover.Serves(cfg.BaseURL) {
+			return nil, fmt.Errorf("v3: the failover's primary is not BaseURL %s", cfg.BaseURL)
+		}
+		wrapped := *hc
+		wrapped.Transport = cfg.Failover.Transport(hc.Transport, func(h http.Header, body []byte) bool { return c.verify(h, body) == nil })
+		c.http = &wrapped
+	}
+	return c, nil
 }
 
 // errorBody is WeChat's v3 error answer.
