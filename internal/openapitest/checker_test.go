@@ -152,3 +152,34 @@ func TestMatches(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheck measures the check of one exchange: GET /v1/orders/{id}
+// answered with an order, its history and a refund.
+func BenchmarkCheck(b *testing.B) {
+	c := &Checker{listener: Internal}
+	var err error
+	if c.ops, err = operations(api.OpenAPI(), Internal); err != nil {
+		b.Fatal(err)
+	}
+	if c.v, err = theValidator(); err != nil {
+		b.Fatal(err)
+	}
+	const at = `"2026-11-30T02:13:22.437060986Z"`
+	body := []byte(`{"order":{"id":"o_1","merchant":"default","shop":"demo","out_trade_no":"wxf1","description":"tea","amount_fen":1990,` +
+		`"pay_api":"v3","client":"jsapi","openid":"oUser123","state":"refunded","transaction_id":"4200","paid_fen":1990,"refunded_fen":500,` +
+		`"expires_at":` + at + `,"created_at":` + at + `,"updated_at":` + at + `,"version":7},` +
+		`"history":[{"at":` + at + `,"applied":true,"type":"created","to":"created","seq":1,"event_id":"evt_1","command_id":"create:o_1","actor":"shop:demo"}],` +
+		`"refunds":[{"out_refund_no":"rf-1","order_id":"o_1","amount_fen":500,"state":"succeeded","seq":1,"refund_id":"503","created_at":` + at + `,"updated_at":` + at + `}]}`)
+	req := httptest.NewRequest(http.MethodGet, "http://api/v1/orders/o_1", nil)
+	req.Header.Set("Authorization", "Bearer wxs_k_s")
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"req_1"}}, Request: req}
+	if err := c.Check(req, nil, resp, body); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Check(req, nil, resp, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
