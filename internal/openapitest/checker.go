@@ -21,6 +21,7 @@ import (
 	// and partial; wxflow's document is 3.1 and uses those keywords.
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/config"
 	valerrors "github.com/pb33f/libopenapi-validator/errors"
 
 	"github.com/wxflow/wxflow/api"
@@ -58,13 +59,15 @@ type shared struct {
 	v  validator.Validator
 }
 
-// theValidator builds the shared validator on first use.
+// theValidator builds the shared validator on first use. Formats are
+// assertions, not annotations: a date-time that is not RFC 3339, a
+// client_ip that is no IP address, fail.
 var theValidator = sync.OnceValues(func() (*shared, error) {
 	d, err := libopenapi.NewDocument(api.OpenAPI())
 	if err != nil {
 		return nil, fmt.Errorf("openapitest: read the document: %w", err)
 	}
-	v, errs := validator.NewValidator(d)
+	v, errs := validator.NewValidator(d, config.WithFormatAssertions())
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("openapitest: build the validator: %v", errs)
 	}
