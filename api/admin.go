@@ -60,6 +60,7 @@ func (s *Server) adminRoutes(m *routeTable) error {
 	handle("POST /admin/orders/{id}/refunds", page(s.adminRefundForm(s.adminAct(engine.VerbRefund, true))))
 	handle("POST /admin/orders/{id}/resolve", page(s.adminAct(engine.VerbResolve, true)))
 	handle("POST /admin/replay-stuck", page(s.adminReplayStuck(true)))
+	s.adminBooksRoutes(handle)
 	return nil
 }
 

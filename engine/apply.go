@@ -33,6 +33,9 @@ type change struct {
 	// again when it enters another (schedule).
 	reconcileAttempts int
 	reconcileAt       *time.Time
+	// paidAt is the payment's time at WeChat when the change records a
+	// payment (the day of the books it belongs to); zero otherwise.
+	paidAt time.Time
 	// setRefunds are existing refunds' new states (a refund settled, the
 	// next one sent).
 	setRefunds []Refund

@@ -166,6 +166,7 @@ func decideNotify(ch *change, cmd Command) (*change, *refusal, error) {
 	}
 	ch.events[0].Reason = paidReason(p.Source)
 	o.TransactionID, o.PaidFen = p.TransactionID, p.AmountFen
+	ch.paidAt = orderPaidAt(p, cmd.At)
 	if o.OpenID == "" {
 		o.OpenID = p.OpenID
 	}

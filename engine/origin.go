@@ -56,6 +56,7 @@ var workerOrigins = map[Origin][]Verb{
 	"query":     {VerbNotify, VerbClose, VerbFail, VerbFlag}, // paid, or closed at WeChat
 	"close":     {VerbClose, VerbNotify, VerbFail, VerbFlag}, // closed, or paid after all (ORDERPAID)
 	"refund":    {VerbRefunded, VerbFail, VerbFlag},
+	"books":     {VerbReplay, VerbFlag}, // the daily books: query an order WeChat's bill shows paid, flag a discrepancy
 }
 
 // mayPublish says whether origin o may send cmd, and if not, why. It is the

@@ -84,6 +84,9 @@ func TestOriginFromSubject(t *testing.T) {
 		{"wxflow.cmd.prepaid.sign", engine.Command{ID: "prepaid:x", Verb: engine.VerbPrepaid, OrderID: "oshop", Prepaid: &engine.PrepaidInfo{PrepayID: "wx1"}}},
 		{"wxflow.cmd.close.api", engine.Command{ID: "close:x", Verb: engine.VerbClose, OrderID: "oshop", Close: &engine.CloseAsk{Confirmed: true}}},
 		{"wxflow.cmd.notify", paid}, // no origin at all
+		// The books ask WeChat through the query worker, never pay or close themselves.
+		{"wxflow.cmd.notify.books", paid},
+		{"wxflow.cmd.close.books", engine.Command{ID: "close:b", Verb: engine.VerbClose, OrderID: "oshop", Close: &engine.CloseAsk{}}},
 	}
 	for _, f := range forged {
 		if res := send(f.subject, f.cmd); res.Applied || res.Code != engine.CodeForbiddenOrigin {

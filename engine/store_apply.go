@@ -154,6 +154,11 @@ func (s *Store) writeChange(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch 
 			return nil, errVersionConflict
 		}
 	}
+	if !ch.paidAt.IsZero() {
+		if err := s.keepPaidAt(ctx, tx, o.ID, ch.paidAt); err != nil {
+			return nil, err
+		}
+	}
 	events := make([]Event, len(ch.events))
 	for i, ev := range ch.events {
 		ev.ID = NewID("evt")

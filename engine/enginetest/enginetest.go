@@ -99,9 +99,13 @@ func PostgresDSN() string {
 func OpenPostgres(t testing.TB) *engine.Store {
 	t.Helper()
 	base := PostgresDSN()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Finding the server gets 5 s; creating the schema and migrating it gets
+	// a minute, as a loaded 2-core machine may need.
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer pcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := engine.OpenRaw(ctx, base)
+	admin, err := engine.OpenRaw(pctx, base)
 	if err != nil {
 		t.Skipf("SKIPPING the PostgreSQL path: no PostgreSQL at %s (%v); set WXFLOW_TEST_POSTGRES to test it", base, err)
 	}

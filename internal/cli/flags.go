@@ -31,6 +31,7 @@ const (
 	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after --refund-gap
 	gWorkers                // --worker-lanes
 	gSecret                 // --server-secret-file
+	gBooks                  // --books-api --books-ready-after --books-every
 	gFailover               // --wechat-backup-url --wechat-probe-after (also with gWechat)
 )
 
@@ -118,6 +119,10 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.RefundGap, "refund-gap", "WXFLOW_REFUND_GAP", "send an order's next queued refund this long after the one before settled; WeChat wants a minute (default 1m; dev: a minute on the simulator's time scale)")
 		case gSecret:
 			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
+		case gBooks:
+			str(&s.BooksAPI, "books-api", "WXFLOW_BOOKS_API", "how the daily books download WeChat's bills: v3 (SHA-1 checked) or v2 (default v3)")
+			dur(&s.BooksReadyAfter, "books-ready-after", "WXFLOW_BOOKS_READY_AFTER", "how long after a day ends (midnight, Beijing time) its books are run (default 10h30m)")
+			dur(&s.BooksEvery, "books-every", "WXFLOW_BOOKS_EVERY", "also run today's books this often, against the day so far (the simulator only; default off)")
 		case gWorkers:
 			num(&s.WorkerLanes, "worker-lanes", "WXFLOW_WORKER_LANES", "events each worker handles at once, one order's always in order (default 16)")
 		}

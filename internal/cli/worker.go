@@ -16,7 +16,7 @@ func workerCommand() *cobra.Command {
 	kinds := stack.WorkerKinds()
 	cmd := &cobra.Command{
 		Use:       "worker KIND",
-		Short:     "Run a worker: " + strings.Join(kinds[:len(kinds)-2], ", ") + ", tokens (the shared token refresher), or all",
+		Short:     "Run a worker: " + strings.Join(kinds[:len(kinds)-3], ", ") + ", tokens (the shared token refresher), books (the daily books; needs --db), or all",
 		ValidArgs: kinds,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -28,13 +28,13 @@ func workerCommand() *cobra.Command {
 			return nil
 		},
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gNATS, gHTTP, gMerchant, gWechat, gMetrics, gWorkers)
+	flags := settingsFlags(cmd, &s, gData, gLog, gNATS, gHTTP, gMerchant, gWechat, gMetrics, gWorkers, gDB, gBooks)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := flags.load(&s); err != nil {
 			return err
 		}
 		ctx, log := cmd.Context(), s.Logger().With("component", "worker")
-		c, err := stack.Connect(ctx, &s, natsauth.Worker(args[0]), false, log)
+		c, err := stack.Connect(ctx, &s, natsauth.Worker(args[0]), stack.NeedsStore(args[0]), log)
 		if err != nil {
 			return err
 		}

@@ -61,6 +61,14 @@ type Grant struct {
 // "tokens" is the token refresher.
 var EventKinds = []string{"authorize", "prepay", "sign", "query", "close", "refund"}
 
+// BooksKind is the worker kind of the daily books (workers/books): it
+// replays and flags orders (wxflow.cmd.*.books) and answers the requests for
+// a day's books (wxflow.books.run.>) that the admin tools and the API send.
+const BooksKind = "books"
+
+// booksRun is where a day's books are asked for.
+const booksRun = "wxflow.books.run.>"
+
 // Internal is the grants of wxflow's own processes: the engine, the API, the
 // admin tools, each worker kind, the token refresher and "all".
 func Internal() []Grant {
@@ -68,8 +76,8 @@ func Internal() []Grant {
 	for _, k := range EventKinds {
 		g = append(g, Grant{Role: Worker(k), Kinds: []string{k}})
 	}
-	g = append(g, Grant{Role: Worker("tokens"), Kinds: []string{"tokens"}},
-		Grant{Role: Worker("all"), Kinds: append(slices.Clone(EventKinds), "tokens")})
+	g = append(g, Grant{Role: Worker("tokens"), Kinds: []string{"tokens"}}, Grant{Role: Worker(BooksKind), Kinds: []string{BooksKind}},
+		Grant{Role: Worker("all"), Kinds: append(slices.Clone(EventKinds), "tokens", BooksKind)})
 	return g
 }
 
@@ -101,10 +109,10 @@ func (g Grant) Permissions() *server.Permissions {
 	case Engine:
 		pub = append(pub, "wxflow.evt.>", "$JS.ACK.WXFLOW_CMD.>", InboxPrefix(API)+".>")
 	case API:
-		pub = append(pub, "wxflow.cmd.*.api", "$KV.wxflow_admin_sessions.>", "wxflow.tokens.refresh.>")
+		pub = append(pub, "wxflow.cmd.*.api", "$KV.wxflow_admin_sessions.>", "wxflow.tokens.refresh.>", booksRun)
 		deny = streamAdmin
 	case Admin:
-		pub = append(pub, "wxflow.cmd.*.admin")
+		pub = append(pub, "wxflow.cmd.*.admin", booksRun)
 		deny = streamAdmin
 	case Monitor:
 		sub = append(sub, "wxflow.evt.>", "wxflow.dlq.>", "wxflow.calls.>")
@@ -117,6 +125,10 @@ func (g Grant) Permissions() *server.Permissions {
 				sub = append(sub, "wxflow.tokens.refresh.>")
 				responses = &server.ResponsePermission{MaxMsgs: 1}
 				continue
+			}
+			if k == BooksKind {
+				sub = append(sub, booksRun)
+				responses = &server.ResponsePermission{MaxMsgs: 1}
 			}
 			pub = append(pub, "wxflow.cmd.*."+k, "wxflow.dlq."+k+".>")
 			if k == "authorize" {

@@ -124,6 +124,16 @@ func TestPublishPermissions(t *testing.T) {
 		// The shared tokens are written by the refresher alone.
 		{natsauth.Worker("tokens"), "$KV.wxflow_tokens.wx1", true},
 		{natsauth.API, "$KV.wxflow_tokens.wx1", false},
+		// The books replay and flag as themselves; the admin tools and the
+		// API ask for a day's books, a shop cannot.
+		{natsauth.Worker("books"), "wxflow.cmd.replay.books", true},
+		{natsauth.Worker("books"), "wxflow.cmd.notify.books", true}, // NATS lets it; the engine refuses the verb (origin.go)
+		{natsauth.Worker("books"), "wxflow.cmd.replay.query", false},
+		{natsauth.Worker("all"), "wxflow.cmd.flag.books", true},
+		{natsauth.Admin, "wxflow.books.run.default", true},
+		{natsauth.API, "wxflow.books.run.default", true},
+		{natsauth.Shop("acme"), "wxflow.books.run.default", false},
+		{natsauth.Worker("prepay"), "wxflow.books.run.default", false},
 	}
 	conns := map[natsauth.Role]*nats.Conn{}
 	errs := map[natsauth.Role]chan error{}

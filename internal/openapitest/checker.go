@@ -160,7 +160,7 @@ func operations(doc []byte, listener Listener) ([]operation, error) {
 // documented says whether the document has the request's method and path
 // on the Checker's listener, and whether it has the path at all.
 func (c *Checker) documented(r *http.Request) (op, path bool) {
-	segs := strings.Split(r.URL.Path, "/")
+	segs := strings.Split(r.URL.EscapedPath(), "/") // as http.ServeMux matches: %2F is no slash
 	for _, o := range c.ops {
 		if matches(o.segments, segs) {
 			path = true

@@ -151,6 +151,7 @@ func TestMatches(t *testing.T) {
 		{"/v1/orders/{id}/close", "/v1/orders/o_1/close", true},
 		{"/healthz", "/healthz", true},
 		{"/healthz", "/healthz/", false},
+		{"/admin/api/books/{day}", "/admin/api/books/..%2f..%2fetc", true}, // the escaped path, as the mux sees it
 	}
 	for _, tc := range tests {
 		if got := matches(strings.Split(tc.template, "/"), strings.Split(tc.path, "/")); got != tc.want {

@@ -42,6 +42,7 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 	}
 	if c.Metrics != nil {
 		c.Metrics.ObserveDeployment(c.Store, c.JS, srv)
+		c.Metrics.ObserveBooks(c.Store)
 	}
 	return srv, nil
 }

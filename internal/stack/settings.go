@@ -80,6 +80,17 @@ type Settings struct {
 	// shop's pages: JS-SDK page URLs and OAuth redirect_uris must be on
 	// one. Default: the host of PublicURL.
 	AppDomains string
+	// BooksAPI (WXFLOW_BOOKS_API) downloads WeChat's bills for the daily
+	// books: "v3" (the download's SHA-1 checked) or "v2". Default: v3.
+	BooksAPI string
+	// BooksReadyAfter (WXFLOW_BOOKS_READY_AFTER) is how long after a day ends
+	// (midnight, Beijing time) the books worker looks for its bill. Default:
+	// 10h30m (WeChat makes it ready at 10:00).
+	BooksReadyAfter time.Duration
+	// BooksEvery (WXFLOW_BOOKS_EVERY), when set, also runs today's books that
+	// often, against a bill of the day so far: only the simulator serves one
+	// (`wxflow dev`). Default: off.
+	BooksEvery time.Duration
 
 	// WechatBackupURL (WXFLOW_WECHAT_BACKUP_URL) is WeChat Pay's backup
 	// host: a pay call goes there when the primary (WeChat Pay's host, or
@@ -256,6 +267,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.WorkerLanes < 1 {
 		bad("--worker-lanes %d: want at least 1", s.WorkerLanes)
+	}
+	if s.BooksAPI != "" && s.BooksAPI != "v2" && s.BooksAPI != "v3" {
+		bad("--books-api %q: want v2 or v3", s.BooksAPI)
+	}
+	if s.BooksReadyAfter < 0 || s.BooksEvery < 0 {
+		bad("--books-ready-after and --books-every must not be negative")
 	}
 	return errors.Join(errs...)
 }

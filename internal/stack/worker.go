@@ -9,13 +9,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/books"
 	"github.com/wxflow/wxflow/workers/tokens"
 )
 
 // Worker kinds besides the event workers of [workers.All].
 const (
 	WorkerTokens = "tokens" // the one shared access_token / jsapi_ticket refresher
-	WorkerAll    = "all"    // every event worker and the refresher
+	WorkerBooks  = "books"  // the daily books: WeChat's bills against the store (needs the store)
+	WorkerAll    = "all"    // every event worker, the refresher and the books
 )
 
 // WorkerKinds lists every kind `wxflow worker KIND` accepts, in lifecycle order.
@@ -24,8 +26,11 @@ func WorkerKinds() []string {
 	for _, h := range workers.All(workers.Deps{}) {
 		kinds = append(kinds, h.Name())
 	}
-	return append(kinds, WorkerTokens, WorkerAll)
+	return append(kinds, WorkerTokens, WorkerBooks, WorkerAll)
 }
+
+// NeedsStore says whether a worker kind needs the store (the books do).
+func NeedsStore(kind string) bool { return kind == WorkerBooks || kind == WorkerAll }
 
 // CheckWorkerKind refuses a kind that is not one of [WorkerKinds], before
 // anything connects.
@@ -50,6 +55,9 @@ type Workers struct {
 	refresher *tokens.Refresher
 	loop      workers.LoopConfig
 	c         *Conns
+
+	// Books are the daily books (kinds books and all); nil otherwise.
+	Books *books.Books
 }
 
 // NewWorkers builds the workers of kind on c's NATS with wc's clients.
@@ -66,6 +74,16 @@ func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, k
 	if kind == WorkerTokens || kind == WorkerAll {
 		w.refresher = &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS, Logger: c.Log}
 	}
+	if NeedsStore(kind) {
+		if c.Store == nil {
+			return nil, fmt.Errorf("%w: worker %s needs the store (--db)", ErrInvalid, kind)
+		}
+		b, err := NewBooks(s, c, wc)
+		if err != nil {
+			return nil, err
+		}
+		w.Books = b
+	}
 	return w, nil
 }
 
@@ -74,6 +92,10 @@ func (w *Workers) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if w.refresher != nil {
 		g.Go(func() error { return w.refresher.Run(ctx) })
+	}
+	if w.Books != nil {
+		w.c.Log.Info("worker running", "worker", WorkerBooks)
+		g.Go(func() error { return w.Books.Run(ctx, w.c.NC) })
 	}
 	for _, h := range w.handlers {
 		w.c.Log.Info("worker running", "worker", h.Name(), "lanes", w.loop.Concurrency)

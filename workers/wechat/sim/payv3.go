@@ -115,7 +115,7 @@ func (s *Sim) v3Prepay(tradeType string) func(*http.Request, []byte) v3Answer {
 			openid = in.Payer.OpenID
 		}
 		o := &order{API: "v3", AppID: in.AppID, MchID: in.MchID, OutTradeNo: in.OutTradeNo, TotalFen: in.Amount.Total,
-			OpenID: openid, NotifyURL: in.NotifyURL, TradeType: tradeType,
+			OpenID: openid, NotifyURL: in.NotifyURL, TradeType: tradeType, Description: in.Description,
 			Fingerprint: "v3|" + in.Description + "|" + strconv.FormatInt(in.Amount.Total, 10) + "|" + openid + "|" + tradeType}
 		s.mu.Lock()
 		defer s.mu.Unlock()
