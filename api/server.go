@@ -61,6 +61,10 @@ type Config struct {
 	// is one token (the admin "admin") or comma-separated NAME=TOKEN pairs,
 	// each token at least MinAdminTokenBytes long: New refuses shorter ones.
 	AdminToken string
+	// WebhookAllowPrivate lets admins add webhook endpoints on loopback,
+	// private and link-local addresses (webhook.CheckURL); the deliverer
+	// must allow them too.
+	WebhookAllowPrivate bool
 	// AdminSessionTTL is how long a sign-in to the admin page lasts, at most
 	// and by default engine.AdminSessionMaxAge (the session bucket's TTL).
 	AdminSessionTTL time.Duration
@@ -230,6 +234,7 @@ func (s *Server) routes() (*routeTable, error) {
 	if err := s.adminRoutes(m); err != nil {
 		return nil, err
 	}
+	s.adminWebhookRoutes(m)
 	return m, nil
 }
 

@@ -116,6 +116,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	inStream := map[engine.OrderID]int{}
+	badEvents := 0
 	for range info.State.Msgs {
 		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
@@ -124,6 +125,12 @@ func TestEndToEnd(t *testing.T) {
 		var ev engine.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 			t.Fatal(err)
+		}
+		// The event as shops get it (on NATS, and POSTed by webhooks) is
+		// the document's Event.
+		if err := checked.CheckSchema("Event", msg.Data()); err != nil && badEvents < 3 {
+			badEvents++
+			t.Error(err)
 		}
 		if seen[ev.ID] {
 			t.Errorf("event %s is twice in the stream", ev.ID)

@@ -89,9 +89,10 @@ type Observer interface {
 }
 
 // Engine applies commands to orders and publishes the facts. Several engine
-// processes may share one store and one NATS: the store's version check keeps
-// each order's transitions in order, and JetStream's de-duplication keeps each
-// event once in the stream.
+// processes may share one PostgreSQL store and one NATS: they split the
+// commands (a work queue), the store's row lock, version check and unique
+// keys keep each order's transitions in order and each once, and the relay,
+// expiry, reconciler and refund queue take turns (turns.go).
 type Engine struct {
 	cfg   Config
 	store *Store

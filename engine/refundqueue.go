@@ -162,8 +162,23 @@ func (e *Engine) runRefundQueue(ctx context.Context) error {
 // whose refund is due, the longest due first; it returns how many it sent. A
 // send the engine refuses (another engine sent it first, or a clock behind
 // that engine's) is looked at again a gap later, so that it cannot hold up
-// the orders behind it.
+// the orders behind it. Engines sharing a store take turns (turns.go): when
+// another engine is sending, this one sends nothing and returns 0.
 func (e *Engine) SendRefundsOnce(ctx context.Context) (int, error) {
+	var n int
+	err := e.store.takeTurn(ctx, turnRefunds, 0, func() error {
+		var err error
+		n, err = e.sendRefunds(ctx)
+		return err
+	})
+	if errors.Is(err, errTurnTaken) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// sendRefunds is one round of the refund queue, holding its turn.
+func (e *Engine) sendRefunds(ctx context.Context) (int, error) {
 	c := e.cfg.Refunds
 	now := e.cfg.Now().UTC()
 	due, err := e.store.dueRefunds(ctx, now, c.Batch)

@@ -183,6 +183,9 @@ func (s *Store) writeChange(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch 
 			ev.ID, ev.Subject(), payload, now); err != nil {
 			return nil, err
 		}
+		if err := s.queueWebhooks(ctx, tx, ev, now); err != nil {
+			return nil, err
+		}
 		events[i] = ev
 	}
 	return events, nil

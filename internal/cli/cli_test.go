@@ -93,8 +93,9 @@ func TestEachCommandShowsItsFlags(t *testing.T) {
 	}{
 		{args: []string{"admin", "resolve"}, want: []string{"--flag", "--reason", "--who", "--db", "--nats"}, wantNone: []string{"--http", "--worker-lanes"}},
 		{args: []string{"admin", "close"}, want: []string{"--data", "--db", "--nats", "--reason"}, wantNone: []string{"--http", "--worker-lanes", "--wechat-url", "--metrics-addr"}},
-		{args: []string{"worker"}, want: []string{"--nats", "--worker-lanes", "--wechat-url", "--metrics-addr", "--db", "--books-api"}, wantNone: []string{"--stuck-after", "--reconcile-payment-after"}},
+		{args: []string{"worker"}, want: []string{"--nats", "--worker-lanes", "--wechat-url", "--metrics-addr", "--db", "--books-api", "--server-secret-file", "--webhook-allow-private"}, wantNone: []string{"--stuck-after", "--reconcile-payment-after"}},
 		{args: []string{"books"}, want: []string{"--db", "--nats", "--merchant", "--json", "--csv", "--stored"}, wantNone: []string{"--http", "--worker-lanes"}},
+		{args: []string{"shop", "webhook", "add"}, want: []string{"--db", "--server-secret-file", "--webhook-allow-private"}, wantNone: []string{"--nats", "--http"}},
 		{args: []string{"engine"}, want: []string{"--db", "--nats", "--reconcile-payment-after", "--reconcile-refund-after", "--expiry-interval", "--stream-max-bytes", "--stream-max-msgs"}, wantNone: []string{"--http", "--wechat-url", "--worker-lanes"}},
 		{args: []string{"dev"}, want: []string{"--reconcile-payment-after", "--worker-lanes", "--nats-port", "--http"}, wantNone: []string{"--nats ", "--wechat-url", "--merchant-dir", "--reconcile-after"}},
 		{args: []string{"migrate"}, want: []string{"--db"}, wantNone: []string{"--nats", "--http"}},

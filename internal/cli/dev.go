@@ -33,7 +33,7 @@ func devCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers, gFailover, gBooks)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers, gFailover, gBooks, gWebhook)
 	f := cmd.Flags()
 	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
 	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
@@ -58,6 +58,10 @@ func devCommand() *cobra.Command {
 			if !f.Changed(name) && os.Getenv(flags.env[name]) == "" {
 				_ = f.Set(name, "3s")
 			}
+		}
+		// A shop's developer's webhook receiver is on this machine.
+		if !f.Changed("webhook-allow-private") && os.Getenv("WXFLOW_WEBHOOK_ALLOW_PRIVATE") == "" {
+			s.WebhookAllowPrivate = true
 		}
 		// The books: today's every 10 s against the simulator's bill of the
 		// day so far, and a closed day's once its bill is ready at dev's time

@@ -33,6 +33,7 @@ const (
 	gSecret                 // --server-secret-file
 	gBooks                  // --books-api --books-ready-after --books-every
 	gFailover               // --wechat-backup-url --wechat-probe-after (also with gWechat)
+	gWebhook                // --webhook-allow-private
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -119,6 +120,9 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.RefundGap, "refund-gap", "WXFLOW_REFUND_GAP", "send an order's next queued refund this long after the one before settled; WeChat wants a minute (default 1m; dev: a minute on the simulator's time scale)")
 		case gSecret:
 			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
+		case gWebhook:
+			f.BoolVar(&s.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook endpoints be on loopback and private addresses, never link-local ones (env WXFLOW_WEBHOOK_ALLOW_PRIVATE; default false, true for dev)")
+			fs.env["webhook-allow-private"] = "WXFLOW_WEBHOOK_ALLOW_PRIVATE"
 		case gBooks:
 			str(&s.BooksAPI, "books-api", "WXFLOW_BOOKS_API", "how the daily books download WeChat's bills: v3 (SHA-1 checked) or v2 (default v3)")
 			dur(&s.BooksReadyAfter, "books-ready-after", "WXFLOW_BOOKS_READY_AFTER", "how long after a day ends (midnight, Beijing time) its books are run (default 10h30m)")

@@ -47,6 +47,7 @@ func natsCommand() *cobra.Command {
 		defer ns.Stop()
 		log.Info("NATS ready", "url", ns.ClientURL(), "name", cfg.ServerName, "users", !s.NATSNoAuth)
 		stack.WatchUsers(cmd.Context(), &s, ns, log)
+		<-cmd.Context().Done() // WatchUsers returns at once without users (--no-auth)
 		return nil
 	}
 	cmd.AddCommand(natsConfigCommand())

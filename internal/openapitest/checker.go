@@ -23,6 +23,8 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
 	valerrors "github.com/pb33f/libopenapi-validator/errors"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 
 	"github.com/wxflow/wxflow/api"
 )
@@ -55,8 +57,10 @@ type Checker struct {
 // it compiles every schema (a fifth of a second), and every API test makes
 // a Checker. It is read-only once built, like the embedded document.
 type shared struct {
-	mu sync.Mutex // validation is serialized: the library does not promise concurrent use
-	v  validator.Validator
+	mu      sync.Mutex // validation is serialized: the library does not promise concurrent use
+	v       validator.Validator
+	schemas schema_validation.SchemaValidator
+	model   *v3.Document
 }
 
 // theValidator builds the shared validator on first use. Formats are
@@ -67,11 +71,12 @@ var theValidator = sync.OnceValues(func() (*shared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openapitest: read the document: %w", err)
 	}
-	v, errs := validator.NewValidator(d, config.WithFormatAssertions())
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("openapitest: build the validator: %v", errs)
+	m, err := d.BuildV3Model()
+	if err != nil {
+		return nil, fmt.Errorf("openapitest: build the model: %w", err)
 	}
-	return &shared{v: v}, nil
+	v := validator.NewValidatorFromV3Model(&m.Model, config.WithFormatAssertions())
+	return &shared{v: v, schemas: schema_validation.NewSchemaValidator(config.WithFormatAssertions()), model: &m.Model}, nil
 })
 
 // operation is one method and path template of the document.
@@ -223,6 +228,23 @@ func (c *Checker) Check(req *http.Request, reqBody []byte, resp *http.Response, 
 	}
 	return fmt.Errorf("%s %s → %d %s\n%s\nbody: %.600s", req.Method, req.URL.RequestURI(), resp.StatusCode,
 		resp.Header.Get("Content-Type"), strings.Join(problems, "\n"), respBody)
+}
+
+// CheckSchema validates body, a JSON value, against the document's schema
+// called name (components.schemas): for what wxflow publishes beside its
+// HTTP answers, such as the events on NATS that webhooks carry too.
+func (c *Checker) CheckSchema(name string, body []byte) error {
+	proxy := c.v.model.Components.Schemas.GetOrZero(name)
+	if proxy == nil {
+		return fmt.Errorf("openapitest: the document has no schema %q", name)
+	}
+	c.v.mu.Lock()
+	ok, errs := c.v.schemas.ValidateSchemaBytes(proxy.Schema(), body)
+	c.v.mu.Unlock()
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("openapitest: the value does not match the schema %s:%s\nvalue: %.600s", name, describe(errs), body)
 }
 
 // record keeps a mismatch for the end of the test.

@@ -190,3 +190,27 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+// TestCheckSchema: a value is held to a named schema of the document.
+func TestCheckSchema(t *testing.T) {
+	c := New(t, Internal)
+	const at = `"2026-11-30T02:13:22.437060986Z"`
+	order := `{"id":"o_1","merchant":"default","out_trade_no":"wxf1","description":"tea","amount_fen":1990,"pay_api":"v3","client":"jsapi",` +
+		`"state":"created","paid_fen":0,"refunded_fen":0,"expires_at":` + at + `,"created_at":` + at + `,"updated_at":` + at + `,"version":1}`
+	event := `{"id":"evt_1","type":"created","order_id":"o_1","seq":1,"to":"created","at":` + at + `,"command_id":"create:o_1","order":` + order + `}`
+	if err := c.CheckSchema("Event", []byte(event)); err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string]string{
+		"an unknown type": strings.Replace(event, `"type":"created"`, `"type":"born"`, 1),
+		"a field more":    strings.Replace(event, `"seq":1`, `"seq":1,"extra":true`, 1),
+		"an order short":  strings.Replace(event, `"version":1`, `"versio":1`, 1),
+	} {
+		if err := c.CheckSchema("Event", []byte(bad)); err == nil {
+			t.Errorf("%s: passed", name)
+		}
+	}
+	if err := c.CheckSchema("NoSuchSchema", []byte(`{}`)); err == nil {
+		t.Error("a schema the document lacks: passed")
+	}
+}

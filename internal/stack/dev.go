@@ -225,6 +225,12 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	if o.Workers.BackoffMax == 0 {
 		o.Workers.BackoffMax = 2 * time.Second // dev's orders are quick; a retry need not wait 30 s
 	}
+	if o.Workers.Webhook.PollInterval == 0 {
+		o.Workers.Webhook.PollInterval = 200 * time.Millisecond // a shop's developer waits for their webhook
+	}
+	if o.Workers.Webhook.BackoffMax == 0 {
+		o.Workers.Webhook.BackoffMax = 30 * time.Second
+	}
 	wk, err := NewWorkers(ctx, s, workerConns, wc, WorkerAll, o.Workers)
 	if err != nil {
 		return fail(err)

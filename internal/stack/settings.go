@@ -76,6 +76,11 @@ type Settings struct {
 	// keys shop API key hashes and derived order ids. Default:
 	// <DataDir>/secrets/server.key, made when missing (secret.go).
 	SecretFile string
+	// WebhookAllowPrivate (WXFLOW_WEBHOOK_ALLOW_PRIVATE) lets webhook
+	// endpoints be on loopback, private and link-local addresses: refused
+	// when an endpoint is added and when a delivery connects, unless set
+	// (workers/webhook). Default: false; true for `wxflow dev`.
+	WebhookAllowPrivate bool
 	// AppDomains (WXFLOW_APP_DOMAINS) are the comma-separated hosts of the
 	// shop's pages: JS-SDK page URLs and OAuth redirect_uris must be on
 	// one. Default: the host of PublicURL.
