@@ -27,20 +27,21 @@ import (
 // harness is the API over a real engine, NATS and SQLite, with the
 // simulator's keys to make genuine WeChat notifications.
 type harness struct {
-	srv   *api.Server
-	url   string
-	store *engine.Store
-	eng   *engine.Engine
-	keys  *sim.Keys
-	// client sends to the internal listener, publicHandler is the public
-	// listener's: both check every exchange against api/openapi.json.
-	client        *http.Client
-	publicHandler http.Handler
+	srv    *api.Server
+	url    string
+	store  *engine.Store
+	eng    *engine.Engine
+	keys   *sim.Keys
+	client *http.Client
 	// key is shop alpha's API key, sent on every /v1 request that sets no
 	// Authorization of its own; betaKey is shop beta's (same merchant).
 	key, betaKey string
 	// clock is how far the server's clock is ahead of the real one.
 	clock *atomic.Int64
+
+	// publicHandler is the public listener's handler. It and client check
+	// every exchange against api/openapi.json (internal/openapitest).
+	publicHandler http.Handler
 }
 
 // testSecret is the harness's server secret.
