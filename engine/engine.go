@@ -39,6 +39,9 @@ type Config struct {
 	// StreamCheckInterval is how often the engine measures how full the
 	// streams are, to warn before one fills (30 s).
 	StreamCheckInterval time.Duration
+	// ShopFeedInterval is how often the engine makes the feed consumers of
+	// new shops and deletes those of shops gone (10 s; shopfeed.go).
+	ShopFeedInterval time.Duration
 	// Observer hears every applied transition and every refusal (metrics); optional.
 	Observer Observer
 	// Logger receives the engine's logs; discarded when nil.
@@ -67,6 +70,9 @@ func (c *Config) Validate() error {
 	if c.StreamCheckInterval == 0 {
 		c.StreamCheckInterval = 30 * time.Second
 	}
+	if c.ShopFeedInterval == 0 {
+		c.ShopFeedInterval = 10 * time.Second
+	}
 	c.Reconcile.defaults()
 	c.Refunds.defaults()
 	if c.Logger == nil {
@@ -75,7 +81,7 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 {
+	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 || c.ShopFeedInterval < 0 {
 		return errors.New("engine: negative relay batch or interval")
 	}
 	return c.Refunds.validate()
@@ -128,8 +134,8 @@ func (e *Engine) Store() *Store { return e.store }
 func (e *Engine) Relay() *Relay { return e.relay }
 
 // Run consumes commands, relays the outbox, closes expired orders,
-// reconciles quiet ones, sends queued refunds when due and watches the
-// streams fill until ctx ends; then it drains and returns.
+// reconciles quiet ones, sends queued refunds when due, watches the streams
+// fill and keeps the shops' feeds until ctx ends; then it drains and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.relay.Run(ctx) })
@@ -138,5 +144,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	g.Go(func() error { return e.runReconcile(ctx) })
 	g.Go(func() error { return e.runRefundQueue(ctx) })
 	g.Go(func() error { return e.runStreamWatch(ctx) })
+	g.Go(func() error { return e.runShopFeeds(ctx) })
 	return g.Wait()
 }

@@ -51,19 +51,21 @@ func (e *Engine) loadFacts(ctx context.Context, tx *sqlx.Tx, cmd Command) (facts
 	default:
 		return f, err
 	}
+	if name, ok := cmd.Origin.Shop(); ok && cmd.Verb == VerbCreate {
+		// Whether the order exists or not: a shop's create for an order id
+		// taken is a conflict (or the same request), not a merchant refusal.
+		shop, serr := s.Shop(ctx, name)
+		switch {
+		case serr == nil:
+			f.shopMerchants = shop.Merchants
+		case !errors.Is(serr, ErrNotFound):
+			return f, serr
+		}
+	}
 	switch {
 	case cmd.Verb == VerbCreate && f.order == nil:
 		if f.tradeOwner, err = s.tradeOwner(ctx, tx, cmd.Create.Merchant, cmd.Create.OutTradeNo); err != nil {
 			return f, err
-		}
-		if name, ok := cmd.Origin.Shop(); ok {
-			shop, serr := s.Shop(ctx, name)
-			switch {
-			case serr == nil:
-				f.shopMerchants = shop.Merchants
-			case !errors.Is(serr, ErrNotFound):
-				return f, serr
-			}
 		}
 	case f.order == nil:
 	case cmd.Verb == VerbRefund:

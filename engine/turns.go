@@ -29,6 +29,9 @@ import (
 //     The reconciler is not idempotent across engines (its command id names
 //     its round), so two at once would ask WeChat about an order twice.
 //   - the stream watch only reads: every engine measures and warns.
+//   - the shop feeds (shopfeed.go): every engine makes the feeds missing,
+//     each with the same configuration, and deletes those of shops gone;
+//     one made or deleted by another engine first is no error.
 //
 // The turn is a transaction-scoped advisory lock, not the KV lease of the
 // token refresher: PostgreSQL drops the lock the moment the holder's

@@ -44,6 +44,16 @@ func Worker(kind string) Role { return Role(workerPrefix + kind) }
 // Shop is the role of the shop named name, publishing on NATS itself.
 func Shop(name string) Role { return Role(shopPrefix + name) }
 
+// ShopFeedConsumer names the consumer of the event stream that is the shop's
+// feed of one merchant's events, as the engine makes it
+// (engine.ShopFeedConsumer): the shop may ack its messages. It is a
+// consumer the engine makes, not the shop: NATS permissions can hold a
+// consumer's filter to the merchant (a token of the create subject since
+// NATS 2.9), but not where the server delivers (a push consumer's
+// deliver_subject, a pull request's reply), which it publishes to with its
+// own authority.
+func ShopFeedConsumer(shop, merchant string) string { return "shopfeed_" + shop + "~" + merchant }
+
 // InboxPrefix is where the role's replies come: its own, so that no other
 // user can read them. Clients must use it (nats.CustomInboxPrefix).
 func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
@@ -55,6 +65,9 @@ type Grant struct {
 	Kinds []string
 	// Merchants are the merchants a shop acts for: it hears only their events.
 	Merchants []string
+	// Shops are the shops the engine answers on NATS: it may publish in
+	// their inboxes (Ensure sets it from the shops kept in the folder).
+	Shops []string
 }
 
 // EventKinds are the worker kinds that consume events and publish results;
@@ -98,6 +111,10 @@ func (g Grant) Permissions() *server.Permissions {
 		}
 		for _, m := range g.Merchants {
 			p.Subscribe.Allow = append(p.Subscribe.Allow, "wxflow.evt."+m+".>")
+			// Its feed of the merchant's events (engine/shopfeed.go) comes to
+			// its inbox; it may ack that consumer's messages, nothing more of
+			// JetStream (no consumer of its own: see ShopFeedConsumer).
+			p.Publish.Allow = append(p.Publish.Allow, "$JS.ACK.WXFLOW_EVT."+ShopFeedConsumer(name, m)+".>")
 		}
 		return p
 	}
@@ -108,6 +125,9 @@ func (g Grant) Permissions() *server.Permissions {
 	switch g.Role {
 	case Engine:
 		pub = append(pub, "wxflow.evt.>", "$JS.ACK.WXFLOW_CMD.>", InboxPrefix(API)+".>")
+		for _, shop := range g.Shops { // answers to the shops' commands on NATS
+			pub = append(pub, InboxPrefix(Shop(shop))+".>")
+		}
 	case API:
 		pub = append(pub, "wxflow.cmd.*.api", "$KV.wxflow_admin_sessions.>", "wxflow.tokens.refresh.>", booksRun)
 		deny = streamAdmin
