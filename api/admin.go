@@ -18,7 +18,7 @@ var templateFiles embed.FS
 
 // adminRoutes mounts the admin page and API when an admin token is set.
 // Every answer under /admin/ carries adminHeaders.
-func (s *Server) adminRoutes(m *http.ServeMux) error {
+func (s *Server) adminRoutes(m *routeTable) error {
 	handle := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, adminHeaders(h)) }
 	auth, err := newAdminAuth(s.cfg)
 	if err != nil {

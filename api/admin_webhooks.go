@@ -20,7 +20,7 @@ import (
 // choosing (checked: webhook.CheckURL).
 
 // adminWebhookRoutes mounts the routes, when the admin side is on.
-func (s *Server) adminWebhookRoutes(m *http.ServeMux) {
+func (s *Server) adminWebhookRoutes(m *routeTable) {
 	if s.admin == nil {
 		return
 	}

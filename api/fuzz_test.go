@@ -15,6 +15,7 @@ import (
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/openapitest"
 	"github.com/wxflow/wxflow/workers/wechat"
 	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
 	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
@@ -86,7 +87,7 @@ func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
 			Create: &engine.CreateOrder{Merchant: m.Name, Shop: "fuzz", OutTradeNo: "FUZZ-REFUND-0001", Description: "d", AmountFen: paidFen,
 				PayAPI: engine.PayV3, Client: engine.ClientJSAPI, OpenID: "o1", RequestHash: "h"}},
 		{ID: "p:" + string(id), Verb: engine.VerbPrepaid, OrderID: id, Prepaid: &engine.PrepaidInfo{PrepayID: "wx1"}},
-		{ID: "s:" + string(id), Verb: engine.VerbSigned, OrderID: id, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(`{"paySign":"x"}`)}},
+		{ID: "s:" + string(id), Verb: engine.VerbSigned, OrderID: id, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(testPayParams)}},
 		{ID: "n:" + string(id), Verb: engine.VerbNotify, OrderID: id,
 			Notify: &engine.Payment{TransactionID: "4200000001", AmountFen: paidFen, Source: engine.SourceNotification}},
 	}
@@ -95,8 +96,15 @@ func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
 			tb.Fatalf("%s: %+v %v", c.Verb, res, err)
 		}
 	}
-	return &refundTarget{url: hs.URL, key: shopKey, client: hs.Client(), eng: eng, store: store, order: id, paid: paidFen}
+	return &refundTarget{url: hs.URL, key: shopKey, client: openapitest.New(tb, openapitest.Internal).Client(hs.Client()),
+		eng: eng, store: store, order: id, paid: paidFen}
 }
+
+// testPayParams are pay parameters of the shape the sign worker stores (the
+// signature is not checked here).
+const testPayParams = `{"bridge":{"appId":"wxd678efh567hg6787","timeStamp":"1700000000","nonceStr":"n","package":"prepay_id=wx1","signType":"RSA","paySign":"x"},` +
+	`"choose_wx_pay":{"timestamp":"1700000000","nonceStr":"n","package":"prepay_id=wx1","signType":"RSA","paySign":"x"},` +
+	`"request_payment":{"timeStamp":"1700000000","nonceStr":"n","package":"prepay_id=wx1","signType":"RSA","paySign":"x"}}`
 
 // post sends body as a refund request of the paid order.
 func (rt *refundTarget) post(t *testing.T, body []byte) (int, []byte) {

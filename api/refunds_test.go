@@ -19,7 +19,7 @@ func (h *harness) paidOrder(t *testing.T, amount int64) engine.Order {
 	o := h.prepaid(t, amount, "v3")
 	ctx := context.Background()
 	for _, c := range []engine.Command{
-		{ID: "s:" + string(o.ID), Verb: engine.VerbSigned, OrderID: o.ID, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(`{}`)}},
+		{ID: "s:" + string(o.ID), Verb: engine.VerbSigned, OrderID: o.ID, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(testPayParams)}},
 		{ID: "n:" + string(o.ID), Verb: engine.VerbNotify, OrderID: o.ID,
 			Notify: &engine.Payment{TransactionID: "4200" + string(o.ID), AmountFen: amount, Source: engine.SourceNotification}},
 	} {

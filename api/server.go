@@ -132,6 +132,10 @@ type Server struct {
 	// keys remembers verified shop keys for cfg.KeyCacheTTL.
 	keys     *keyCache
 	Counters Counters
+
+	// internalRoutes and publicRoutes are each listener's endpoints, as
+	// registered: openapi.json describes them (openapi_test.go).
+	internalRoutes, publicRoutes *routeTable
 }
 
 // New checks cfg and builds the routes.
@@ -159,10 +163,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), notices: pay.Notices{V2: cfg.V2, V3: cfg.V3},
 		keys: newKeyCache(cfg.KeyCacheTTL, cfg.Now)}
-	routes, err := s.routes()
+	internal, err := s.routes()
 	if err != nil {
 		return nil, err
 	}
+	s.internalRoutes, s.publicRoutes = internal, s.publicTable()
 	cfg.Edges = cfg.Edges.withDefaults()
 	s.cfg.Edges = cfg.Edges
 	if cfg.InternalRate == 0 {
@@ -175,17 +180,17 @@ func New(cfg Config) (*Server, error) {
 	s.cfg.InternalRate = cfg.InternalRate
 	s.shopRates = newKeyedLimiter(cfg.InternalRate, int(min(2*float64(cfg.InternalRate), 1e6)), cfg.Now)
 	s.badKeys = newLoginLimiter(badKeyEvery, badKeyBurst)
-	s.handler = s.middleware(routes)
+	s.handler = s.middleware(jsonFallback(internal.mux()))
 	public := newKeyedLimiter(cfg.Edges.Rate, cfg.Edges.Burst, cfg.Now)
-	s.public = s.middleware(rateLimited(public, addressKey, s.publicRoutes()))
+	s.public = s.middleware(rateLimited(public, addressKey, s.publicRoutes.mux()))
 	return s, nil
 }
 
-// publicRoutes are all the public listener serves: WeChat must reach the
+// publicTable is all the public listener serves: WeChat must reach the
 // notification endpoints from the internet, and a load balancer the health
 // check; nothing else is there to be found.
-func (s *Server) publicRoutes() http.Handler {
-	m := http.NewServeMux()
+func (s *Server) publicTable() *routeTable {
+	m := &routeTable{}
 	s.notifyRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "nothing here: this listener serves WeChat's notifications only")
@@ -198,7 +203,7 @@ func addressKey(r *http.Request) string { return clientKey(clientIP(r)) }
 
 // notifyRoutes are WeChat's notification endpoints and the health check,
 // served on both listeners.
-func (s *Server) notifyRoutes(m *http.ServeMux) {
+func (s *Server) notifyRoutes(m *routeTable) {
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/pay", s.notifyV2Pay)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
@@ -209,8 +214,8 @@ func (s *Server) notifyRoutes(m *http.ServeMux) {
 }
 
 // routes lists every endpoint of the internal listener.
-func (s *Server) routes() (http.Handler, error) {
-	m := http.NewServeMux()
+func (s *Server) routes() (*routeTable, error) {
+	m := &routeTable{}
 	m.HandleFunc("POST /v1/orders", s.shopOnly(s.createOrder))
 	m.HandleFunc("GET /v1/orders/{id}", s.shopOnly(s.getOrder))
 	m.HandleFunc("GET /v1/orders/{id}/pay-params", s.shopOnly(s.payParams))
@@ -222,6 +227,7 @@ func (s *Server) routes() (http.Handler, error) {
 	m.HandleFunc("GET /v1/oauth/authorize", s.shopOnly(s.oauthAuthorize))
 	s.notifyRoutes(m)
 	m.HandleFunc("GET /readyz", s.ready)
+	m.HandleFunc("GET /openapi.json", serveOpenAPI)
 	if s.cfg.MetricsHandler != nil {
 		m.Handle("GET /metrics", s.cfg.MetricsHandler)
 	}
@@ -229,7 +235,7 @@ func (s *Server) routes() (http.Handler, error) {
 		return nil, err
 	}
 	s.adminWebhookRoutes(m)
-	return jsonFallback(m), nil
+	return m, nil
 }
 
 // Deadlines says when an order is stuck, as the server was configured
