@@ -18,7 +18,7 @@ var templateFiles embed.FS
 
 // adminRoutes mounts the admin page and API when an admin token is set.
 // Every answer under /admin/ carries adminHeaders.
-func (s *Server) adminRoutes(m *http.ServeMux) error {
+func (s *Server) adminRoutes(m *routeTable) error {
 	handle := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, adminHeaders(h)) }
 	auth, err := newAdminAuth(s.cfg)
 	if err != nil {
@@ -60,6 +60,7 @@ func (s *Server) adminRoutes(m *http.ServeMux) error {
 	handle("POST /admin/orders/{id}/refunds", page(s.adminRefundForm(s.adminAct(engine.VerbRefund, true))))
 	handle("POST /admin/orders/{id}/resolve", page(s.adminAct(engine.VerbResolve, true)))
 	handle("POST /admin/replay-stuck", page(s.adminReplayStuck(true)))
+	s.adminBooksRoutes(handle)
 	return nil
 }
 
@@ -171,7 +172,7 @@ func (s *Server) orderDetail(r *http.Request) (map[string]any, error) {
 		callsErr = "NATS did not answer in time"
 	}
 	return map[string]any{"Order": o, "History": h, "Refunds": refunds, "Why": why, "Calls": calls, "CallsErr": callsErr,
-		"Actions": engine.ActionsOf(o)}, nil
+		"Actions": engine.ActionsOf(o, refunds)}, nil
 }
 
 func (s *Server) adminOrderPage(w http.ResponseWriter, r *http.Request) {
@@ -368,7 +369,12 @@ func (s *Server) adminRefundForm(refund http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 			return
 		}
-		a := engine.ActionsOf(o)
+		refunds, err := s.cfg.Store.Refunds(r.Context(), id)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		a := engine.ActionsOf(o, refunds)
 		switch {
 		case !a.Refund:
 			s.adminAnswer(w, r, true, id, engine.Result{}, http.StatusConflict,

@@ -18,6 +18,7 @@ import (
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/openapitest"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
 	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
@@ -150,7 +151,8 @@ func (h *adminHarness) process(t *testing.T, adminTokens string) *adminHarness {
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	other := *h.harness
-	other.srv, other.url, other.client = srv, hs.URL, hs.Client()
+	other.srv, other.url, other.client = srv, hs.URL, openapitest.New(t, openapitest.Internal).Client(hs.Client())
+	other.publicHandler = openapitest.New(t, openapitest.Public).Handler(srv.PublicHandler())
 	return &adminHarness{harness: &other, clock: h.clock, logs: h.logs, cfg: cfg}
 }
 

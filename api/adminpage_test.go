@@ -50,8 +50,9 @@ func has(body string, ids ...string) map[string]bool {
 
 // TestAdminPageOffersWhatTheLifecycleAllows: an order's page shows Replay
 // only while a step is pending, Close only where the engine closes, and the
-// refund form only on a paid order with money left, its amount the
-// remainder in yuan with the fen beside it. The sign-in page has no search.
+// refund form only on a paid order with money left (a refund asked while
+// another is at WeChat queues behind it), its amount the remainder in yuan
+// with the fen beside it. The sign-in page has no search.
 func TestAdminPageOffersWhatTheLifecycleAllows(t *testing.T) {
 	h := newAdminHarness(t, api.Config{})
 	if a := h.browser(t).get("/admin/login"); a.status != http.StatusOK || strings.Contains(a.body, `name="q"`) || strings.Contains(a.body, `id="search"`) {
@@ -96,8 +97,8 @@ func TestAdminPageOffersWhatTheLifecycleAllows(t *testing.T) {
 			map[string]bool{"replay": true, "close": true, "refund-form": false}, []string{"¥3.00 (300 fen)"}},
 		{"paid", engine.Notified, b.get("/admin/orders/" + string(paid.ID)).body,
 			map[string]bool{"replay": false, "close": false, "refund-form": true}, []string{`value="2.50"`, "¥2.50 (250 fen) remain"}},
-		{"refunding", refunding.State, refundingPage,
-			map[string]bool{"replay": true, "close": false, "refund-form": false}, []string{"R-PARTLY-1", "pending"}},
+		{"refunding (another refund queues behind)", refunding.State, refundingPage,
+			map[string]bool{"replay": true, "close": false, "refund-form": true}, []string{"R-PARTLY-1", "pending", "¥2.34 (234 fen) remain"}},
 		{"partly refunded", engine.Refunded, b.get("/admin/orders/" + string(partly.ID)).body,
 			map[string]bool{"replay": false, "close": false, "refund-form": true},
 			[]string{`value="2.34"`, "¥2.34 (234 fen) remain of ¥12.34 (1234 fen) paid", "¥10.00 (1000 fen)", "succeeded"}},

@@ -18,6 +18,7 @@ import (
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/internal/metrics"
+	"github.com/wxflow/wxflow/internal/openapitest"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
 	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
@@ -37,6 +38,10 @@ type harness struct {
 	key, betaKey string
 	// clock is how far the server's clock is ahead of the real one.
 	clock *atomic.Int64
+
+	// publicHandler is the public listener's handler. It and client check
+	// every exchange against api/openapi.json (internal/openapitest).
+	publicHandler http.Handler
 }
 
 // testSecret is the harness's server secret.
@@ -87,7 +92,9 @@ func startHarness(t *testing.T, adjust func(cfg *api.Config)) (*harness, api.Con
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys, client: hs.Client()}
+	h := &harness{srv: srv, url: hs.URL, store: store, eng: eng, keys: keys,
+		client:        openapitest.New(t, openapitest.Internal).Client(hs.Client()),
+		publicHandler: openapitest.New(t, openapitest.Public).Handler(srv.PublicHandler())}
 	h.key = h.addShop(t, "alpha", keys.Merchant.Name)
 	return h, cfg
 }
@@ -137,6 +144,18 @@ func (h *harness) doResp(t *testing.T, method, path, contentType string, body []
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	return resp, out
+}
+
+// public sends a request to the public listener's handler.
+func (h *harness) public(t *testing.T, method, path, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(method, "http://public"+path, bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	h.publicHandler.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
 }
 
 func (h *harness) create(t *testing.T, body string, header ...string) (int, engine.Order) {

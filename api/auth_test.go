@@ -42,6 +42,8 @@ func TestShopAuthentication(t *testing.T) {
 		{http.MethodGet, "/v1/orders/" + id, ""},
 		{http.MethodGet, "/v1/orders/" + id + "/pay-params", ""},
 		{http.MethodPost, "/v1/orders/" + id + "/refunds", `{"amount_fen":1}`},
+		{http.MethodGet, "/v1/orders/" + id + "/refunds", ""},
+		{http.MethodGet, "/v1/orders/" + id + "/refunds/SHOP-R-0001", ""},
 		{http.MethodPost, "/v1/orders/" + id + "/close", `{}`},
 		{http.MethodGet, "/v1/jssdk/config?url=https%3A%2F%2Fshop.example%2F", ""},
 		{http.MethodGet, "/v1/oauth/authorize?redirect_uri=https%3A%2F%2Fshop.example%2Fcb", ""},

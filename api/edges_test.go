@@ -41,7 +41,7 @@ func TestPublicListenerServesOnlyNotifications(t *testing.T) {
 	for _, tc := range tests {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(tc.method, "http://public"+tc.path, strings.NewReader(""))
-		h.srv.PublicHandler().ServeHTTP(rec, req)
+		h.publicHandler.ServeHTTP(rec, req)
 		if rec.Code != tc.want {
 			t.Errorf("%s %s on the public listener: %d, want %d", tc.method, tc.path, rec.Code, tc.want)
 		}
@@ -55,12 +55,11 @@ func TestPublicListenerServesOnlyNotifications(t *testing.T) {
 // (429, Retry-After); another address is not.
 func TestPublicRateLimit(t *testing.T) {
 	h, _ := startHarness(t, func(cfg *api.Config) { cfg.Edges = api.Edges{Rate: 1, Burst: 3} })
-	srv := h.srv
 	ask := func(ip string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, "http://public/healthz", nil)
 		req.RemoteAddr = ip + ":5000"
-		srv.PublicHandler().ServeHTTP(rec, req)
+		h.publicHandler.ServeHTTP(rec, req)
 		return rec
 	}
 	for i := range 3 {

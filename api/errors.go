@@ -34,7 +34,7 @@ func statusOf(code engine.RefusalCode) int {
 	switch code {
 	case engine.CodeConflict, engine.CodeRefundInProgress, engine.CodeInvalidState, engine.CodeCloseRequested, engine.CodeDuplicate:
 		return http.StatusConflict
-	case engine.CodeOverRefund, engine.CodeInvalid, engine.CodeAmountMismatch:
+	case engine.CodeOverRefund, engine.CodeTooManyRefunds, engine.CodeInvalid, engine.CodeAmountMismatch:
 		return http.StatusUnprocessableEntity
 	case engine.CodeUnknownOrder:
 		return http.StatusNotFound

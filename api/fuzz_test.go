@@ -15,6 +15,7 @@ import (
 	"github.com/wxflow/wxflow/api"
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/internal/openapitest"
 	"github.com/wxflow/wxflow/workers/wechat"
 	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
 	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
@@ -86,7 +87,7 @@ func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
 			Create: &engine.CreateOrder{Merchant: m.Name, Shop: "fuzz", OutTradeNo: "FUZZ-REFUND-0001", Description: "d", AmountFen: paidFen,
 				PayAPI: engine.PayV3, Client: engine.ClientJSAPI, OpenID: "o1", RequestHash: "h"}},
 		{ID: "p:" + string(id), Verb: engine.VerbPrepaid, OrderID: id, Prepaid: &engine.PrepaidInfo{PrepayID: "wx1"}},
-		{ID: "s:" + string(id), Verb: engine.VerbSigned, OrderID: id, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(`{"paySign":"x"}`)}},
+		{ID: "s:" + string(id), Verb: engine.VerbSigned, OrderID: id, Signed: &engine.SignedInfo{PayParams: engine.RawJSON(testPayParams)}},
 		{ID: "n:" + string(id), Verb: engine.VerbNotify, OrderID: id,
 			Notify: &engine.Payment{TransactionID: "4200000001", AmountFen: paidFen, Source: engine.SourceNotification}},
 	}
@@ -95,8 +96,15 @@ func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
 			tb.Fatalf("%s: %+v %v", c.Verb, res, err)
 		}
 	}
-	return &refundTarget{url: hs.URL, key: shopKey, client: hs.Client(), eng: eng, store: store, order: id, paid: paidFen}
+	return &refundTarget{url: hs.URL, key: shopKey, client: openapitest.New(tb, openapitest.Internal).Client(hs.Client()),
+		eng: eng, store: store, order: id, paid: paidFen}
 }
+
+// testPayParams are pay parameters of the shape the sign worker stores (the
+// signature is not checked here).
+const testPayParams = `{"bridge":{"appId":"wxd678efh567hg6787","timeStamp":"1700000000","nonceStr":"n","package":"prepay_id=wx1","signType":"RSA","paySign":"x"},` +
+	`"choose_wx_pay":{"timestamp":"1700000000","nonceStr":"n","package":"prepay_id=wx1","signType":"RSA","paySign":"x"},` +
+	`"request_payment":{"timeStamp":"1700000000","nonceStr":"n","package":"prepay_id=wx1","signType":"RSA","paySign":"x"}}`
 
 // post sends body as a refund request of the paid order.
 func (rt *refundTarget) post(t *testing.T, body []byte) (int, []byte) {
@@ -113,8 +121,8 @@ func (rt *refundTarget) post(t *testing.T, body []byte) (int, []byte) {
 	return resp.StatusCode, out
 }
 
-// settle marks every pending refund succeeded, so that the next request may
-// refund again (the engine runs one refund of an order at a time).
+// settle marks every pending refund succeeded, as WeChat would (the refunds
+// queued behind it are sent a minute later, past the test's end).
 func (rt *refundTarget) settle(t *testing.T, refunds []engine.Refund) {
 	t.Helper()
 	for _, r := range refunds {
@@ -142,9 +150,9 @@ var refundFields = []string{"amount_fen", "reason", "out_refund_no"}
 // refused as input (400, 413, 422) is JSON that decodes into
 // api.RefundRequest and names no field but the request's, exactly as
 // spelled, each once; and that a refund the engine
-// accepts (202) is for 1 fen to 10 million CNY, is held under the
-// out_refund_no the shop gave (a new pending refund of that amount when it
-// gave none), and leaves the order's refunds within what was paid.
+// accepts (202) is for 1 fen to 10 million CNY, is answered as the refund
+// asked (the out_refund_no the shop gave, or a new one), is held under that
+// number, and leaves the order's refunds within what was paid.
 //
 // The refund held under a given out_refund_no is of the amount asked: the
 // same out_refund_no asked again with another amount is a conflict (409),
@@ -189,6 +197,16 @@ func FuzzRefundRequest(f *testing.F) {
 		if q.AmountFen <= 0 || q.AmountFen > 1_000_000_000 {
 			t.Fatalf("accepted a refund of %d fen", q.AmountFen)
 		}
+		// The answer is the refund (or, not decided within the reply
+		// timeout, its number and "pending"): the one asked.
+		var a struct {
+			api.RefundView
+			Pending bool `json:"pending"`
+		}
+		if err := json.Unmarshal(answer, &a); err != nil || a.OrderID != rt.order || a.AmountFen != q.AmountFen || a.OutRefundNo == "" ||
+			q.OutRefundNo != "" && a.OutRefundNo != q.OutRefundNo || !a.Pending && !slices.Contains([]string{"queued", "pending", "succeeded", "failed"}, a.Status) {
+			t.Fatalf("asked %+v, answered %s (%v)", q, answer, err)
+		}
 		var refunds []engine.Refund
 		enginetest.WaitFor(t, 5*time.Second, func() error {
 			var err error
@@ -196,11 +214,10 @@ func FuzzRefundRequest(f *testing.F) {
 				return err
 			}
 			for _, r := range refunds {
-				if q.OutRefundNo != "" && r.OutRefundNo == q.OutRefundNo && r.AmountFen != q.AmountFen {
-					t.Fatalf("accepted %d fen under %s, which holds a refund of %d fen", q.AmountFen, q.OutRefundNo, r.AmountFen)
-				}
-				if q.OutRefundNo != "" && r.OutRefundNo == q.OutRefundNo ||
-					q.OutRefundNo == "" && r.State == engine.RefundPending && r.AmountFen == q.AmountFen {
+				if r.OutRefundNo == a.OutRefundNo {
+					if r.AmountFen != q.AmountFen {
+						t.Fatalf("accepted %d fen under %s, which holds a refund of %d fen", q.AmountFen, a.OutRefundNo, r.AmountFen)
+					}
 					return nil
 				}
 			}

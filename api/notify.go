@@ -223,7 +223,7 @@ func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bo
 		// notification sent again must meet the id it was first recorded by.
 		cmd = engine.Command{ID: engine.RefundResultCommandID(n.OutRefundNo, n.RawState), Verb: engine.VerbRefunded, OrderID: o.ID,
 			Actor: "wechat:notify", Refunded: &engine.RefundDone{OutRefundNo: n.OutRefundNo, RefundID: n.RefundID,
-				Succeeded: n.State == pay.RefundSuccess, Source: engine.SourceNotification}}
+				Succeeded: n.State == pay.RefundSuccess, Source: engine.SourceNotification, Code: n.RawState}}
 	default:
 		cmd = engine.Command{ID: engine.RefundAbnormalCommandID(n.OutRefundNo), Verb: engine.VerbFlag, OrderID: o.ID,
 			Actor: "wechat:notify", Flag: &engine.FlagInfo{Reason: engine.FlagRefundAbnormal}}

@@ -72,6 +72,7 @@ const (
 	reasonUnavailable    = "wxflow cannot answer now; try again"
 	reasonInvalidFields  = "the request has invalid fields: see problems"
 	reasonNoSuchOrder    = "no such order"
+	reasonNoSuchRefund   = "no such refund of this order"
 	reasonNoSuchResource = "no such resource"
 )
 

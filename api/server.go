@@ -61,6 +61,10 @@ type Config struct {
 	// is one token (the admin "admin") or comma-separated NAME=TOKEN pairs,
 	// each token at least MinAdminTokenBytes long: New refuses shorter ones.
 	AdminToken string
+	// WebhookAllowPrivate lets admins add webhook endpoints on loopback,
+	// private and link-local addresses (webhook.CheckURL); the deliverer
+	// must allow them too.
+	WebhookAllowPrivate bool
 	// AdminSessionTTL is how long a sign-in to the admin page lasts, at most
 	// and by default engine.AdminSessionMaxAge (the session bucket's TTL).
 	AdminSessionTTL time.Duration
@@ -128,6 +132,10 @@ type Server struct {
 	// keys remembers verified shop keys for cfg.KeyCacheTTL.
 	keys     *keyCache
 	Counters Counters
+
+	// internalRoutes and publicRoutes are each listener's endpoints, as
+	// registered: openapi.json describes them (openapi_test.go).
+	internalRoutes, publicRoutes *routeTable
 }
 
 // New checks cfg and builds the routes.
@@ -155,10 +163,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), notices: pay.Notices{V2: cfg.V2, V3: cfg.V3},
 		keys: newKeyCache(cfg.KeyCacheTTL, cfg.Now)}
-	routes, err := s.routes()
+	internal, err := s.routes()
 	if err != nil {
 		return nil, err
 	}
+	s.internalRoutes, s.publicRoutes = internal, s.publicTable()
 	cfg.Edges = cfg.Edges.withDefaults()
 	s.cfg.Edges = cfg.Edges
 	if cfg.InternalRate == 0 {
@@ -171,17 +180,17 @@ func New(cfg Config) (*Server, error) {
 	s.cfg.InternalRate = cfg.InternalRate
 	s.shopRates = newKeyedLimiter(cfg.InternalRate, int(min(2*float64(cfg.InternalRate), 1e6)), cfg.Now)
 	s.badKeys = newLoginLimiter(badKeyEvery, badKeyBurst)
-	s.handler = s.middleware(routes)
+	s.handler = s.middleware(jsonFallback(internal.mux()))
 	public := newKeyedLimiter(cfg.Edges.Rate, cfg.Edges.Burst, cfg.Now)
-	s.public = s.middleware(rateLimited(public, addressKey, s.publicRoutes()))
+	s.public = s.middleware(rateLimited(public, addressKey, s.publicRoutes.mux()))
 	return s, nil
 }
 
-// publicRoutes are all the public listener serves: WeChat must reach the
+// publicTable is all the public listener serves: WeChat must reach the
 // notification endpoints from the internet, and a load balancer the health
 // check; nothing else is there to be found.
-func (s *Server) publicRoutes() http.Handler {
-	m := http.NewServeMux()
+func (s *Server) publicTable() *routeTable {
+	m := &routeTable{}
 	s.notifyRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "nothing here: this listener serves WeChat's notifications only")
@@ -194,7 +203,7 @@ func addressKey(r *http.Request) string { return clientKey(clientIP(r)) }
 
 // notifyRoutes are WeChat's notification endpoints and the health check,
 // served on both listeners.
-func (s *Server) notifyRoutes(m *http.ServeMux) {
+func (s *Server) notifyRoutes(m *routeTable) {
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/pay", s.notifyV2Pay)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v2/refund", s.notifyV2Refund)
 	m.HandleFunc("POST /wechat/notify/{merchant}/v3/pay", s.notifyV3Pay)
@@ -205,24 +214,28 @@ func (s *Server) notifyRoutes(m *http.ServeMux) {
 }
 
 // routes lists every endpoint of the internal listener.
-func (s *Server) routes() (http.Handler, error) {
-	m := http.NewServeMux()
+func (s *Server) routes() (*routeTable, error) {
+	m := &routeTable{}
 	m.HandleFunc("POST /v1/orders", s.shopOnly(s.createOrder))
 	m.HandleFunc("GET /v1/orders/{id}", s.shopOnly(s.getOrder))
 	m.HandleFunc("GET /v1/orders/{id}/pay-params", s.shopOnly(s.payParams))
 	m.HandleFunc("POST /v1/orders/{id}/refunds", s.shopOnly(s.refund))
+	m.HandleFunc("GET /v1/orders/{id}/refunds", s.shopOnly(s.listRefunds))
+	m.HandleFunc("GET /v1/orders/{id}/refunds/{out_refund_no}", s.shopOnly(s.getRefund))
 	m.HandleFunc("POST /v1/orders/{id}/close", s.shopOnly(s.closeOrder))
 	m.HandleFunc("GET /v1/jssdk/config", s.shopOnly(s.jssdkConfig))
 	m.HandleFunc("GET /v1/oauth/authorize", s.shopOnly(s.oauthAuthorize))
 	s.notifyRoutes(m)
 	m.HandleFunc("GET /readyz", s.ready)
+	m.HandleFunc("GET /openapi.json", serveOpenAPI)
 	if s.cfg.MetricsHandler != nil {
 		m.Handle("GET /metrics", s.cfg.MetricsHandler)
 	}
 	if err := s.adminRoutes(m); err != nil {
 		return nil, err
 	}
-	return jsonFallback(m), nil
+	s.adminWebhookRoutes(m)
+	return m, nil
 }
 
 // Deadlines says when an order is stuck, as the server was configured

@@ -238,9 +238,10 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, shop engine
 }
 
 // answer sends a command and turns the engine's result into the HTTP answer.
-// A command the engine had seen (the same Idempotency-Key, out_refund_no or
-// close again) is answered as the first time, with the first status and the
-// order as it is now, and the header Idempotent-Replayed: true.
+// A command the engine had seen (the same Idempotency-Key, or close again) is
+// answered as the first time, with the first status and the order as it is
+// now, and the header Idempotent-Replayed: true. (A refund is answered with
+// the refund: see refund.)
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, cmd engine.Command, okStatus int) {
 	res, seen, err := s.sendSeen(r.Context(), cmd, true)
 	switch {
@@ -349,6 +350,49 @@ func (q *RefundRequest) Validate() error {
 	return ps.err()
 }
 
+// RefundView is one refund as the shop API answers it: the answer of POST
+// /v1/orders/{id}/refunds and GET /v1/orders/{id}/refunds/{out_refund_no},
+// and each item of GET /v1/orders/{id}/refunds. Status is queued (accepted,
+// not sent to WeChat yet), pending (sent to WeChat, its result awaited),
+// succeeded, or failed (WeChat refused or closed it: ErrorCode and
+// ErrorMessage are WeChat's).
+type RefundView struct {
+	OrderID      engine.OrderID `json:"order_id"`
+	OutRefundNo  string         `json:"out_refund_no"`
+	AmountFen    int64          `json:"amount_fen"`
+	Reason       string         `json:"reason"`
+	Status       string         `json:"status"`
+	RefundID     string         `json:"refund_id,omitempty"`
+	ErrorCode    string         `json:"error_code,omitempty"`
+	ErrorMessage string         `json:"error_message,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+}
+
+// refundView is the shop's view of a refund.
+func refundView(r engine.Refund) RefundView {
+	return RefundView{OrderID: r.OrderID, OutRefundNo: r.OutRefundNo, AmountFen: r.AmountFen, Reason: r.Reason, Status: string(r.State),
+		RefundID: r.RefundID, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// RefundList is the answer of GET /v1/orders/{id}/refunds: the order's
+// refunds in the order they were asked, which is the order the engine sends
+// them to WeChat in.
+type RefundList struct {
+	Refunds []RefundView `json:"refunds"`
+}
+
+// refundPath is where a refund is read.
+func refundPath(id engine.OrderID, outRefundNo string) string {
+	return "/v1/orders/" + string(id) + "/refunds/" + outRefundNo
+}
+
+// refund queues a refund of the shop's paid order. The engine decides
+// (over_refund, too_many_refunds, conflict …); an accepted refund is
+// answered 202 with the refund, queued or already sent to WeChat. The same
+// request again (the same out_refund_no, or Idempotency-Key, and amount) is
+// the same refund, answered 202 with it as it is now and
+// Idempotent-Replayed: true.
 func (s *Server) refund(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
 	o, ok := s.loadOrder(w, r, shop)
 	if !ok {
@@ -385,7 +429,114 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request, shop engine.Shop
 	// engine, past the stream's de-duplication, can tell.
 	cmd := engine.Command{ID: engine.RefundCommandID(o.ID, no, q.AmountFen), Verb: engine.VerbRefund, OrderID: o.ID, Actor: "shop:" + shop.Name,
 		Reason: q.Reason, Refund: &engine.RefundAsk{OutRefundNo: no, AmountFen: q.AmountFen, Reason: q.Reason}}
-	s.answer(w, r, cmd, http.StatusAccepted)
+	ctx := r.Context()
+	res, seen, err := s.sendSeen(ctx, cmd, true)
+	switch {
+	case errors.Is(err, errNoReply):
+		// Durable, not decided yet: the same request again gets the verdict.
+		w.Header().Set("Location", refundPath(o.ID, no))
+		writeJSON(w, http.StatusAccepted, map[string]any{"pending": true, "order_id": o.ID, "out_refund_no": no, "amount_fen": q.AmountFen, "reason": q.Reason})
+		return
+	case err != nil:
+		s.log.Warn("command not sent", "command", cmd.ID, "err", err, "trace_id", traceID(ctx))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
+		return
+	}
+	if res.Code == engine.CodeDuplicateCommand {
+		// The same request, past the stream's de-duplication window: the
+		// engine answered it before; that answer stands.
+		first, found, err := s.cfg.Store.Outcome(ctx, cmd.ID)
+		if err != nil {
+			s.log.Warn("read outcome", "command", cmd.ID, "err", err, "trace_id", traceID(ctx))
+			writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
+			return
+		}
+		if found {
+			res, seen = first, true
+		}
+	}
+	if !res.Applied && res.Code != engine.CodeDuplicate {
+		writeError(w, statusOf(res.Code), string(res.Code), res.Reason)
+		return
+	}
+	// The refund as this request left it (queued, or sent at once), from the
+	// engine's answer; a repeat's, or an answer read back from the store,
+	// carries no events: the refund as it is now.
+	var ref engine.Refund
+	if n := len(res.Events); n > 0 && res.Events[n-1].Refund != nil {
+		ref = *res.Events[n-1].Refund
+	} else {
+		ref, err = s.cfg.Store.RefundByOutRefundNo(ctx, no)
+	}
+	if err != nil || ref.OrderID != o.ID || ref.OutRefundNo != no || ref.AmountFen != q.AmountFen {
+		s.log.Warn("read refund", "order_id", o.ID, "out_refund_no", no, "err", err, "trace_id", traceID(ctx))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
+		return
+	}
+	if seen || res.Code == engine.CodeDuplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", refundPath(o.ID, no))
+	writeJSON(w, http.StatusAccepted, refundView(ref))
+}
+
+// listRefunds answers the shop's order's refunds, in the order asked.
+func (s *Server) listRefunds(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
+	o, ok := s.loadOrder(w, r, shop)
+	if !ok {
+		return
+	}
+	refunds, err := s.cfg.Store.Refunds(r.Context(), o.ID)
+	if err != nil {
+		s.log.Warn("read refunds", "order_id", o.ID, "err", err, "trace_id", traceID(r.Context()))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
+		return
+	}
+	out := RefundList{Refunds: make([]RefundView, len(refunds))}
+	for i, ref := range refunds {
+		out.Refunds[i] = refundView(ref)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// getRefund answers one refund of the shop's order. A refund of another
+// order (another shop's included) answers as one that does not exist.
+func (s *Server) getRefund(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
+	o, ok := s.loadOrder(w, r, shop)
+	if !ok {
+		return
+	}
+	no := r.PathValue("out_refund_no")
+	if !validRefundNo(no) {
+		writeError(w, http.StatusNotFound, codeNotFound, reasonNoSuchRefund)
+		return
+	}
+	ref, err := s.cfg.Store.RefundByOutRefundNo(r.Context(), no)
+	if errors.Is(err, engine.ErrNotFound) || err == nil && ref.OrderID != o.ID {
+		writeError(w, http.StatusNotFound, codeNotFound, reasonNoSuchRefund)
+		return
+	}
+	if err != nil {
+		s.log.Warn("read refund", "order_id", o.ID, "err", err, "trace_id", traceID(r.Context()))
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, refundView(ref))
+}
+
+// validRefundNo: 1-64 of [0-9A-Za-z_-|*@], WeChat's characters of an
+// out_refund_no (the shop's are 6-32 of them; wxflow's own and an admin's
+// fit too).
+func validRefundNo(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.ContainsRune("_-|*@", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request, shop engine.Shop) {

@@ -19,6 +19,7 @@ import (
 	"github.com/wxflow/wxflow/internal/cli"
 	"github.com/wxflow/wxflow/internal/demo"
 	"github.com/wxflow/wxflow/internal/natsauth"
+	"github.com/wxflow/wxflow/internal/openapitest"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
@@ -47,8 +48,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = st.Wait() })
+	// Every request of the test to the API, and every answer, is checked
+	// against api/openapi.json (the demo's through a checking proxy).
+	checked := openapitest.New(t, openapitest.Internal)
+	apiURL, apiClient := checked.Proxy(t, st.APIURL), checked.Client(nil)
 
-	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 32, APIURL: st.APIURL, ShopKey: st.ShopKey, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 90 * time.Second})
+	results := demo.Run(ctx, demo.Config{Orders: orders, Concurrency: 32, APIURL: apiURL, ShopKey: st.ShopKey, SimURL: st.SimURL, SimClient: st.Sim.Client(), Timeout: 90 * time.Second})
 	for _, r := range results {
 		if !r.OK() {
 			t.Errorf("order #%d %s (%s %s %s %s): got %s, want %s: %v", r.N, r.OrderID, r.Scenario, r.PayAPI, r.Client, r.Auth, r.Got, r.Want, r.Err)
@@ -111,6 +116,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	inStream := map[engine.OrderID]int{}
+	badEvents := 0
 	for range info.State.Msgs {
 		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
@@ -119,6 +125,12 @@ func TestEndToEnd(t *testing.T) {
 		var ev engine.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 			t.Fatal(err)
+		}
+		// The event as shops get it (on NATS, and POSTed by webhooks) is
+		// the document's Event.
+		if err := checked.CheckSchema("Event", msg.Data()); err != nil && badEvents < 3 {
+			badEvents++
+			t.Error(err)
 		}
 		if seen[ev.ID] {
 			t.Errorf("event %s is twice in the stream", ev.ID)
@@ -140,7 +152,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// The JS-SDK config is signed with the shared jsapi_ticket, fragment dropped.
 	var cfg mp.JSSDKConfig
-	api := &demo.Client{Base: st.APIURL, HTTP: http.DefaultClient, Key: st.ShopKey}
+	api := &demo.Client{Base: st.APIURL, HTTP: apiClient, Key: st.ShopKey}
 	page := "https://shop.example/pay?order=1#/step/2"
 	if err := api.Do(ctx, http.MethodGet, "/v1/jssdk/config?url="+url.QueryEscape(page), nil, &cfg); err != nil {
 		t.Fatal(err)
@@ -154,7 +166,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The metrics tell the same story.
-	resp, err := http.Get(st.APIURL + "/metrics")
+	resp, err := apiClient.Get(st.APIURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,19 +11,22 @@ type Actions struct {
 	Replay bool
 	// Close: the order may be closed (it is not paid, closed or failed).
 	Close bool
-	// Refund: the order is paid, no refund of it is running, and money remains to refund.
+	// Refund: the order is paid, money remains to refund and it has fewer
+	// than MaxRefundsPerOrder refunds (a refund asked while another runs is
+	// queued behind it).
 	Refund bool
-	// RefundableFen is what remains to refund: paid less refunded, in fen (0 when unpaid).
+	// RefundableFen is what remains to refund: paid less the refunds queued,
+	// at WeChat and succeeded, in fen (0 when unpaid).
 	RefundableFen int64
 }
 
-// ActionsOf is what a person may ask of o.
-func ActionsOf(o Order) Actions {
-	remaining := max(o.PaidFen-o.RefundedFen, 0)
+// ActionsOf is what a person may ask of o, whose refunds are refunds.
+func ActionsOf(o Order, refunds []Refund) Actions {
+	remaining := max(o.PaidFen-committedFen(refunds), 0)
 	return Actions{
 		Replay:        o.State.Waiting(),
 		Close:         can(o.State, EventClosed),
-		Refund:        can(o.State, EventRefunding) && remaining > 0,
+		Refund:        rule(o.State).paid && remaining > 0 && len(refunds) < MaxRefundsPerOrder,
 		RefundableFen: remaining,
 	}
 }

@@ -16,8 +16,8 @@ func TestActionsFollowDecide(t *testing.T) {
 	for _, s := range AllStates {
 		for _, settled := range []bool{false, true} {
 			f := tableFacts(s, VerbClose, settled)
-			a := ActionsOf(f.order.Order)
-			if want := max(f.order.PaidFen-f.order.RefundedFen, 0); a.RefundableFen != want {
+			a := ActionsOf(f.order.Order, f.refunds)
+			if want := max(f.order.PaidFen-committedFen(f.refunds), 0); a.RefundableFen != want {
 				t.Errorf("%s: refundable %d, want %d", s, a.RefundableFen, want)
 			}
 			amount := max(a.RefundableFen, 1)
@@ -41,8 +41,17 @@ func TestActionsFollowDecide(t *testing.T) {
 		}
 	}
 	// Nothing left to refund: no refund offered, though the state allows one.
-	o := Order{State: Refunded, PaidFen: 100, RefundedFen: 100}
-	if a := ActionsOf(o); a.Refund || a.RefundableFen != 0 || a.Close {
-		t.Errorf("a fully refunded order: %+v", a)
+	o := Order{State: Refunded, PaidFen: 100, RefundedFen: 60}
+	held := []Refund{{AmountFen: 60, State: RefundSucceeded, Seq: 1}, {AmountFen: 30, State: RefundFailed, Seq: 2}, {AmountFen: 40, State: RefundQueued, Seq: 3}}
+	if a := ActionsOf(o, held); a.Refund || a.RefundableFen != 0 || a.Close {
+		t.Errorf("an order whose refunds hold its payment: %+v", a)
+	}
+	// Fifty refunds: no more, though money remains.
+	var fifty []Refund
+	for i := range MaxRefundsPerOrder {
+		fifty = append(fifty, Refund{AmountFen: 1, State: RefundSucceeded, Seq: i + 1})
+	}
+	if a := ActionsOf(Order{State: Refunded, PaidFen: 100, RefundedFen: 50}, fifty); a.Refund || a.RefundableFen != 50 {
+		t.Errorf("an order with fifty refunds: %+v", a)
 	}
 }

@@ -26,14 +26,23 @@ type change struct {
 	insert    bool    // a new order
 	events    []Event // facts, in order (IDs and seqs filled by write)
 	newRefund *Refund
-	setRefund *Refund // an existing refund's new state
-	closeReq  bool    // remember that closing was asked of the close worker
+	closeReq  bool // remember that closing was asked of the close worker
 	reqHash   string
 	// reconcileAttempts and reconcileAt are the reconciler's schedule of the
 	// order after the change: kept while the order stays in its state, begun
 	// again when it enters another (schedule).
 	reconcileAttempts int
 	reconcileAt       *time.Time
+	// paidAt is the payment's time at WeChat when the change records a
+	// payment (the day of the books it belongs to); zero otherwise.
+	paidAt time.Time
+	// setRefunds are existing refunds' new states (a refund settled, the
+	// next one sent).
+	setRefunds []Refund
+	// refundDue is when the order's next queued refund is sent after the
+	// change (nil: none is queued, or one is at WeChat): decide sets it on
+	// every refund command, and every other change keeps the order's.
+	refundDue *time.Time
 }
 
 var errVersionConflict = errors.New("engine: order changed concurrently")
@@ -95,7 +104,7 @@ func validCommand(c Command) error {
 	}
 	ok := map[Verb]bool{
 		VerbCreate: c.Create != nil, VerbAuthorize: c.Authorize != nil, VerbPrepaid: c.Prepaid != nil,
-		VerbSigned: c.Signed != nil, VerbNotify: c.Notify != nil, VerbRefund: c.Refund != nil,
+		VerbSigned: c.Signed != nil, VerbNotify: c.Notify != nil, VerbRefund: c.Refund != nil, VerbSendRefund: c.Send != nil,
 		VerbRefunded: c.Refunded != nil, VerbClose: true, VerbFail: c.Fail != nil, VerbFlag: c.Flag != nil,
 		VerbReplay: true, VerbResolve: c.Resolve != nil,
 	}
@@ -162,7 +171,7 @@ func (e *Engine) applyIn(ctx context.Context, tx *sqlx.Tx, cmd Command) (Result,
 		}
 		if ref.flag != "" && cur != nil && !cur.Flags.Has(ref.flag) {
 			// The refusal raises its flag beside any other the order has.
-			ch = &change{order: cur.Order}
+			ch = &change{order: cur.Order, refundDue: cur.RefundDueAt}
 			ch.order.raise(ref.flag)
 			ch.events = []Event{{Type: EventFlagged, From: cur.State, To: cur.State, Reason: flagReason(ref.flag, ref.reason)}}
 		} else {

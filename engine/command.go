@@ -22,7 +22,7 @@ const (
 	VerbPrepaid   Verb = "prepaid"   // prepay worker: WeChat returned a prepay_id
 	VerbSigned    Verb = "signed"    // sign worker: front-end pay parameters built
 	VerbNotify    Verb = "notify"    // notification handler or reconciler: WeChat says paid
-	VerbRefund    Verb = "refund"    // shop or admin: refund part or all of what was paid
+	VerbRefund    Verb = "refund"    // shop or admin: queue a refund of part or all of what was paid
 	VerbRefunded  Verb = "refunded"  // refund notification or query: a refund settled
 	VerbClose     Verb = "close"     // shop, admin, expiry, close worker
 	VerbFail      Verb = "fail"      // a worker met a final error
@@ -30,6 +30,11 @@ const (
 	VerbReplay    Verb = "replay"    // admin, reconciler, a v2 refund notification: re-emit what the current state needs
 	VerbResolve   Verb = "resolve"   // admin: a person clears one flag, saying why
 )
+
+// VerbSendRefund is the engine's own command, never on NATS (no origin may
+// publish it): send the order's next queued refund to the refund worker,
+// once it is due (refundqueue.go).
+const VerbSendRefund Verb = "send_refund"
 
 // CommandSubjectPrefix prefixes every command subject.
 const CommandSubjectPrefix = "wxflow.cmd."
@@ -62,6 +67,7 @@ type Command struct {
 	Signed    *SignedInfo  `json:"signed,omitempty"`
 	Notify    *Payment     `json:"notify,omitempty"`
 	Refund    *RefundAsk   `json:"refund,omitempty"`
+	Send      *RefundSend  `json:"send_refund,omitempty"`
 	Refunded  *RefundDone  `json:"refunded,omitempty"`
 	Close     *CloseAsk    `json:"close,omitempty"`
 	Fail      *Failure     `json:"fail,omitempty"`
@@ -139,13 +145,26 @@ type RefundAsk struct {
 	Reason      string `json:"reason,omitempty"`
 }
 
+// RefundSend is the payload of VerbSendRefund: the queued refund the engine
+// means to send (the order's next one), so that a send decided on stale
+// facts is refused rather than sending another.
+type RefundSend struct {
+	OutRefundNo string `json:"out_refund_no"`
+}
+
 // RefundDone is the payload of VerbRefunded: WeChat's final word on a refund.
 type RefundDone struct {
 	OutRefundNo string `json:"out_refund_no"`
 	RefundID    string `json:"refund_id,omitempty"`
-	// Succeeded is false when WeChat closed the refund (REFUNDCLOSE / CLOSED).
+	// Succeeded is false when WeChat refused the refund for good or closed
+	// it (REFUNDCLOSE / CLOSED).
 	Succeeded bool   `json:"succeeded"`
 	Source    string `json:"source"`
+	// Code and Message are WeChat's for a refund that failed: the err_code
+	// (v2) or code (v3) and message of its refusal, or the status word of a
+	// refund it closed (REFUNDCLOSE, CLOSED), which comes with no message.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // CloseAsk is the payload of VerbClose. An order that may already have been

@@ -77,6 +77,28 @@ func ReconcileCommandID(id OrderID, at time.Time) string {
 	return fmt.Sprintf("reconcile:%s:%d", id, at.UnixNano())
 }
 
+// SendRefundCommandID is the refund queue's send of a refund in the round
+// that started at at: one per refund and round (a send applied twice is
+// refused by the state: the refund is no longer queued).
+func SendRefundCommandID(outRefundNo string, at time.Time) string {
+	return fmt.Sprintf("send_refund:%s:%d", outRefundNo, at.UnixNano())
+}
+
 // AdminCommandID is a person's one-off command (admin page, API or CLI): a
 // new id each time, since a person asking twice means it.
 func AdminCommandID(verb Verb) string { return NewID(string(verb)) }
+
+// BooksReplayCommandID is the books' replay of an order WeChat's bill of
+// day shows paid (or refunded) and wxflow does not, in the run at at: one
+// per order, day and run (a replay is harmless, and a later run may need
+// to ask again).
+func BooksReplayCommandID(id OrderID, day Day, at time.Time) string {
+	return fmt.Sprintf("books-replay:%s:%s:%d", id, day, at.UnixNano())
+}
+
+// BooksFlagCommandID is the books' flag of a discrepancy: one per flag,
+// order and trade (key: its out_trade_no or out_refund_no), however often
+// the day is run.
+func BooksFlagCommandID(flag string, id OrderID, key string) string {
+	return "books-flag:" + flag + ":" + string(id) + ":" + key
+}

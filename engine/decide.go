@@ -20,7 +20,7 @@ func decide(f facts, cmd Command, now time.Time) (*change, *refusal, error) {
 		// Another shop's order is no order at all to a shop.
 		return nil, &refusal{code: CodeUnknownOrder, reason: fmt.Sprintf("no order %s", cmd.OrderID)}, nil
 	}
-	ch := &change{order: cur.Order}
+	ch := &change{order: cur.Order, refundDue: cur.RefundDueAt}
 	o := &ch.order
 	switch cmd.Verb {
 	case VerbAuthorize:
@@ -49,7 +49,9 @@ func decide(f facts, cmd Command, now time.Time) (*change, *refusal, error) {
 	case VerbRefund:
 		return decideRefund(f, ch, cmd, now)
 	case VerbRefunded:
-		return decideRefunded(f, ch, cmd)
+		return decideRefunded(f, ch, cmd, now)
+	case VerbSendRefund:
+		return decideSendRefund(f, ch, cmd, now)
 	case VerbClose:
 		return decideClose(cur, ch, cmd)
 	case VerbFail:
@@ -164,12 +166,18 @@ func decideNotify(ch *change, cmd Command) (*change, *refusal, error) {
 	}
 	ch.events[0].Reason = paidReason(p.Source)
 	o.TransactionID, o.PaidFen = p.TransactionID, p.AmountFen
+	ch.paidAt = orderPaidAt(p, cmd.At)
 	if o.OpenID == "" {
 		o.OpenID = p.OpenID
 	}
 	return ch, nil, nil
 }
 
+// decideRefund queues a refund: refund_queued, the order staying where it
+// is. Queued, pending and succeeded refunds together never exceed what was
+// paid, so each refund is refused at once (over_refund) rather than at WeChat.
+// When nothing of the order is at WeChat and the gap since the last refund
+// has passed, the refund is sent in the same transaction (refunding).
 func decideRefund(f facts, ch *change, cmd Command, now time.Time) (*change, *refusal, error) {
 	o, r := &ch.order, cmd.Refund
 	if r.OutRefundNo == "" || r.AmountFen <= 0 {
@@ -177,55 +185,99 @@ func decideRefund(f facts, ch *change, cmd Command, now time.Time) (*change, *re
 	}
 	if prev := f.refund; prev != nil {
 		if prev.OrderID == o.ID && prev.AmountFen == r.AmountFen {
-			return nil, &refusal{code: CodeDuplicate, reason: "this refund was asked before"}, nil
+			return nil, &refusal{code: CodeDuplicate, reason: fmt.Sprintf("this refund was asked before (it is %s)", prev.State)}, nil
 		}
 		return nil, &refusal{code: CodeConflict, reason: "out_refund_no used for another refund"}, nil
 	}
-	if o.State == Refunding {
-		return nil, &refusal{code: CodeRefundInProgress, reason: "another refund of this order is in progress"}, nil
-	}
-	if !can(o.State, EventRefunding) {
+	if !rule(o.State).paid {
 		return nil, &refusal{code: CodeInvalidState, reason: fmt.Sprintf("refund is not allowed in state %s", o.State)}, nil
 	}
-	if remaining := o.PaidFen - o.RefundedFen; r.AmountFen > remaining {
-		return nil, &refusal{code: CodeOverRefund, reason: fmt.Sprintf("refund of %d fen exceeds the %d fen that remain", r.AmountFen, remaining)}, nil
+	if len(f.refunds) >= MaxRefundsPerOrder {
+		return nil, &refusal{code: CodeTooManyRefunds, reason: fmt.Sprintf("the order has %d refunds: WeChat takes at most %d of one order", len(f.refunds), MaxRefundsPerOrder)}, nil
 	}
-	if rf := ch.move(cmd.Verb, EventRefunding); rf != nil {
-		return nil, rf, nil
+	if committed := committedFen(f.refunds); r.AmountFen > o.PaidFen-committed {
+		return nil, &refusal{code: CodeOverRefund, reason: fmt.Sprintf("refund of %d fen exceeds the %d fen that remain (%d paid, %d refunded, at WeChat or queued)",
+			r.AmountFen, o.PaidFen-committed, o.PaidFen, committed)}, nil
 	}
-	ref := &Refund{OutRefundNo: r.OutRefundNo, OrderID: o.ID, AmountFen: r.AmountFen, Reason: r.Reason, State: RefundPending, CreatedAt: now, UpdatedAt: now}
-	ch.newRefund = ref
-	ch.events[0].Refund = ref
+	refunds := append(slices.Clone(f.refunds), Refund{OutRefundNo: r.OutRefundNo, OrderID: o.ID, AmountFen: r.AmountFen, Reason: r.Reason,
+		State: RefundQueued, Seq: lastSeq(f.refunds) + 1, CreatedAt: now, UpdatedAt: now})
+	queued := refunds[len(refunds)-1]
+	ch.events = append(ch.events, Event{Type: EventRefundQueued, From: o.State, To: o.State, Refund: &queued})
+	if _, err := ch.sendNext(refunds, f.refundGap, now); err != nil {
+		return nil, nil, err
+	}
+	ch.newRefund = &refunds[len(refunds)-1] // queued, or sent at once
 	return ch, nil, nil
 }
 
-func decideRefunded(f facts, ch *change, cmd Command) (*change, *refusal, error) {
+// decideRefunded records WeChat's final word on the refund at WeChat, and
+// sends the next queued one if it is due already (it is not, with a gap).
+func decideRefunded(f facts, ch *change, cmd Command, now time.Time) (*change, *refusal, error) {
 	o, d := &ch.order, cmd.Refunded
 	switch {
 	case f.refund == nil || f.refund.OrderID != o.ID:
 		return nil, &refusal{code: CodeUnknownOrder, reason: fmt.Sprintf("no refund %s for this order", d.OutRefundNo)}, nil
+	case f.refund.State == RefundQueued:
+		return nil, &refusal{code: CodeInvalidState, reason: fmt.Sprintf("refund %s is queued: WeChat has not been asked for it", d.OutRefundNo)}, nil
 	case f.refund.State != RefundPending:
 		return nil, &refusal{code: CodeDuplicate, reason: "refund already " + string(f.refund.State)}, nil
 	}
 	ref := *f.refund
-	ref.RefundID = d.RefundID
-	ch.setRefund = &ref
+	ref.RefundID, ref.SettledAt, ref.UpdatedAt = d.RefundID, &now, now
 	if d.Succeeded {
 		if r := ch.move(cmd.Verb, EventRefunded); r != nil {
 			return nil, r, nil
 		}
 		ref.State = RefundSucceeded
-		ch.events[0].Refund = &ref
 		o.RefundedFen += ref.AmountFen
-		return ch, nil, nil
+	} else {
+		// Back to the paid state the order had: the table's guards pick it.
+		if r := ch.move(cmd.Verb, EventRefundFailed); r != nil {
+			return nil, &refusal{code: CodeInvalidState, reason: fmt.Sprintf("refund result is not expected in state %s", o.State)}, nil
+		}
+		ref.State, ref.ErrorCode, ref.ErrorMessage = RefundFailed, d.Code, d.Message
+		if ref.ErrorMessage == "" {
+			ref.ErrorMessage = "WeChat closed the refund"
+		}
+		ch.events[0].Reason = fmt.Sprintf("WeChat refused or closed the refund: %s %s", ref.ErrorCode, ref.ErrorMessage)
+		o.raise(FlagRefundClosed)
 	}
-	// Back to the paid state the order had: the table's guards pick it.
-	if r := ch.move(cmd.Verb, EventRefundFailed); r != nil {
-		return nil, &refusal{code: CodeInvalidState, reason: fmt.Sprintf("refund result is not expected in state %s", o.State)}, nil
+	ch.events[0].Refund = &ref
+	ch.setRefunds = append(ch.setRefunds, ref)
+	refunds := slices.Clone(f.refunds)
+	for i := range refunds {
+		if refunds[i].OutRefundNo == ref.OutRefundNo {
+			refunds[i] = ref
+		}
 	}
-	ref.State = RefundFailed
-	ch.events[0].Refund, ch.events[0].Reason = &ref, "WeChat closed the refund"
-	o.raise(FlagRefundClosed)
+	i, err := ch.sendNext(refunds, f.refundGap, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if i >= 0 {
+		ch.setRefunds = append(ch.setRefunds, refunds[i])
+	}
+	return ch, nil, nil
+}
+
+// decideSendRefund is the refund queue's send (refundqueue.go): the order's
+// next queued refund goes to the refund worker, if it is the one the engine
+// meant, nothing of the order is at WeChat and its gap has passed.
+func decideSendRefund(f facts, ch *change, cmd Command, now time.Time) (*change, *refusal, error) {
+	if next := nextQueued(f.refunds); next < 0 || f.refunds[next].OutRefundNo != cmd.Send.OutRefundNo {
+		return nil, &refusal{code: CodeStale, reason: fmt.Sprintf("refund %s is not the order's next queued refund", cmd.Send.OutRefundNo)}, nil
+	}
+	refunds := slices.Clone(f.refunds)
+	i, err := ch.sendNext(refunds, f.refundGap, now)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case i < 0 && ch.refundDue != nil:
+		return nil, &refusal{code: CodeStale, reason: fmt.Sprintf("refund %s is not due before %s", cmd.Send.OutRefundNo, ch.refundDue.Format(time.RFC3339Nano))}, nil
+	case i < 0:
+		return nil, &refusal{code: CodeStale, reason: "another refund of the order is at WeChat"}, nil
+	}
+	ch.setRefunds = append(ch.setRefunds, refunds[i])
 	return ch, nil, nil
 }
 

@@ -32,11 +32,16 @@ type Config struct {
 	DefaultExpiry time.Duration
 	// Reconcile tunes the reconciler.
 	Reconcile ReconcileConfig
+	// Refunds tunes the refund queue (refundqueue.go).
+	Refunds RefundConfig
 	// Streams configures what Provision declares.
 	Streams StreamsConfig
 	// StreamCheckInterval is how often the engine measures how full the
 	// streams are, to warn before one fills (30 s).
 	StreamCheckInterval time.Duration
+	// ShopFeedInterval is how often the engine makes the feed consumers of
+	// new shops and deletes those of shops gone (10 s; shopfeed.go).
+	ShopFeedInterval time.Duration
 	// Observer hears every applied transition and every refusal (metrics); optional.
 	Observer Observer
 	// Logger receives the engine's logs; discarded when nil.
@@ -65,17 +70,21 @@ func (c *Config) Validate() error {
 	if c.StreamCheckInterval == 0 {
 		c.StreamCheckInterval = 30 * time.Second
 	}
+	if c.ShopFeedInterval == 0 {
+		c.ShopFeedInterval = 10 * time.Second
+	}
 	c.Reconcile.defaults()
+	c.Refunds.defaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 {
+	if c.RelayBatch < 0 || c.RelayInterval < 0 || c.ExpiryInterval < 0 || c.StreamCheckInterval < 0 || c.ShopFeedInterval < 0 {
 		return errors.New("engine: negative relay batch or interval")
 	}
-	return nil
+	return c.Refunds.validate()
 }
 
 // Observer hears what Apply did, after the transaction committed. It must be
@@ -86,9 +95,10 @@ type Observer interface {
 }
 
 // Engine applies commands to orders and publishes the facts. Several engine
-// processes may share one store and one NATS: the store's version check keeps
-// each order's transitions in order, and JetStream's de-duplication keeps each
-// event once in the stream.
+// processes may share one PostgreSQL store and one NATS: they split the
+// commands (a work queue), the store's row lock, version check and unique
+// keys keep each order's transitions in order and each once, and the relay,
+// expiry, reconciler and refund queue take turns (turns.go).
 type Engine struct {
 	cfg   Config
 	store *Store
@@ -124,14 +134,16 @@ func (e *Engine) Store() *Store { return e.store }
 func (e *Engine) Relay() *Relay { return e.relay }
 
 // Run consumes commands, relays the outbox, closes expired orders,
-// reconciles quiet ones and watches the streams fill until ctx ends; then it
-// drains and returns.
+// reconciles quiet ones, sends queued refunds when due, watches the streams
+// fill and keeps the shops' feeds until ctx ends; then it drains and returns.
 func (e *Engine) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.relay.Run(ctx) })
 	g.Go(func() error { return e.runIntake(ctx) })
 	g.Go(func() error { return e.runExpiry(ctx) })
 	g.Go(func() error { return e.runReconcile(ctx) })
+	g.Go(func() error { return e.runRefundQueue(ctx) })
 	g.Go(func() error { return e.runStreamWatch(ctx) })
+	g.Go(func() error { return e.runShopFeeds(ctx) })
 	return g.Wait()
 }

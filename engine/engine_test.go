@@ -83,17 +83,16 @@ func TestApplyLifecycleAndRefusals(t *testing.T) {
 			{"repeated notification", notify, engine.CodeDuplicate, engine.Notified},
 			{"same command id again", create("o1", 1000), engine.CodeDuplicateCommand, engine.Notified},
 			{"refund above paid", refund(1, "r0", 1001), engine.CodeOverRefund, engine.Notified},
-			{"refund part", refund(2, "r1", 400), "", engine.Refunding},
-			{"second refund while one runs", refund(3, "r2", 100), engine.CodeRefundInProgress, engine.Refunding},
-			{"refund settles", refunded(4, "r1", true), "", engine.Refunded},
-			{"refund result again", refunded(5, "r1", true), engine.CodeDuplicate, engine.Refunded},
-			{"same out_refund_no other amount", refund(6, "r1", 500), engine.CodeConflict, engine.Refunded},
-			{"refund more than remains", refund(7, "r3", 601), engine.CodeOverRefund, engine.Refunded},
-			{"refund the rest", refund(8, "r3", 600), "", engine.Refunding},
-			{"WeChat closes it", refunded(9, "r3", false), "", engine.Refunded},
-			{"refund the rest again", refund(10, "r4", 600), "", engine.Refunding},
-			{"settles", refunded(11, "r4", true), "", engine.Refunded},
-			{"nothing left", refund(12, "r5", 1), engine.CodeOverRefund, engine.Refunded},
+			{"refund part: sent at once", refund(2, "r1", 400), "", engine.Refunding},
+			{"second refund while one runs: queued", refund(3, "r2", 100), "", engine.Refunding},
+			{"the queued one counts against the payment", refund(4, "r3", 501), engine.CodeOverRefund, engine.Refunding},
+			{"a result of the queued one", refunded(5, "r2", true), engine.CodeInvalidState, engine.Refunding},
+			{"refund settles", refunded(6, "r1", true), "", engine.Refunded},
+			{"refund result again", refunded(7, "r1", true), engine.CodeDuplicate, engine.Refunded},
+			{"same out_refund_no other amount", refund(8, "r1", 500), engine.CodeConflict, engine.Refunded},
+			{"the same refund again", refund(9, "r2", 100), engine.CodeDuplicate, engine.Refunded},
+			{"refund the rest: queued behind r2", refund(10, "r3", 500), "", engine.Refunded},
+			{"nothing left", refund(11, "r5", 1), engine.CodeOverRefund, engine.Refunded},
 			{"close a paid order", func() engine.Command { c := cmd(engine.VerbClose, "o1", 13); c.Close = &engine.CloseAsk{}; return c }(), engine.CodeInvalidState, engine.Refunded},
 		}
 		for _, tc := range tests {
@@ -107,8 +106,16 @@ func TestApplyLifecycleAndRefusals(t *testing.T) {
 			}
 		}
 		o, err := store.Order(ctx, "o1")
-		if err != nil || o.RefundedFen != 1000 || o.PaidFen != 1000 {
+		if err != nil || o.RefundedFen != 400 || o.PaidFen != 1000 {
 			t.Fatalf("order = %+v, %v", o, err)
+		}
+		rs, err := store.Refunds(ctx, "o1")
+		var got []string
+		for _, r := range rs {
+			got = append(got, fmt.Sprintf("%s:%d:%s", r.OutRefundNo, r.Seq, r.State))
+		}
+		if want := "[r1:1:succeeded r2:2:queued r3:3:queued]"; err != nil || fmt.Sprint(got) != want {
+			t.Fatalf("refunds %v (%v), want %s", got, err, want)
 		}
 		h, err := store.History(ctx, "o1")
 		if err != nil || len(h) < 10 {

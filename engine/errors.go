@@ -17,7 +17,8 @@ const (
 	CodeAmountMismatch     RefusalCode = "amount_mismatch"      // WeChat's amount differs from the order's; flagged
 	CodePaidAfterClose     RefusalCode = "paid_after_close"     // a payment for a closed order; flagged for a refund
 	CodeOverRefund         RefusalCode = "over_refund"          // more than remains of the payment
-	CodeRefundInProgress   RefusalCode = "refund_in_progress"   // one refund at a time
+	CodeRefundInProgress   RefusalCode = "refund_in_progress"   // never answered since refunds queue (refundqueue.go); kept for shops that match it
+	CodeTooManyRefunds     RefusalCode = "too_many_refunds"     // the order has MaxRefundsPerOrder refunds already (WeChat's limit)
 	CodeCloseRequested     RefusalCode = "close_requested"      // closing is already under way
 	CodeUnknownOrder       RefusalCode = "unknown_order"        // no such order (or no such refund of it)
 	CodeNothingToReplay    RefusalCode = "nothing_to_replay"    // the order rests: no step is pending

@@ -6,16 +6,17 @@ import "time"
 // It is the fourth token of the event subject wxflow.evt.<merchant>.<type>.<order_id>.
 type EventType string
 
-// The facts. All but EventCloseRequested, EventFlagged, EventResolved and
-// EventQueryRequested are transitions into the state of the same name; a
-// replay re-emits one of them with From == To.
+// The facts. All but EventCloseRequested, EventFlagged, EventResolved,
+// EventQueryRequested and EventRefundQueued are transitions into the state of
+// the same name; a replay re-emits one of them with From == To.
 const (
 	EventCreated        EventType = "created"
 	EventAuthorized     EventType = "authorized"
 	EventPrepaid        EventType = "prepaid"
 	EventSigned         EventType = "signed"
 	EventNotified       EventType = "notified"
-	EventRefunding      EventType = "refunding"
+	EventRefundQueued   EventType = "refund_queued" // a shop or admin asked a refund: queued, the order stays where it is
+	EventRefunding      EventType = "refunding"     // the engine sent the order's next queued refund to the refund worker
 	EventRefunded       EventType = "refunded"
 	EventRefundFailed   EventType = "refund_failed" // WeChat closed a refund: back to the paid state it had
 	EventClosed         EventType = "closed"
@@ -51,7 +52,8 @@ type Event struct {
 	TraceID   string    `json:"trace_id,omitempty"`
 	// Order is the order as it stands after the event (no secrets in it).
 	Order Order `json:"order"`
-	// Refund is the refund this event is about (refunding, refunded).
+	// Refund is the refund this event is about (refund_queued, refunding,
+	// refunded, refund_failed).
 	Refund *Refund `json:"refund,omitempty"`
 }
 

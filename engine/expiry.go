@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -24,8 +25,19 @@ func (e *Engine) runExpiry(ctx context.Context) error {
 }
 
 // ExpireOnce closes up to limit expired orders (those in a state the
-// lifecycle lets close).
+// lifecycle lets close). Engines sharing a store take turns (turns.go): when
+// another engine is expiring orders, this one does nothing. Each close is
+// idempotent anyway (ExpireCommandID: one per order).
 func (e *Engine) ExpireOnce(ctx context.Context, limit int) error {
+	err := e.store.takeTurn(ctx, turnExpiry, 0, func() error { return e.expire(ctx, limit) })
+	if errors.Is(err, errTurnTaken) {
+		return nil
+	}
+	return err
+}
+
+// expire closes up to limit expired orders, holding the expiry's turn.
+func (e *Engine) expire(ctx context.Context, limit int) error {
 	ids, err := e.store.expiredOrders(ctx, closableStates(), e.cfg.Now(), limit)
 	if err != nil {
 		return err

@@ -24,6 +24,12 @@ type facts struct {
 	// inFlight is, for a replay of an order waiting on a refund, the refund
 	// it waits for.
 	inFlight *Refund
+	// refunds are, for a refund, a refund result or a send, the order's
+	// refunds in their queue's order (seq).
+	refunds []Refund
+	// refundGap is the least time between one refund's settling and the
+	// next refund of the order being sent (RefundConfig.Gap).
+	refundGap time.Duration
 	// shopMerchants are, for a create a shop published on NATS itself, the
 	// merchants that shop may act for (none when the shop is unknown).
 	shopMerchants []string
@@ -35,7 +41,7 @@ type facts struct {
 // PostgreSQL (SQLite's write transaction holds the database already).
 func (e *Engine) loadFacts(ctx context.Context, tx *sqlx.Tx, cmd Command) (facts, error) {
 	s := e.store
-	f := facts{defaultExpiry: e.cfg.DefaultExpiry}
+	f := facts{defaultExpiry: e.cfg.DefaultExpiry, refundGap: e.cfg.Refunds.Gap}
 	row, err := s.lockOrder(ctx, tx, cmd.OrderID)
 	switch {
 	case err == nil:
@@ -45,25 +51,33 @@ func (e *Engine) loadFacts(ctx context.Context, tx *sqlx.Tx, cmd Command) (facts
 	default:
 		return f, err
 	}
+	if name, ok := cmd.Origin.Shop(); ok && cmd.Verb == VerbCreate {
+		// Whether the order exists or not: a shop's create for an order id
+		// taken is a conflict (or the same request), not a merchant refusal.
+		shop, serr := s.Shop(ctx, name)
+		switch {
+		case serr == nil:
+			f.shopMerchants = shop.Merchants
+		case !errors.Is(serr, ErrNotFound):
+			return f, serr
+		}
+	}
 	switch {
 	case cmd.Verb == VerbCreate && f.order == nil:
 		if f.tradeOwner, err = s.tradeOwner(ctx, tx, cmd.Create.Merchant, cmd.Create.OutTradeNo); err != nil {
 			return f, err
 		}
-		if name, ok := cmd.Origin.Shop(); ok {
-			shop, serr := s.Shop(ctx, name)
-			switch {
-			case serr == nil:
-				f.shopMerchants = shop.Merchants
-			case !errors.Is(serr, ErrNotFound):
-				return f, serr
-			}
-		}
 	case f.order == nil:
 	case cmd.Verb == VerbRefund:
-		f.refund, err = s.refundIn(ctx, tx, cmd.Refund.OutRefundNo)
+		if f.refund, err = s.refundIn(ctx, tx, cmd.Refund.OutRefundNo); err == nil {
+			f.refunds, err = s.refundsOf(ctx, tx, f.order.ID)
+		}
 	case cmd.Verb == VerbRefunded:
-		f.refund, err = s.refundIn(ctx, tx, cmd.Refunded.OutRefundNo)
+		if f.refund, err = s.refundIn(ctx, tx, cmd.Refunded.OutRefundNo); err == nil {
+			f.refunds, err = s.refundsOf(ctx, tx, f.order.ID)
+		}
+	case cmd.Verb == VerbSendRefund:
+		f.refunds, err = s.refundsOf(ctx, tx, f.order.ID)
 	case cmd.Verb == VerbReplay && rule(f.order.State).replay == EventRefunding:
 		var r Refund
 		if r, err = s.pendingRefund(ctx, tx, f.order.ID); err == nil {

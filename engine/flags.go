@@ -57,6 +57,11 @@ var flagRules = []flagRule{
 	{name: FlagPaidAfterClose, kind: FlagAlert},
 	{name: FlagRefundClosed, kind: FlagAlert},
 	{name: FlagRefundAbnormal, kind: FlagAlert},
+	{name: FlagBooksUnrecordedPayment, kind: FlagAlert}, // the books' flags (books.go)
+	{name: FlagBooksMissingAtWechat, kind: FlagAlert},
+	{name: FlagBooksAmountDiffers, kind: FlagAlert},
+	{name: FlagBooksStateDiffers, kind: FlagAlert},
+	{name: FlagBooksUnknownRefund, kind: FlagAlert},
 	{name: FlagPaymentFailed, kind: FlagOperational},
 	{name: FlagDeadLetterPrefix, prefix: true, kind: FlagOperational},
 }

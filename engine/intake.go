@@ -216,7 +216,9 @@ func (e *Engine) answerCommand(ctx context.Context, msg jetstream.Msg, cmd Comma
 		log.Info("refused", "code", res.Code, "reason", res.Reason)
 	}
 	if reply := msg.Headers().Get(ReplyHeader); reply != "" {
-		if b, err := json.Marshal(res); err == nil {
+		if !replyAllowed(cmd.Origin, reply) {
+			log.Warn("answer refused: the reply subject is not the publisher's inbox", "origin", cmd.Origin, "reply", reply)
+		} else if b, err := json.Marshal(res); err == nil {
 			_ = e.nc.Publish(reply, b)
 		}
 	}

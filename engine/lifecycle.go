@@ -49,13 +49,16 @@ var (
 // them and says why). A payment is accepted from every state where WeChat may
 // already hold one, even failed: money that arrived is never dropped. A
 // payment for a closed order is refused and flagged for a refund by a person
-// (decide).
+// (decide). A refund a shop asks moves nothing: it is queued (refund_queued,
+// a staying fact, in any paid state), and the engine's send_refund moves the
+// order to refunding when it sends the next queued refund to WeChat, one at a
+// time and a gap apart (refundqueue.go).
 var moves = []move{
 	{verb: VerbAuthorize, fact: EventAuthorized, from: []State{Created}, to: Authorized},
 	{verb: VerbPrepaid, fact: EventPrepaid, from: []State{Authorized}, to: Prepaid},
 	{verb: VerbSigned, fact: EventSigned, from: []State{Prepaid}, to: Signed},
 	{verb: VerbNotify, fact: EventNotified, from: []State{Authorized, Prepaid, Signed, Failed}, to: Notified},
-	{verb: VerbRefund, fact: EventRefunding, from: []State{Notified, Refunded}, to: Refunding},
+	{verb: VerbSendRefund, fact: EventRefunding, from: []State{Notified, Refunded}, to: Refunding},
 	{verb: VerbRefunded, fact: EventRefunded, from: []State{Refunding}, to: Refunded},
 	{verb: VerbRefunded, fact: EventRefundFailed, from: []State{Refunding}, to: Notified, guard: noneSettled},
 	{verb: VerbRefunded, fact: EventRefundFailed, from: []State{Refunding}, to: Refunded, guard: oneSettled},
@@ -75,7 +78,8 @@ type stateRule struct {
 	// onPayer: the order waits for its payer, who has until the order's own
 	// expires_at; it is stuck only past that (deadline 0).
 	onPayer bool
-	// paid: WeChat took the payer's money, so another payment is a duplicate.
+	// paid: WeChat took the payer's money, so another payment is a duplicate,
+	// and a refund may be queued.
 	paid bool
 	// asks is what the reconciler asks WeChat about an order quiet in the
 	// state (reconcile.go): the payment, or the refund in flight.
@@ -110,8 +114,9 @@ var states = []stateRule{
 }
 
 // stayingFacts are the events that move nothing besides replays: a flag, a
-// flag resolved by a person, and a close asked of the close worker.
-var stayingFacts = []EventType{EventFlagged, EventResolved, EventCloseRequested}
+// flag resolved by a person, a close asked of the close worker, and a refund
+// queued (in a paid state: decide).
+var stayingFacts = []EventType{EventFlagged, EventResolved, EventCloseRequested, EventRefundQueued}
 
 // rule is the table's row of state s (a zero row for an unknown state).
 func rule(s State) stateRule {

@@ -21,7 +21,8 @@ var tableCommands = []struct {
 	{"prepaid", Command{Verb: VerbPrepaid, Prepaid: &PrepaidInfo{PrepayID: "wx2"}}},
 	{"signed", Command{Verb: VerbSigned, Signed: &SignedInfo{PayParams: RawJSON(`{}`)}}},
 	{"notify", Command{Verb: VerbNotify, Notify: &Payment{TransactionID: "t1", AmountFen: 100, Source: SourceNotification}}},
-	{"refund", Command{Verb: VerbRefund, Refund: &RefundAsk{OutRefundNo: "r2", AmountFen: 10}}},
+	{"refund", Command{Verb: VerbRefund, Refund: &RefundAsk{OutRefundNo: "r3", AmountFen: 10}}},
+	{"send refund", Command{Verb: VerbSendRefund, Send: &RefundSend{OutRefundNo: "r2"}}},
 	{"refunded ok", Command{Verb: VerbRefunded, Refunded: &RefundDone{OutRefundNo: "r1", Succeeded: true}}},
 	{"refunded closed", Command{Verb: VerbRefunded, Refunded: &RefundDone{OutRefundNo: "r1"}}},
 	{"close", Command{Verb: VerbClose, Close: &CloseAsk{}}},
@@ -33,14 +34,28 @@ var tableCommands = []struct {
 		AmountFen: 100, PayAPI: PayV2, OAuthCode: "code", RequestHash: "h"}}},
 }
 
+// tableCmd is the table's command of that name.
+func tableCmd(name string) Command {
+	for _, c := range tableCommands {
+		if c.name == name {
+			return c.cmd
+		}
+	}
+	panic("no table command " + name)
+}
+
+// tableNow is the time of the decide tables.
+var tableNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // tableFacts is what Apply would load for an order in state s ("" for no
 // order), as the order would stand there: a prepay_id from prepaid on, paid
-// from notified on, one refund of 30 fen settled if refunded (or settled
-// asked for: a second refund running), and a refund
-// r1 of 30 fen pending (the one refunded commands are about; a refund asks
-// for a new r2).
+// from notified on, a refund r0 of 30 fen settled an hour ago if refunded
+// (or settled asked for: a second refund running), and a refund r1 of 30
+// fen at WeChat if refunding (the one refunded commands are about). A send
+// finds a refund r2 of 10 fen queued in a paid state; a refund asks for a
+// new r3. The refund gap is a minute.
 func tableFacts(s State, verb Verb, settled bool) facts {
-	f := facts{defaultExpiry: time.Hour}
+	f := facts{defaultExpiry: time.Hour, refundGap: time.Minute}
 	if s == "" {
 		return f
 	}
@@ -51,16 +66,22 @@ func tableFacts(s State, verb Verb, settled bool) facts {
 	if rule(s).paid {
 		o.PaidFen, o.TransactionID = 100, "t1"
 	}
+	long := tableNow.Add(-time.Hour)
 	if s == Refunded || settled {
 		o.RefundedFen = 30
+		f.refunds = append(f.refunds, Refund{OutRefundNo: "r0", OrderID: "o1", AmountFen: 30, State: RefundSucceeded, Seq: 1, SentAt: &long, SettledAt: &long})
 	}
 	f.order = &o
-	r1 := Refund{OutRefundNo: "r1", OrderID: "o1", AmountFen: 30, State: RefundPending}
+	r1 := Refund{OutRefundNo: "r1", OrderID: "o1", AmountFen: 30, State: RefundPending, Seq: 2, SentAt: &long}
 	if verb == VerbRefunded {
 		f.refund = &r1
 	}
 	if s == Refunding {
 		f.inFlight = &r1
+		f.refunds = append(f.refunds, r1)
+	}
+	if verb == VerbSendRefund && rule(s).paid {
+		f.refunds = append(f.refunds, Refund{OutRefundNo: "r2", OrderID: "o1", AmountFen: 10, State: RefundQueued, Seq: 3})
 	}
 	return f
 }
@@ -90,29 +111,30 @@ func outcome(ch *change, r *refusal, err error) string {
 func TestDecideEveryStateAndCommand(t *testing.T) {
 	const unknown = "!unknown_order"
 	const bad = "!invalid_state"
+	const stale = "!stale"
 	tests := []struct {
 		state   State
 		settled bool // a refund settled before the one running
-		want    [13]string
+		want    [14]string
 	}{
-		// authorize, prepaid, signed, notify, refund, refunded ok, refunded closed, close, close confirmed, fail, flag, replay, create
-		{"", false, [13]string{unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, "created→created"}},
-		{Created, false, [13]string{"authorized→authorized", bad, bad, bad, bad, bad, bad, "closed→closed", "closed→closed", "failed→failed", "flagged→created", "created→created", "!exists"}},
-		{Authorized, false, [13]string{bad, "prepaid→prepaid", bad, "notified→notified", bad, bad, bad, "closed→closed", "closed→closed", "failed→failed", "flagged→authorized", "authorized→authorized", "!exists"}},
-		{Prepaid, false, [13]string{bad, bad, "signed→signed", "notified→notified", bad, bad, bad, "close_requested→prepaid", "closed→closed", "failed→failed", "flagged→prepaid", "prepaid→prepaid", "!exists"}},
-		{Signed, false, [13]string{bad, bad, bad, "notified→notified", bad, bad, bad, "close_requested→signed", "closed→closed", "failed→failed", "flagged→signed", "query_requested→signed", "!exists"}},
-		{Notified, false, [13]string{bad, bad, bad, "!duplicate", "refunding→refunding", bad, bad, bad, bad, bad, "flagged→notified", "!nothing_to_replay", "!exists"}},
-		{Refunding, false, [13]string{bad, bad, bad, "!duplicate", "!refund_in_progress", "refunded→refunded", "refund_failed→notified", bad, bad, bad, "flagged→refunding", "refunding→refunding", "!exists"}},
-		{Refunding, true, [13]string{bad, bad, bad, "!duplicate", "!refund_in_progress", "refunded→refunded", "refund_failed→refunded", bad, bad, bad, "flagged→refunding", "refunding→refunding", "!exists"}},
-		{Refunded, false, [13]string{bad, bad, bad, "!duplicate", "refunding→refunding", bad, bad, bad, bad, bad, "flagged→refunded", "!nothing_to_replay", "!exists"}},
-		{Closed, false, [13]string{bad, bad, bad, "!paid_after_close+flag", bad, bad, bad, bad, bad, bad, "flagged→closed", "!nothing_to_replay", "!exists"}},
-		{Failed, false, [13]string{bad, bad, bad, "notified→notified", bad, bad, bad, bad, bad, bad, "flagged→failed", "!nothing_to_replay", "!exists"}},
+		// authorize, prepaid, signed, notify, refund, send refund, refunded ok, refunded closed, close, close confirmed, fail, flag, replay, create
+		{"", false, [14]string{unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, "created→created"}},
+		{Created, false, [14]string{"authorized→authorized", bad, bad, bad, bad, stale, bad, bad, "closed→closed", "closed→closed", "failed→failed", "flagged→created", "created→created", "!exists"}},
+		{Authorized, false, [14]string{bad, "prepaid→prepaid", bad, "notified→notified", bad, stale, bad, bad, "closed→closed", "closed→closed", "failed→failed", "flagged→authorized", "authorized→authorized", "!exists"}},
+		{Prepaid, false, [14]string{bad, bad, "signed→signed", "notified→notified", bad, stale, bad, bad, "close_requested→prepaid", "closed→closed", "failed→failed", "flagged→prepaid", "prepaid→prepaid", "!exists"}},
+		{Signed, false, [14]string{bad, bad, bad, "notified→notified", bad, stale, bad, bad, "close_requested→signed", "closed→closed", "failed→failed", "flagged→signed", "query_requested→signed", "!exists"}},
+		{Notified, false, [14]string{bad, bad, bad, "!duplicate", "refund_queued→notified refunding→refunding", "refunding→refunding", bad, bad, bad, bad, bad, "flagged→notified", "!nothing_to_replay", "!exists"}},
+		{Refunding, false, [14]string{bad, bad, bad, "!duplicate", "refund_queued→refunding", stale, "refunded→refunded", "refund_failed→notified", bad, bad, bad, "flagged→refunding", "refunding→refunding", "!exists"}},
+		{Refunding, true, [14]string{bad, bad, bad, "!duplicate", "refund_queued→refunding", stale, "refunded→refunded", "refund_failed→refunded", bad, bad, bad, "flagged→refunding", "refunding→refunding", "!exists"}},
+		{Refunded, false, [14]string{bad, bad, bad, "!duplicate", "refund_queued→refunded refunding→refunding", "refunding→refunding", bad, bad, bad, bad, bad, "flagged→refunded", "!nothing_to_replay", "!exists"}},
+		{Closed, false, [14]string{bad, bad, bad, "!paid_after_close+flag", bad, stale, bad, bad, bad, bad, bad, "flagged→closed", "!nothing_to_replay", "!exists"}},
+		{Failed, false, [14]string{bad, bad, bad, "notified→notified", bad, stale, bad, bad, bad, bad, bad, "flagged→failed", "!nothing_to_replay", "!exists"}},
 	}
 	if len(tableCommands) != len(tests[0].want) {
 		t.Fatalf("%d commands, %d columns", len(tableCommands), len(tests[0].want))
 	}
 	covered := map[State]bool{}
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := tableNow
 	for _, tc := range tests {
 		covered[tc.state] = true
 		for i, c := range tableCommands {
@@ -140,7 +162,7 @@ func TestDecidePreChecks(t *testing.T) {
 		}
 		return f
 	}
-	byOpenID := tableCommands[12].cmd
+	byOpenID := tableCmd("create")
 	byOpenID.Create = &CreateOrder{Merchant: "m", OutTradeNo: "OTN", Description: "d", AmountFen: 100, PayAPI: PayV3, OpenID: "oPAYER"}
 	otherRefund := func(orderID OrderID, fen int64) func(f *facts) {
 		return func(f *facts) {
@@ -154,25 +176,25 @@ func TestDecidePreChecks(t *testing.T) {
 		want  string
 	}{
 		{"create naming the payer is authorized at once", with("", nil), byOpenID, "created→created authorized→authorized"},
-		{"create whose out_trade_no another order holds", with("", func(f *facts) { f.tradeOwner = "o9" }), tableCommands[12].cmd, "!conflict"},
-		{"create, same id, other request", with(Created, func(f *facts) { f.order.RequestHash = "other" }), tableCommands[12].cmd, "!conflict"},
+		{"create whose out_trade_no another order holds", with("", func(f *facts) { f.tradeOwner = "o9" }), tableCmd("create"), "!conflict"},
+		{"create, same id, other request", with(Created, func(f *facts) { f.order.RequestHash = "other" }), tableCmd("create"), "!conflict"},
 		{"failure of a step the order has left", with(Signed, nil),
 			Command{Verb: VerbFail, Fail: &Failure{Step: "prepay", State: Authorized}}, "!stale"},
-		{"second close while one is under way", with(Prepaid, func(f *facts) { f.order.CloseRequested = true }), tableCommands[7].cmd, "!close_requested"},
-		{"replay while closing", with(Signed, func(f *facts) { f.order.CloseRequested = true }), tableCommands[11].cmd, "close_requested→signed"},
+		{"second close while one is under way", with(Prepaid, func(f *facts) { f.order.CloseRequested = true }), tableCmd("close"), "!close_requested"},
+		{"replay while closing", with(Signed, func(f *facts) { f.order.CloseRequested = true }), tableCmd("replay"), "close_requested→signed"},
 		{"payment of another amount", with(Signed, nil),
 			Command{Verb: VerbNotify, Notify: &Payment{TransactionID: "t1", AmountFen: 99, Source: SourceQuery}}, "!amount_mismatch+flag"},
 		{"payment the front end claims", with(Signed, nil),
 			Command{Verb: VerbNotify, Notify: &Payment{TransactionID: "t1", AmountFen: 100, Source: "frontend"}}, "!invalid"},
 		{"refund above what remains", with(Refunded, nil),
 			Command{Verb: VerbRefund, Refund: &RefundAsk{OutRefundNo: "r2", AmountFen: 71}}, "!over_refund"},
-		{"refund asked before", with(Notified, otherRefund("o1", 10)), tableCommands[4].cmd, "!duplicate"},
-		{"out_refund_no of another refund", with(Notified, otherRefund("o2", 10)), tableCommands[4].cmd, "!conflict"},
+		{"refund asked before", with(Notified, otherRefund("o1", 10)), tableCmd("refund"), "!duplicate"},
+		{"out_refund_no of another refund", with(Notified, otherRefund("o2", 10)), tableCmd("refund"), "!conflict"},
 		{"result of another order's refund", with(Refunding, func(f *facts) { f.refund = &Refund{OutRefundNo: "r1", OrderID: "o2", State: RefundPending} }),
-			tableCommands[5].cmd, "!unknown_order"},
+			tableCmd("refunded ok"), "!unknown_order"},
 		{"refund result again", with(Refunded, func(f *facts) { f.refund = &Refund{OutRefundNo: "r1", OrderID: "o1", State: RefundSucceeded} }),
-			tableCommands[5].cmd, "!duplicate"},
-		{"the same flag again", with(Notified, func(f *facts) { f.order.Flags = Flags{"dead_letter:x"} }), tableCommands[10].cmd, "!duplicate"},
+			tableCmd("refunded ok"), "!duplicate"},
+		{"the same flag again", with(Notified, func(f *facts) { f.order.Flags = Flags{"dead_letter:x"} }), tableCmd("flag"), "!duplicate"},
 	}
 	for _, tc := range tests {
 		cmd := tc.cmd

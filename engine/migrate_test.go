@@ -71,3 +71,63 @@ func TestMigrationKeepsFlagsAndSchedulesWaitingOrders(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrationNumbersRefundsInTheirQueue: refunds of before migration 00006
+// get their place in the order's queue (the order they were asked in) and
+// were sent when asked; the settled ones settled at their last update.
+func TestMigrationNumbersRefundsInTheirQueue(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wxflow.db")
+	db, err := sqlx.Open(string(engine.SQLite), "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.DB, schema.SQLite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	db.MustExec(`INSERT INTO orders (id, merchant, out_trade_no, description, amount_fen, pay_api, client, state, expires_at,
+		created_at, updated_at, version, paid_fen, refunded_fen) VALUES ('mq', 'm', 'OTNQ', 'd', 100, 'v2', 'jsapi', 'refunding', ?, ?, ?, 8, 100, 30)`, t0, t0, t0)
+	for i, r := range []struct {
+		no, state string
+		fen       int64
+	}{{"rb", "succeeded", 30}, {"ra", "failed", 10}, {"rc", "pending", 20}} {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		db.MustExec(`INSERT INTO refunds (out_refund_no, order_id, amount_fen, state, created_at, updated_at) VALUES (?, 'mq', ?, ?, ?, ?)`,
+			r.no, r.fen, r.state, at, at.Add(10*time.Second))
+	}
+	db.Close()
+	store, err := engine.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rs, err := store.Refunds(ctx, "mq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rs {
+		settled := r.SettledAt != nil && r.SettledAt.Equal(r.UpdatedAt)
+		got = append(got, fmt.Sprintf("%d:%s:%s sent=%v settled=%v", r.Seq, r.OutRefundNo, r.State, r.SentAt != nil && r.SentAt.Equal(r.CreatedAt), settled))
+	}
+	want := "[1:rb:succeeded sent=true settled=true 2:ra:failed sent=true settled=true 3:rc:pending sent=true settled=false]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("refunds after the migration: %v, want %s", got, want)
+	}
+	// (The order has no history here: Verify's other rules have nothing to go on.)
+	b, err := store.Verify(ctx, time.Hour)
+	for _, x := range b {
+		switch x.Rule {
+		case engine.RuleRefundTurn, engine.RuleRefundCommitted, engine.RuleRefundCount, engine.RuleRefundSum, engine.RuleOverRefund:
+			t.Errorf("verify after the migration: %+v", x)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}

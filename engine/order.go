@@ -97,12 +97,23 @@ type Order struct {
 // RefundState is where one refund is.
 type RefundState string
 
-// The refund states.
+// The refund states. A refund is queued when asked, pending once the engine
+// has sent it to the refund worker (one of an order's refunds at a time, a
+// gap after the one before: refundqueue.go), and settled by WeChat's word.
 const (
-	RefundPending   RefundState = "pending"   // asked; WeChat accepted or will be asked
+	RefundQueued    RefundState = "queued"    // accepted; not sent to WeChat yet
+	RefundPending   RefundState = "pending"   // sent to WeChat; its result awaited
 	RefundSucceeded RefundState = "succeeded" // WeChat says SUCCESS
-	RefundFailed    RefundState = "failed"    // WeChat says CLOSED / refused for good
+	RefundFailed    RefundState = "failed"    // WeChat refused it for good or closed it (CLOSED / REFUNDCLOSE)
 )
+
+// Commits reports whether a refund in this state holds part of the payment:
+// queued, pending and succeeded refunds together never exceed what was paid.
+func (s RefundState) Commits() bool { return s != RefundFailed }
+
+// MaxRefundsPerOrder is how many refunds WeChat takes of one order (at most
+// 50 partial refunds); the engine refuses the next one (too_many_refunds).
+const MaxRefundsPerOrder = 50
 
 // Refund is one refund of an order, identified by its out_refund_no, which is
 // reused on every retry so WeChat never refunds twice.
@@ -113,8 +124,31 @@ type Refund struct {
 	Reason      string      `json:"reason,omitempty" db:"reason"`
 	State       RefundState `json:"state" db:"state"`
 	RefundID    string      `json:"refund_id,omitempty" db:"refund_id"`
-	CreatedAt   time.Time   `json:"created_at" db:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at" db:"updated_at"`
+	// Seq is the refund's place among its order's refunds (1, 2 …): the
+	// order they were asked in, and are sent to WeChat in.
+	Seq int `json:"seq" db:"seq"`
+	// SentAt is when the engine handed the refund to the refund worker
+	// (nil while queued); SettledAt when WeChat's final word was recorded.
+	SentAt    *time.Time `json:"sent_at,omitempty" db:"sent_at"`
+	SettledAt *time.Time `json:"settled_at,omitempty" db:"settled_at"`
+	// ErrorCode and ErrorMessage are WeChat's, for a failed refund: the code
+	// and message of its refusal (USER_ACCOUNT_ABNORMAL …), or the status
+	// word of a refund it closed (CLOSED, REFUNDCLOSE).
+	ErrorCode    string    `json:"error_code,omitempty" db:"error_code"`
+	ErrorMessage string    `json:"error_message,omitempty" db:"error_message"`
+	CreatedAt    time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at" db:"updated_at"`
+}
+
+// fixRefund gives a refund read from the store UTC times.
+func fixRefund(r *Refund) {
+	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	for _, t := range []**time.Time{&r.SentAt, &r.SettledAt} {
+		if *t != nil {
+			u := (*t).UTC()
+			*t = &u
+		}
+	}
 }
 
 // RawJSON is a JSON value kept as it came (the signed pay parameters): it is

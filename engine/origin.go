@@ -34,6 +34,41 @@ func (o Origin) Shop() (string, bool) {
 // IsShop says whether the origin is a shop's.
 func (o Origin) IsShop() bool { _, ok := o.Shop(); return ok }
 
+// ReplyPrefix is the start of the subjects where o hears the engine's
+// answers: its NATS user's own inbox, which no other user may hear
+// (internal/natsauth.InboxPrefix): "_INBOX_api." for the API,
+// "_INBOX_shop-<name>." for a shop; "" for an origin that is answered
+// nowhere.
+func (o Origin) ReplyPrefix() string {
+	if name, ok := o.Shop(); ok {
+		return "_INBOX_shop-" + name + "."
+	}
+	if o == OriginAPI {
+		return "_INBOX_api."
+	}
+	return ""
+}
+
+// defaultInbox starts nats.go's inboxes when no prefix is set: a deployment
+// without NATS users (--no-auth) answers there. Under wxflow's users no one
+// may hear it, and the engine may not publish there.
+const defaultInbox = "_INBOX."
+
+// replyAllowed says whether the engine may answer a command from o on
+// subject reply (the command's Wxflow-Reply header): only in the
+// publisher's own inbox. The engine may publish events and use the whole
+// JetStream API; an answer sent wherever a command asked would let any
+// publisher of commands write there with the engine's authority.
+func replyAllowed(o Origin, reply string) bool {
+	if strings.ContainsAny(reply, " \t\r\n*>") {
+		return false
+	}
+	if p := o.ReplyPrefix(); p != "" && strings.HasPrefix(reply, p) && len(reply) > len(p) {
+		return true
+	}
+	return strings.HasPrefix(reply, defaultInbox) && len(reply) > len(defaultInbox)
+}
+
 // originOfSubject reads the origin from a command subject; "" when the
 // subject has none.
 func originOfSubject(subject string) Origin {
@@ -56,6 +91,7 @@ var workerOrigins = map[Origin][]Verb{
 	"query":     {VerbNotify, VerbClose, VerbFail, VerbFlag}, // paid, or closed at WeChat
 	"close":     {VerbClose, VerbNotify, VerbFail, VerbFlag}, // closed, or paid after all (ORDERPAID)
 	"refund":    {VerbRefunded, VerbFail, VerbFlag},
+	"books":     {VerbReplay, VerbFlag}, // the daily books: query an order WeChat's bill shows paid, flag a discrepancy
 }
 
 // mayPublish says whether origin o may send cmd, and if not, why. It is the

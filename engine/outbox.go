@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -14,7 +15,10 @@ import (
 // Nats-Msg-Id = its event id, then marks them sent once every PubAck is in.
 // A crash between commit and publish leaves the rows unsent (published on
 // restart); a crash between publish and marking re-publishes them with the
-// same ids, which JetStream drops inside its duplicate window.
+// same ids, which JetStream drops inside its duplicate window. The relays of
+// engines sharing a PostgreSQL store take turns (turns.go): one publishes a
+// batch at a time, the others queue behind it, so an event is published
+// once and each order's events reach the stream in order.
 type Relay struct {
 	store    *Store
 	js       jetstream.JetStream
@@ -63,8 +67,27 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// RelayOnce publishes one batch of unsent rows and returns how many it sent.
+// relayTurnWait is how long a relay queues behind another engine's relay
+// before it gives up the round: a batch takes milliseconds.
+const relayTurnWait = 5 * time.Second
+
+// RelayOnce publishes one batch of unsent rows and returns how many it sent;
+// 0 when another engine's relay kept the turn past relayTurnWait.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	var n int
+	err := r.store.takeTurn(ctx, turnRelay, relayTurnWait, func() error {
+		var err error
+		n, err = r.relayBatch(ctx)
+		return err
+	})
+	if errors.Is(err, errTurnTaken) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// relayBatch publishes one batch, holding the relay's turn.
+func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	rows, err := r.store.unsentOutbox(ctx, r.batch)
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)

@@ -111,8 +111,25 @@ func (e *Engine) runReconcile(ctx context.Context) error {
 // ReconcileOnce replays up to Batch orders whose ask is due, the longest due
 // first, and schedules each one's next ask; it returns how many it replayed.
 // A replay keeps the order's alert flags (flags.go): the reconciler never
-// clears what a person must see.
+// clears what a person must see. Engines sharing a store take turns
+// (turns.go): when another engine is reconciling, this one replays nothing
+// and returns 0 (its round's command ids would differ from the other's, so
+// both would ask WeChat about the same orders).
 func (e *Engine) ReconcileOnce(ctx context.Context) (int, error) {
+	var n int
+	err := e.store.takeTurn(ctx, turnReconcile, 0, func() error {
+		var err error
+		n, err = e.reconcile(ctx)
+		return err
+	})
+	if errors.Is(err, errTurnTaken) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// reconcile is one round of the reconciler, holding its turn.
+func (e *Engine) reconcile(ctx context.Context) (int, error) {
 	c := e.cfg.Reconcile
 	now := e.cfg.Now().UTC()
 	due, err := e.store.dueAsks(ctx, now, c.Batch)

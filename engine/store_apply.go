@@ -73,11 +73,11 @@ func (s *Store) refundIn(ctx context.Context, tx *sqlx.Tx, outRefundNo string) (
 // pendingRefund is the refund an order in Refunding waits for.
 func (s *Store) pendingRefund(ctx context.Context, q sqlx.QueryerContext, id OrderID) (Refund, error) {
 	var r Refund
-	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind(`SELECT out_refund_no, order_id, amount_fen, reason, state, refund_id,
-		created_at, updated_at FROM refunds WHERE order_id = ? AND state = ?`), id, RefundPending)
+	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind(`SELECT `+refundColumns+` FROM refunds WHERE order_id = ? AND state = ?`), id, RefundPending)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("engine: order %s is refunding without a pending refund: %w", id, ErrNotFound)
 	}
+	fixRefund(&r)
 	return r, err
 }
 
@@ -114,42 +114,49 @@ func (s *Store) writeChange(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch 
 	o.UpdatedAt = now
 	if ch.newRefund != nil {
 		r := ch.newRefund
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO refunds (out_refund_no, order_id, amount_fen, reason, state, refund_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.OutRefundNo, r.OrderID, r.AmountFen, r.Reason, r.State, r.RefundID, now, now); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO refunds (`+refundColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.OutRefundNo, r.OrderID, r.AmountFen, r.Reason, r.State, r.RefundID,
+			r.Seq, r.SentAt, r.SettledAt, r.ErrorCode, r.ErrorMessage, now, now); err != nil {
 			return nil, err
 		}
 	}
-	if r := ch.setRefund; r != nil {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE refunds SET state = ?, refund_id = ?, updated_at = ? WHERE out_refund_no = ?`),
-			r.State, r.RefundID, now, r.OutRefundNo); err != nil {
+	for _, r := range ch.setRefunds {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE refunds SET state = ?, refund_id = ?, sent_at = ?, settled_at = ?,
+			error_code = ?, error_message = ?, updated_at = ? WHERE out_refund_no = ?`),
+			r.State, r.RefundID, r.SentAt, r.SettledAt, r.ErrorCode, r.ErrorMessage, now, r.OutRefundNo); err != nil {
 			return nil, err
 		}
 	}
 	if ch.insert {
 		o.CreatedAt = now
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+orderColumns+`, request_hash, close_requested,
-			reconcile_attempts, reconcile_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			reconcile_attempts, reconcile_at, refund_due_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			o.ID, o.Merchant, o.OutTradeNo, o.Description, o.AmountFen, o.PayAPI, o.Client, o.OpenID, o.OAuthCode,
 			o.LoginCode, o.ClientIP, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen, o.ExpiresAt.UTC(),
 			o.CreatedAt, o.UpdatedAt, o.Version, o.Flags, o.Flag, o.FailCode, o.FailReason, o.Shop, ch.reqHash, false,
-			ch.reconcileAttempts, ch.reconcileAt); err != nil {
+			ch.reconcileAttempts, ch.reconcileAt, ch.refundDue); err != nil {
 			return nil, err
 		}
 	} else {
 		closeReq := cur.CloseRequested || ch.closeReq
 		r, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE orders SET openid = ?, oauth_code = ?, login_code = ?, state = ?,
 			prepay_id = ?, pay_params = ?, transaction_id = ?, paid_fen = ?, refunded_fen = ?, updated_at = ?, version = ?,
-			flags = ?, flag = ?, fail_code = ?, fail_reason = ?, close_requested = ?, reconcile_attempts = ?, reconcile_at = ?
-			WHERE id = ? AND version = ?`),
+			flags = ?, flag = ?, fail_code = ?, fail_reason = ?, close_requested = ?, reconcile_attempts = ?, reconcile_at = ?,
+			refund_due_at = ? WHERE id = ? AND version = ?`),
 			o.OpenID, o.OAuthCode, o.LoginCode, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen,
 			o.UpdatedAt, o.Version, o.Flags, o.Flag, o.FailCode, o.FailReason, closeReq, ch.reconcileAttempts, ch.reconcileAt,
-			o.ID, prevVersion)
+			ch.refundDue, o.ID, prevVersion)
 		if err != nil {
 			return nil, err
 		}
 		if n, _ := r.RowsAffected(); n != 1 {
 			return nil, errVersionConflict
+		}
+	}
+	if !ch.paidAt.IsZero() {
+		if err := s.keepPaidAt(ctx, tx, o.ID, ch.paidAt); err != nil {
+			return nil, err
 		}
 	}
 	events := make([]Event, len(ch.events))
@@ -174,6 +181,9 @@ func (s *Store) writeChange(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch 
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO outbox (event_id, subject, payload, created_at) VALUES (?, ?, ?, ?)`),
 			ev.ID, ev.Subject(), payload, now); err != nil {
+			return nil, err
+		}
+		if err := s.queueWebhooks(ctx, tx, ev, now); err != nil {
 			return nil, err
 		}
 		events[i] = ev

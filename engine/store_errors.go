@@ -17,6 +17,11 @@ const (
 	pgInsufficientRes      = "53000" // insufficient_resources
 )
 
+// racedKeys are the unique keys two concurrent applies may both write: a
+// violation of one means another transaction wrote it first.
+var racedKeys = map[string]bool{"commands_pkey": true, "orders_pkey": true,
+	"orders_merchant_out_trade_no_key": true, "refunds_pkey": true}
+
 // storeError tells a busy or full database apart, wrapping the driver's error.
 func storeError(err error) error {
 	var se sqlite3.Error
@@ -37,8 +42,10 @@ func storeError(err error) error {
 
 // isBusy reports a write conflict worth retrying the transaction for: SQLite
 // busy or locked; on PostgreSQL a serialization failure, a deadlock, or two
-// transactions recording the same command id at once (the loser, tried
-// again, finds the command seen); and an order changed under the write.
+// transactions (two engines, see turns.go) writing the same key at once:
+// the same command id, order, out_trade_no or out_refund_no (the loser,
+// tried again, finds the command seen or the row there and decides on it);
+// and an order changed under the write.
 func isBusy(err error) bool {
 	if err == nil {
 		return false
@@ -56,7 +63,7 @@ func isBusy(err error) bool {
 		case pgSerializationFailure, pgDeadlock:
 			return true
 		case pgUniqueViolation:
-			return pe.ConstraintName == "commands_pkey"
+			return racedKeys[pe.ConstraintName]
 		}
 	}
 	return false

@@ -27,6 +27,9 @@ type orderRow struct {
 	// when it asks next (nil: never).
 	ReconcileAttempts int        `db:"reconcile_attempts"`
 	ReconcileAt       *time.Time `db:"reconcile_at"`
+	// RefundDueAt is when the engine sends the order's next queued refund
+	// (refundqueue.go); nil while none is queued or one is at WeChat.
+	RefundDueAt *time.Time `db:"refund_due_at"`
 }
 
 func fixOrder(o *Order) {
@@ -35,7 +38,7 @@ func fixOrder(o *Order) {
 
 func (s *Store) getOrderRow(ctx context.Context, q sqlx.QueryerContext, where string, args ...any) (orderRow, error) {
 	var r orderRow
-	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind("SELECT "+orderColumns+", request_hash, close_requested, reconcile_attempts, reconcile_at FROM orders WHERE "+where), args...)
+	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind("SELECT "+orderColumns+", request_hash, close_requested, reconcile_attempts, reconcile_at, refund_due_at FROM orders WHERE "+where), args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -153,11 +156,22 @@ func (s *Store) History(ctx context.Context, id OrderID) ([]HistoryEntry, error)
 	return out, nil
 }
 
-// Refunds lists an order's refunds, oldest first.
+// refundColumns are the columns of a Refund.
+const refundColumns = `out_refund_no, order_id, amount_fen, reason, state, refund_id, seq, sent_at, settled_at,
+	error_code, error_message, created_at, updated_at`
+
+// Refunds lists an order's refunds in the order they were asked (and are
+// sent to WeChat in).
 func (s *Store) Refunds(ctx context.Context, id OrderID) ([]Refund, error) {
+	return s.refundsOf(ctx, s.db, id)
+}
+
+func (s *Store) refundsOf(ctx context.Context, q sqlx.QueryerContext, id OrderID) ([]Refund, error) {
 	var out []Refund
-	err := s.db.SelectContext(ctx, &out, s.db.Rebind(`SELECT out_refund_no, order_id, amount_fen, reason, state, refund_id,
-		created_at, updated_at FROM refunds WHERE order_id = ? ORDER BY created_at, out_refund_no`), id)
+	err := sqlx.SelectContext(ctx, q, &out, s.db.Rebind(`SELECT `+refundColumns+` FROM refunds WHERE order_id = ? ORDER BY seq`), id)
+	for i := range out {
+		fixRefund(&out[i])
+	}
 	return out, err
 }
 
@@ -168,11 +182,11 @@ func (s *Store) RefundByOutRefundNo(ctx context.Context, outRefundNo string) (Re
 
 func (s *Store) refundByOutRefundNo(ctx context.Context, q sqlx.QueryerContext, outRefundNo string) (Refund, error) {
 	var r Refund
-	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind(`SELECT out_refund_no, order_id, amount_fen, reason, state, refund_id,
-		created_at, updated_at FROM refunds WHERE out_refund_no = ?`), outRefundNo)
+	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind(`SELECT `+refundColumns+` FROM refunds WHERE out_refund_no = ?`), outRefundNo)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
+	fixRefund(&r)
 	return r, err
 }
 

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -23,10 +25,27 @@ const (
 	RuleOutboxUnsent   = "outbox_row_never_sent"
 )
 
+// Rules Verify and VerifyRefundPacing check of refunds queued and sent.
+const (
+	// RuleRefundCommitted: queued, pending and succeeded refunds together
+	// above the paid amount (the intake refuses such a refund: over_refund).
+	RuleRefundCommitted = "refunds_committed_above_paid"
+	// RuleRefundCount: more refunds of one order than WeChat takes.
+	RuleRefundCount = "refunds_above_limit"
+	// RuleRefundTurn: a refund sent while another of the order was at
+	// WeChat, or before one asked earlier.
+	RuleRefundTurn = "refund_sent_out_of_turn"
+	// RuleRefundGap: two refunds of one order sent to WeChat less than the
+	// gap apart (VerifyRefundPacing).
+	RuleRefundGap = "refunds_sent_too_close"
+)
+
 // Verify scans the store for breaches of the money rules: an order paid
-// without a verified notification or query, refunds above the paid amount, a
-// transition the lifecycle does not allow, a broken event sequence, an outbox
-// row left unsent for longer than unsentAfter.
+// without a verified notification or query, refunds above the paid amount
+// (settled, or queued and at WeChat too), more refunds than WeChat takes, a
+// refund sent out of turn, a transition the lifecycle does not allow, a
+// broken event sequence, an outbox row left unsent for longer than
+// unsentAfter. The refunds' pacing is VerifyRefundPacing's.
 func (s *Store) Verify(ctx context.Context, unsentAfter time.Duration) ([]Breach, error) {
 	var out []Breach
 	var orders []struct {
@@ -55,14 +74,16 @@ func (s *Store) Verify(ctx context.Context, unsentAfter time.Duration) ([]Breach
 	for _, e := range events {
 		byOrder[e.OrderID] = append(byOrder[e.OrderID], e)
 	}
-	var refunds []Refund
-	if err := s.db.SelectContext(ctx, &refunds, "SELECT out_refund_no, order_id, amount_fen, reason, state, refund_id, created_at, updated_at FROM refunds"); err != nil {
+	refundsOf, err := s.allRefunds(ctx)
+	if err != nil {
 		return nil, err
 	}
 	settled := map[OrderID]int64{}
-	for _, r := range refunds {
-		if r.State == RefundSucceeded {
-			settled[r.OrderID] += r.AmountFen
+	for id, refunds := range refundsOf {
+		for _, r := range refunds {
+			if r.State == RefundSucceeded {
+				settled[id] += r.AmountFen
+			}
 		}
 	}
 	for _, o := range orders {
@@ -97,6 +118,14 @@ func (s *Store) Verify(ctx context.Context, unsentAfter time.Duration) ([]Breach
 		if settled[o.ID] != o.RefundedFen {
 			out = append(out, Breach{o.ID, RuleRefundSum, fmt.Sprintf("order says %d fen, settled refunds %d", o.RefundedFen, settled[o.ID])})
 		}
+		refunds := refundsOf[o.ID]
+		if committed := committedFen(refunds); committed > o.PaidFen {
+			out = append(out, Breach{o.ID, RuleRefundCommitted, fmt.Sprintf("%d fen refunded, at WeChat or queued of %d paid", committed, o.PaidFen)})
+		}
+		if len(refunds) > MaxRefundsPerOrder {
+			out = append(out, Breach{o.ID, RuleRefundCount, fmt.Sprintf("%d refunds, WeChat takes %d", len(refunds), MaxRefundsPerOrder)})
+		}
+		out = append(out, refundTurns(o.ID, refunds)...)
 	}
 	var unsent []struct {
 		EventID string    `db:"event_id"`
@@ -108,6 +137,70 @@ func (s *Store) Verify(ctx context.Context, unsentAfter time.Duration) ([]Breach
 	}
 	for _, u := range unsent {
 		out = append(out, Breach{Rule: RuleOutboxUnsent, Detail: fmt.Sprintf("event %s, written %s", u.EventID, u.At.Format(time.RFC3339))})
+	}
+	return out, nil
+}
+
+// allRefunds reads every refund, by order, each order's in queue order.
+func (s *Store) allRefunds(ctx context.Context) (map[OrderID][]Refund, error) {
+	var refunds []Refund
+	if err := s.db.SelectContext(ctx, &refunds, "SELECT "+refundColumns+" FROM refunds ORDER BY order_id, seq"); err != nil {
+		return nil, err
+	}
+	out := map[OrderID][]Refund{}
+	for _, r := range refunds {
+		fixRefund(&r)
+		out[r.OrderID] = append(out[r.OrderID], r)
+	}
+	return out, nil
+}
+
+// refundTurns finds the refunds of one order (in queue order) sent out of
+// turn: while the refund sent before was not settled yet, or while one
+// asked earlier was still queued.
+func refundTurns(id OrderID, refunds []Refund) []Breach {
+	var out []Breach
+	var prev *Refund // the refund sent last before r
+	for i, r := range refunds {
+		if r.SentAt == nil {
+			continue
+		}
+		for _, earlier := range refunds[:i] {
+			if earlier.SentAt == nil {
+				out = append(out, Breach{id, RuleRefundTurn, fmt.Sprintf("refund %s sent while %s, asked before it, was queued", r.OutRefundNo, earlier.OutRefundNo)})
+			}
+		}
+		if prev != nil && (prev.SettledAt == nil || r.SentAt.Before(*prev.SettledAt)) {
+			out = append(out, Breach{id, RuleRefundTurn, fmt.Sprintf("refund %s sent while %s was at WeChat", r.OutRefundNo, prev.OutRefundNo)})
+		}
+		prev = &refunds[i]
+	}
+	return out
+}
+
+// VerifyRefundPacing finds two refunds of one order sent to WeChat less than
+// gap apart (WeChat wants a minute between two refunds of an order; the
+// engine's RefundConfig.Gap). A deployment that runs on scaled time (`wxflow
+// dev`, tests) passes its own gap.
+func (s *Store) VerifyRefundPacing(ctx context.Context, gap time.Duration) ([]Breach, error) {
+	refundsOf, err := s.allRefunds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Breach
+	for _, id := range slices.Sorted(maps.Keys(refundsOf)) {
+		refunds := refundsOf[id]
+		var prev *Refund
+		for i, r := range refunds {
+			if r.SentAt == nil {
+				continue
+			}
+			if prev != nil && r.SentAt.Sub(*prev.SentAt) < gap {
+				out = append(out, Breach{id, RuleRefundGap, fmt.Sprintf("refunds %s and %s sent %s apart, less than %s",
+					prev.OutRefundNo, r.OutRefundNo, r.SentAt.Sub(*prev.SentAt), gap)})
+			}
+			prev = &refunds[i]
+		}
 	}
 	return out, nil
 }

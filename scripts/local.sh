@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 export WXFLOW_DATA=${WXFLOW_DATA:-data}
 export WXFLOW_NATS_URL=${WXFLOW_NATS_URL:-nats://127.0.0.1:4250}
 export WXFLOW_WECHAT_URL=${WXFLOW_WECHAT_URL:-https://127.0.0.1:8443}
+# the simulator's second site plays WeChat Pay's backup host (docs/OPERATIONS.md); "off": none
+export WXFLOW_WECHAT_BACKUP_URL=${WXFLOW_WECHAT_BACKUP_URL:-https://127.0.0.1:8444}
 export WXFLOW_HTTP_ADDR=${WXFLOW_HTTP_ADDR:-127.0.0.1:8080}    # shops, admins, /metrics
 export WXFLOW_PUBLIC_ADDR=${WXFLOW_PUBLIC_ADDR:-127.0.0.1:8081} # WeChat's notifications only
 export WXFLOW_MERCHANT_DIR=${WXFLOW_MERCHANT_DIR:-$WXFLOW_DATA/sim}
@@ -32,7 +34,11 @@ fi
 case "${1:-}" in
   sim) shift
      sim_addr=${WXFLOW_WECHAT_URL#https://}; sim_addr=${sim_addr%%/*}
-     exec ./wxflow sim --addr "$sim_addr" --keys "$WXFLOW_MERCHANT_DIR" "$@" ;;
+     backup=()
+     if [ "$WXFLOW_WECHAT_BACKUP_URL" != off ]; then
+       backup_addr=${WXFLOW_WECHAT_BACKUP_URL#https://}; backup=(--backup-addr "${backup_addr%%/*}")
+     fi
+     exec ./wxflow sim --addr "$sim_addr" --keys "$WXFLOW_MERCHANT_DIR" "${backup[@]}" "$@" ;;
   nats) shift
      nats_port=${WXFLOW_NATS_URL##*:}; nats_port=${nats_port%%/*}
      exec ./wxflow nats --port "$nats_port" "$@" ;;

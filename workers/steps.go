@@ -217,7 +217,10 @@ func (Refund) Name() string { return "refund" }
 // Event is the event the worker acts on.
 func (Refund) Event() engine.EventType { return engine.EventRefunding }
 
-// Handle calls the refund API. A final refusal closes the refund.
+// Handle calls the refund API. A final refusal fails the refund, with
+// WeChat's code and message. The engine sends one refund of an order at a
+// time, a minute apart (WeChat's rule): a FREQUENCY_LIMITED despite that is
+// retried like any retryable answer.
 func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	if ev.Refund == nil {
 		return nil, fmt.Errorf("refunding event %s without its refund", ev.ID)
@@ -232,7 +235,13 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 	}
 	c := resultCommand(w.Name(), engine.VerbRefunded, ev)
 	if err != nil {
-		c.Refunded = &engine.RefundDone{OutRefundNo: no, Succeeded: false, Source: "refund:" + wechat.CodeOf(err)}
+		// Refused for good: the refund fails with WeChat's code and message,
+		// and the order's next queued refund may go.
+		code, msg := wechat.CodeOf(err), err.Error()
+		if we, ok := errors.AsType[*wechat.Error](err); ok && we.Message != "" {
+			msg = we.Message
+		}
+		c.Refunded = &engine.RefundDone{OutRefundNo: no, Succeeded: false, Source: "refund:" + code, Code: code, Message: msg}
 		c.Reason = err.Error()
 		return c, nil
 	}
@@ -249,6 +258,9 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 		return nil, nil // processing, abnormal or unknown: the notification or the reconciler will tell
 	}
 	c.Refunded = &engine.RefundDone{OutRefundNo: no, RefundID: st.RefundID, Succeeded: st.State == pay.RefundSuccess, Source: engine.SourceQuery}
+	if !c.Refunded.Succeeded {
+		c.Refunded.Code = st.RawState // CLOSED, REFUNDCLOSE: WeChat gives no message
+	}
 	return c, nil
 }
 

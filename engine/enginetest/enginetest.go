@@ -98,10 +98,33 @@ func PostgresDSN() string {
 // dropped at cleanup. Without a reachable server the test is skipped, loudly.
 func OpenPostgres(t testing.TB) *engine.Store {
 	t.Helper()
-	base := PostgresDSN()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	dsn := PostgresSchema(t)
+	// Migrating gets a minute, as a loaded 2-core machine may need.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := engine.OpenRaw(ctx, base)
+	s, err := engine.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// PostgresSchema makes a fresh, empty schema in the test database and
+// returns the DSN that uses it (search_path), for tests that open several
+// stores on one database, as several engine processes do; the schema is
+// dropped at cleanup, after the stores opened later are closed. Without a
+// reachable server the test is skipped, loudly.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	base := PostgresDSN()
+	// Finding the server gets 5 s; creating the schema gets a minute, as a
+	// loaded 2-core machine may need.
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer pcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := engine.OpenRaw(pctx, base)
 	if err != nil {
 		t.Skipf("SKIPPING the PostgreSQL path: no PostgreSQL at %s (%v); set WXFLOW_TEST_POSTGRES to test it", base, err)
 	}
@@ -110,21 +133,15 @@ func OpenPostgres(t testing.TB) *engine.Store {
 		admin.Close()
 		t.Skipf("SKIPPING the PostgreSQL path: cannot create a schema (%v)", err)
 	}
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
+	})
 	sep := "?"
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	s, err := engine.Open(ctx, base+sep+"search_path="+schema)
-	if err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		_, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	return s
+	return base + sep + "search_path=" + schema
 }
 
 // WaitFor polls check until it returns nil or d passes.

@@ -91,12 +91,13 @@ func TestBench(t *testing.T) {
 		t.Errorf("ceiling CPU: %+v", c)
 	}
 	// Transactions: create (created and authorized at once), prepaid, signed,
-	// notified for each order, refund and refunded for 4; events: one more per
-	// order. A v2 refund's notification asks for a replay (one transaction,
-	// one event) when it comes before the refund worker's own query found the
-	// refund settled: a few more, as the simulator's timing goes.
+	// notified for each order, refund (queued and sent at once) and refunded
+	// for 4; events: one more per order and per refund. A v2 refund's
+	// notification asks for a replay (one transaction, one event) when it
+	// comes before the refund worker's own query found the refund settled: a
+	// few more, as the simulator's timing goes.
 	extra := c.Transactions - (20*4 + 4*2)
-	if extra < 0 || extra > 4 || c.RoundTrips != 2*(20*5+4*2+extra) {
+	if extra < 0 || extra > 4 || c.RoundTrips != 2*(20*5+4*3+extra) {
 		t.Errorf("ceiling transactions %d, round trips %d", c.Transactions, c.RoundTrips)
 	}
 	if want := c.CPUMSPerOrder / rep.CPUMSPerOrder; rep.Ratio <= 0 || abs(rep.Ratio-want) > 1e-9 || rep.RatioWithNATS <= 0 {

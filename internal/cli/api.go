@@ -21,7 +21,7 @@ func apiCommand() *cobra.Command {
 		Short: "Run the HTTP API: the shop API, WeChat's notification endpoints, the admin page",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gHTTP, gRates, gMerchant, gWechat, gStuck, gSecret)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gHTTP, gRates, gMerchant, gWechat, gStuck, gSecret, gWebhook)
 	cmd.Flags().BoolVar(&noAdmin, "no-admin", false, "serve no admin page or API")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := flags.load(&s); err != nil {

@@ -62,6 +62,7 @@ func Root() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(devCommand(), natsCommand(), simCommand(), migrateCommand(), engineCommand(), apiCommand(),
 		workerCommand(), demoCommand(), adminCommand(), shopCommand(), verifyCommand(), benchCommand(), versionCommand())
+	root.AddCommand(booksCommand())
 	argsAreUsage(root)
 	return root
 }

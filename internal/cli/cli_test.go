@@ -62,6 +62,10 @@ func TestSettingsAreStrict(t *testing.T) {
 			wantErr: "holds no record of a running wxflow"},
 		{name: "nothing answers", args: []string{"admin", "close", "o_1", "--reason", "test", "--data", data, "--nats", "nats://127.0.0.1:" + closedPort(t)},
 			wantCode: ExitError, wantErr: "nothing answers at the NATS URL"},
+		{name: "books of no day", args: []string{"books", "2024-13-01", "--data", data}, wantCode: ExitUsage, wantErr: `"2024-13-01" is not a day`},
+		{name: "books in two formats", args: []string{"books", "today", "--json", "--csv", "--data", data}, wantCode: ExitUsage, wantErr: "not both"},
+		{name: "books never run", args: []string{"books", "2024-03-10", "--stored", "--data", data}, wantCode: ExitError, wantErr: "no books of 2024-03-10"},
+		{name: "books api", args: []string{"worker", "books", "--books-api", "v4"}, wantCode: ExitUsage, wantErr: "--books-api"},
 		{name: "verify without NATS", args: []string{"verify", "--data", data, "--nats", "nats://127.0.0.1:" + closedPort(t)},
 			wantCode: ExitError, wantErr: "use --no-stream"},
 	}
@@ -92,7 +96,9 @@ func TestEachCommandShowsItsFlags(t *testing.T) {
 	}{
 		{args: []string{"admin", "resolve"}, want: []string{"--flag", "--reason", "--who", "--db", "--nats"}, wantNone: []string{"--http", "--worker-lanes"}},
 		{args: []string{"admin", "close"}, want: []string{"--data", "--db", "--nats", "--reason"}, wantNone: []string{"--http", "--worker-lanes", "--wechat-url", "--metrics-addr"}},
-		{args: []string{"worker"}, want: []string{"--nats", "--worker-lanes", "--wechat-url", "--metrics-addr"}, wantNone: []string{"--db", "--stuck-after", "--reconcile-payment-after"}},
+		{args: []string{"worker"}, want: []string{"--nats", "--worker-lanes", "--wechat-url", "--metrics-addr", "--db", "--books-api", "--server-secret-file", "--webhook-allow-private"}, wantNone: []string{"--stuck-after", "--reconcile-payment-after"}},
+		{args: []string{"books"}, want: []string{"--db", "--nats", "--merchant", "--json", "--csv", "--stored"}, wantNone: []string{"--http", "--worker-lanes"}},
+		{args: []string{"shop", "webhook", "add"}, want: []string{"--db", "--server-secret-file", "--webhook-allow-private"}, wantNone: []string{"--nats", "--http"}},
 		{args: []string{"engine"}, want: []string{"--db", "--nats", "--reconcile-payment-after", "--reconcile-refund-after", "--expiry-interval", "--stream-max-bytes", "--stream-max-msgs"}, wantNone: []string{"--http", "--wechat-url", "--worker-lanes"}},
 		{args: []string{"dev"}, want: []string{"--reconcile-payment-after", "--worker-lanes", "--nats-port", "--http"}, wantNone: []string{"--nats ", "--wechat-url", "--merchant-dir", "--reconcile-after"}},
 		{args: []string{"migrate"}, want: []string{"--db"}, wantNone: []string{"--nats", "--http"}},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,10 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/internal/demo"
 	"github.com/wxflow/wxflow/internal/demoshop"
 	"github.com/wxflow/wxflow/internal/natsembed"
 	"github.com/wxflow/wxflow/internal/stack"
+	"github.com/wxflow/wxflow/workers/books"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -30,7 +33,7 @@ func devCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded NATS, SQLite, the WeChat simulator, engine, workers and API",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers, gFailover)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gHTTP, gRates, gStuck, gEngine, gWorkers, gSecret, gNATSUsers, gFailover, gBooks, gWebhook)
 	f := cmd.Flags()
 	f.IntVar(&o.NATSPort, "nats-port", natsembed.DefaultPort, "embedded NATS port (-1: any free port)")
 	f.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8443", "where the WeChat simulator listens")
@@ -39,6 +42,7 @@ func devCommand() *cobra.Command {
 	f.Float64Var(&o.Sim.TimeScale, "time-scale", 0.01, "the simulator's time scale (1 = WeChat's real delays)")
 	f.IntVar(&orders, "demo", 0, "drive N orders through the simulator, print a summary and exit (0 when all is right)")
 	f.IntVar(&concurrency, "demo-concurrency", 16, "concurrent orders of the demo")
+	f.BoolVar(&o.Sim.BillsAtOnce, "sim-bills-now", true, "the simulator serves a day's bills at once, today's as it stands (WeChat: after 10:00 the next day)")
 	o.Sim.Faults.RegisterFlags(f)
 	f.StringVar(&o.DemoShopAddr, "demo-shop-addr", "127.0.0.1:8082", "where the demo shop (/demo/) listens (WXFLOW_DEMO_SHOP_ADDR)")
 	f.StringVar(&o.DemoShopJSSDK, "demo-shop-jssdk", demoshop.DefaultJSSDK, "where the demo shop's page loads WeChat's JS-SDK: a URL, or a file it serves such as npm's weixin-js-sdk/index.js (WXFLOW_DEMO_SHOP_JSSDK)")
@@ -54,6 +58,19 @@ func devCommand() *cobra.Command {
 			if !f.Changed(name) && os.Getenv(flags.env[name]) == "" {
 				_ = f.Set(name, "3s")
 			}
+		}
+		// A shop's developer's webhook receiver is on this machine.
+		if !f.Changed("webhook-allow-private") && os.Getenv("WXFLOW_WEBHOOK_ALLOW_PRIVATE") == "" {
+			s.WebhookAllowPrivate = true
+		}
+		// The books: today's every 10 s against the simulator's bill of the
+		// day so far, and a closed day's once its bill is ready at dev's time
+		// scale (10 h after midnight, scaled).
+		if !f.Changed("books-every") && os.Getenv("WXFLOW_BOOKS_EVERY") == "" && o.Sim.BillsAtOnce {
+			_ = f.Set("books-every", "10s")
+		}
+		if !f.Changed("books-ready-after") && os.Getenv("WXFLOW_BOOKS_READY_AFTER") == "" && o.Sim.TimeScale > 0 {
+			_ = f.Set("books-ready-after", (time.Duration(float64(10*time.Hour)*min(o.Sim.TimeScale, 1)) + time.Minute).String())
 		}
 		if err := flags.load(&s); err != nil {
 			return err
@@ -109,6 +126,9 @@ func devCommand() *cobra.Command {
 		} else {
 			fmt.Fprintln(out, l)
 		}
+		if st.Books != nil && !printDemoBooks(ctx, out, st.Books) {
+			ok = false
+		}
 		cancel()
 		_ = st.Wait()
 		if !ok {
@@ -117,4 +137,39 @@ func devCommand() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// printDemoBooks runs today's books after the demo (the simulator serves the
+// bill of the day so far) and says whether every trade matched.
+func printDemoBooks(ctx context.Context, out io.Writer, b *books.Books) bool {
+	day := engine.DayOf(time.Now())
+	var r engine.BooksResult
+	var err error
+	failures := 0
+	for range 30 { // the preview of the day may hold the day's lease for a moment
+		r, err = b.RunDay(ctx, day)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, books.ErrBusy) { // a download refused five times over (a chaos run): try again
+			if failures++; failures == 3 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(out, "books of %s: %v\n", day, err)
+		return false
+	}
+	fmt.Fprintf(out, "books of %s (today so far): %d payments and %d refunds at WeChat; %d matched, %d discrepancies",
+		day, r.Totals.WechatPayments, r.Totals.WechatRefunds, r.Counts[engine.BooksMatched], r.Discrepancies())
+	if n := b.Repaired.Load(); n > 0 {
+		fmt.Fprintf(out, "; the books queried %d orders WeChat's bill showed and wxflow had not heard of", n)
+	}
+	fmt.Fprintf(out, " (wxflow books today --data …)\n")
+	return r.Discrepancies() == 0
 }

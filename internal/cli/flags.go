@@ -28,10 +28,12 @@ const (
 	gWechat                 // --wechat-url --wechat-ca --wechat-timeout
 	gMetrics                // --metrics-addr
 	gStuck                  // --stuck-after
-	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after
+	gEngine                 // --expiry-interval --reconcile-payment-after --reconcile-refund-after --refund-gap
 	gWorkers                // --worker-lanes
 	gSecret                 // --server-secret-file
+	gBooks                  // --books-api --books-ready-after --books-every
 	gFailover               // --wechat-backup-url --wechat-probe-after (also with gWechat)
+	gWebhook                // --webhook-allow-private
 )
 
 // flagSet registers s's flags of the given groups on cmd, each with its
@@ -115,8 +117,16 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			dur(&s.ExpiryInterval, "expiry-interval", "WXFLOW_EXPIRY_INTERVAL", "how often expired orders are closed and quiet ones looked for (default 1s)")
 			dur(&s.ReconcilePaymentAfter, "reconcile-payment-after", "WXFLOW_RECONCILE_PAYMENT_AFTER", "query WeChat about an order signed and quiet this long (default 1m)")
 			dur(&s.ReconcileRefundAfter, "reconcile-refund-after", "WXFLOW_RECONCILE_REFUND_AFTER", "query WeChat about a refund pending and quiet this long (default 2m)")
+			dur(&s.RefundGap, "refund-gap", "WXFLOW_REFUND_GAP", "send an order's next queued refund this long after the one before settled; WeChat wants a minute (default 1m; dev: a minute on the simulator's time scale)")
 		case gSecret:
 			str(&s.SecretFile, "server-secret-file", "WXFLOW_SERVER_SECRET_FILE", "the server secret keying shop key hashes; the same file on every host (default <data>/secrets/server.key, made when missing)")
+		case gWebhook:
+			f.BoolVar(&s.WebhookAllowPrivate, "webhook-allow-private", false, "let webhook endpoints be on loopback and private addresses, never link-local ones (env WXFLOW_WEBHOOK_ALLOW_PRIVATE; default false, true for dev)")
+			fs.env["webhook-allow-private"] = "WXFLOW_WEBHOOK_ALLOW_PRIVATE"
+		case gBooks:
+			str(&s.BooksAPI, "books-api", "WXFLOW_BOOKS_API", "how the daily books download WeChat's bills: v3 (SHA-1 checked) or v2 (default v3)")
+			dur(&s.BooksReadyAfter, "books-ready-after", "WXFLOW_BOOKS_READY_AFTER", "how long after a day ends (midnight, Beijing time) its books are run (default 10h30m)")
+			dur(&s.BooksEvery, "books-every", "WXFLOW_BOOKS_EVERY", "also run today's books this often, against the day so far (the simulator only; default off)")
 		case gWorkers:
 			num(&s.WorkerLanes, "worker-lanes", "WXFLOW_WORKER_LANES", "events each worker handles at once, one order's always in order (default 16)")
 		}

@@ -22,7 +22,7 @@ import (
 // server secret, which they make in the data folder when it is missing.
 func shopCommand() *cobra.Command {
 	shop := &cobra.Command{Use: "shop", Short: "Add shops, list them, rotate and revoke their API keys"}
-	shop.AddCommand(shopAddCommand(), shopListCommand(), shopRotateCommand(), shopRevokeCommand())
+	shop.AddCommand(shopAddCommand(), shopListCommand(), shopRotateCommand(), shopRevokeCommand(), shopWebhookCommand())
 	return shop
 }
 

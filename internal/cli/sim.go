@@ -18,6 +18,7 @@ func simCommand() *cobra.Command {
 	var addr, keys, backupAddr string
 	var cfg sim.Config
 	var chaos float64
+	var memoryOnly bool
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run the WeChat simulator (HTTPS; keys and its CA in --keys)",
@@ -34,6 +35,8 @@ func simCommand() *cobra.Command {
 	f.BoolVar(&cfg.Strict, "strict", false, "check openids and https notify URLs as WeChat does")
 	f.Float64Var(&cfg.TimeScale, "time-scale", 1, "scale of WeChat's delays (retries, token life, refund settlement)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 7200*time.Second, "access_token and jsapi_ticket lifetime")
+	f.BoolVar(&cfg.BillsAtOnce, "bills-now", false, "serve a day's bills at once, today's as it stands (WeChat: after 10:00 Beijing time the next day)")
+	f.BoolVar(&memoryOnly, "memory-only", false, "keep no ledger: forget every order and refund at exit (default: kept in the --keys folder, "+sim.LedgerFile+")")
 	cfg.Faults.RegisterFlags(f)
 	f.Float64Var(&chaos, "chaos", 0, "fail this share of API calls in every way, duplicate every notification, reorder and drop this share (replaces the other fault flags)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -41,6 +44,9 @@ func simCommand() *cobra.Command {
 			return err
 		}
 		cfg.KeysDir, cfg.Logger = keys, s.Logger()
+		if !memoryOnly {
+			cfg.LedgerDir = keys
+		}
 		if chaos > 0 {
 			cfg.Faults = sim.Chaos(chaos, cfg.Faults.Seed)
 		}

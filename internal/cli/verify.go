@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -19,18 +20,21 @@ func verifyCommand() *cobra.Command {
 	var s stack.Settings
 	var logs []string
 	var unsentAfter time.Duration
-	var noStream, asJSON bool
+	var noStream, asJSON, noBooks bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the invariants: verified payments, refunds within payments, allowed transitions, every event once in the stream, no secret in the logs",
+		Short: "Check the invariants: verified payments, refunds within payments, allowed transitions, every event once in the stream, every closed day's books balanced, no secret in the logs",
 		Args:  cobra.NoArgs,
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gMerchant)
+	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gMerchant, gBooks)
 	f := cmd.Flags()
 	f.StringSliceVar(&logs, "logs", nil, "log files to scan for the merchant's secrets")
 	f.DurationVar(&unsentAfter, "unsent-after", time.Minute, "an outbox row unsent for longer is a breach")
+	var refundGap time.Duration
+	f.DurationVar(&refundGap, "refund-gap", time.Minute, "two refunds of one order sent to WeChat closer than this are a breach (a deployment on scaled time, like dev's, gives its own)")
 	f.BoolVar(&noStream, "no-stream", false, "skip the event stream (when NATS is not running)")
 	f.BoolVar(&asJSON, "json", false, "print the breaches as JSON")
+	f.BoolVar(&noBooks, "no-books", false, "skip the books (every closed day's books balanced, on WeChat's final bill)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := flags.load(&s); err != nil {
 			return err
@@ -45,6 +49,11 @@ func verifyCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		paced, err := store.VerifyRefundPacing(ctx, refundGap)
+		if err != nil {
+			return err
+		}
+		breaches = append(breaches, paced...)
 		if !noStream {
 			nc, js, err := stack.ConnectNATS(ctx, &s, natsauth.Monitor, false, s.Logger())
 			if err != nil {
@@ -54,6 +63,16 @@ func verifyCommand() *cobra.Command {
 			more, err := verify.Stream(ctx, js, store)
 			if err != nil {
 				return fmt.Errorf("verify: reading the event stream: %w", err)
+			}
+			breaches = append(breaches, more...)
+		}
+		if !noBooks {
+			// A day is closed once its books are due: the worker's wait
+			// for the bill (--books-ready-after) and an hour to run them.
+			ready := cmp.Or(s.BooksReadyAfter, 10*time.Hour+30*time.Minute) + time.Hour
+			more, err := verify.Books(ctx, store, verify.BooksConfig{Merchant: s.MerchantName, Now: time.Now(), ReadyAfter: ready})
+			if err != nil {
+				return err
 			}
 			breaches = append(breaches, more...)
 		}

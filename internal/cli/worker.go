@@ -16,7 +16,7 @@ func workerCommand() *cobra.Command {
 	kinds := stack.WorkerKinds()
 	cmd := &cobra.Command{
 		Use:       "worker KIND",
-		Short:     "Run a worker: " + strings.Join(kinds[:len(kinds)-2], ", ") + ", tokens (the shared token refresher), or all",
+		Short:     "Run a worker: " + strings.Join(kinds[:len(kinds)-4], ", ") + ", tokens (the shared token refresher), books (the daily books; needs --db), webhook (shops' webhooks; needs --db), or all",
 		ValidArgs: kinds,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -28,13 +28,26 @@ func workerCommand() *cobra.Command {
 			return nil
 		},
 	}
-	flags := settingsFlags(cmd, &s, gData, gLog, gNATS, gHTTP, gMerchant, gWechat, gMetrics, gWorkers)
+	flags := settingsFlags(cmd, &s, gData, gLog, gNATS, gHTTP, gMerchant, gWechat, gMetrics, gWorkers, gDB, gBooks, gSecret, gWebhook)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := flags.load(&s); err != nil {
 			return err
 		}
 		ctx, log := cmd.Context(), s.Logger().With("component", "worker")
-		c, err := stack.Connect(ctx, &s, natsauth.Worker(args[0]), false, log)
+		if args[0] == stack.WorkerWebhook { // the store alone: no NATS, no WeChat
+			c, err := stack.ConnectStore(ctx, &s, log)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			stack.ServeMetrics(ctx, s.MetricsAddr, c.Metrics, log)
+			w, err := stack.NewWorkers(ctx, &s, c, nil, args[0], stack.WorkerOptions{})
+			if err != nil {
+				return err
+			}
+			return stoppedByUser(ctx, w.Run(ctx))
+		}
+		c, err := stack.Connect(ctx, &s, natsauth.Worker(args[0]), stack.NeedsStore(args[0]), log)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,7 @@ type Metrics struct {
 	calls       *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	responses   *prometheus.CounterVec
+	books       *booksMetrics
 }
 
 // New registers the counters and histograms; Go and process
@@ -47,6 +48,7 @@ func New() *Metrics {
 		Help: "Answers of the API by route and status: refused input shows as 4xx here."}, []string{"route", "status"})
 	m.Registry.MustRegister(m.transitions, m.refused, m.calls, m.latency, m.responses,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.books = newBooksMetrics(m.Registry)
 	return m
 }
 

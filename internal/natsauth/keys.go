@@ -52,6 +52,13 @@ func Ensure(dir string, grants []Grant) (Users, error) {
 		return Users{}, err
 	}
 	u := Users{Grants: append(slices.Clone(grants), shops...)}
+	for i := range u.Grants {
+		if u.Grants[i].Role == Engine { // the engine answers the shops' commands in their inboxes
+			for _, s := range shops {
+				u.Grants[i].Shops = append(u.Grants[i].Shops, strings.TrimPrefix(string(s.Role), shopPrefix))
+			}
+		}
+	}
 	for _, g := range u.Grants {
 		pub, err := ensureSeed(dir, g.Role)
 		if err != nil {

@@ -44,6 +44,16 @@ func Worker(kind string) Role { return Role(workerPrefix + kind) }
 // Shop is the role of the shop named name, publishing on NATS itself.
 func Shop(name string) Role { return Role(shopPrefix + name) }
 
+// ShopFeedConsumer names the consumer of the event stream that is the shop's
+// feed of one merchant's events, as the engine makes it
+// (engine.ShopFeedConsumer): the shop may ack its messages. It is a
+// consumer the engine makes, not the shop: NATS permissions can hold a
+// consumer's filter to the merchant (a token of the create subject since
+// NATS 2.9), but not where the server delivers (a push consumer's
+// deliver_subject, a pull request's reply), which it publishes to with its
+// own authority.
+func ShopFeedConsumer(shop, merchant string) string { return "shopfeed_" + shop + "~" + merchant }
+
 // InboxPrefix is where the role's replies come: its own, so that no other
 // user can read them. Clients must use it (nats.CustomInboxPrefix).
 func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
@@ -55,11 +65,22 @@ type Grant struct {
 	Kinds []string
 	// Merchants are the merchants a shop acts for: it hears only their events.
 	Merchants []string
+	// Shops are the shops the engine answers on NATS: it may publish in
+	// their inboxes (Ensure sets it from the shops kept in the folder).
+	Shops []string
 }
 
 // EventKinds are the worker kinds that consume events and publish results;
 // "tokens" is the token refresher.
 var EventKinds = []string{"authorize", "prepay", "sign", "query", "close", "refund"}
+
+// BooksKind is the worker kind of the daily books (workers/books): it
+// replays and flags orders (wxflow.cmd.*.books) and answers the requests for
+// a day's books (wxflow.books.run.>) that the admin tools and the API send.
+const BooksKind = "books"
+
+// booksRun is where a day's books are asked for.
+const booksRun = "wxflow.books.run.>"
 
 // Internal is the grants of wxflow's own processes: the engine, the API, the
 // admin tools, each worker kind, the token refresher and "all".
@@ -68,8 +89,8 @@ func Internal() []Grant {
 	for _, k := range EventKinds {
 		g = append(g, Grant{Role: Worker(k), Kinds: []string{k}})
 	}
-	g = append(g, Grant{Role: Worker("tokens"), Kinds: []string{"tokens"}},
-		Grant{Role: Worker("all"), Kinds: append(slices.Clone(EventKinds), "tokens")})
+	g = append(g, Grant{Role: Worker("tokens"), Kinds: []string{"tokens"}}, Grant{Role: Worker(BooksKind), Kinds: []string{BooksKind}},
+		Grant{Role: Worker("all"), Kinds: append(slices.Clone(EventKinds), "tokens", BooksKind)})
 	return g
 }
 
@@ -90,6 +111,10 @@ func (g Grant) Permissions() *server.Permissions {
 		}
 		for _, m := range g.Merchants {
 			p.Subscribe.Allow = append(p.Subscribe.Allow, "wxflow.evt."+m+".>")
+			// Its feed of the merchant's events (engine/shopfeed.go) comes to
+			// its inbox; it may ack that consumer's messages, nothing more of
+			// JetStream (no consumer of its own: see ShopFeedConsumer).
+			p.Publish.Allow = append(p.Publish.Allow, "$JS.ACK.WXFLOW_EVT."+ShopFeedConsumer(name, m)+".>")
 		}
 		return p
 	}
@@ -100,11 +125,14 @@ func (g Grant) Permissions() *server.Permissions {
 	switch g.Role {
 	case Engine:
 		pub = append(pub, "wxflow.evt.>", "$JS.ACK.WXFLOW_CMD.>", InboxPrefix(API)+".>")
+		for _, shop := range g.Shops { // answers to the shops' commands on NATS
+			pub = append(pub, InboxPrefix(Shop(shop))+".>")
+		}
 	case API:
-		pub = append(pub, "wxflow.cmd.*.api", "$KV.wxflow_admin_sessions.>", "wxflow.tokens.refresh.>")
+		pub = append(pub, "wxflow.cmd.*.api", "$KV.wxflow_admin_sessions.>", "wxflow.tokens.refresh.>", booksRun)
 		deny = streamAdmin
 	case Admin:
-		pub = append(pub, "wxflow.cmd.*.admin")
+		pub = append(pub, "wxflow.cmd.*.admin", booksRun)
 		deny = streamAdmin
 	case Monitor:
 		sub = append(sub, "wxflow.evt.>", "wxflow.dlq.>", "wxflow.calls.>")
@@ -117,6 +145,10 @@ func (g Grant) Permissions() *server.Permissions {
 				sub = append(sub, "wxflow.tokens.refresh.>")
 				responses = &server.ResponsePermission{MaxMsgs: 1}
 				continue
+			}
+			if k == BooksKind {
+				sub = append(sub, booksRun)
+				responses = &server.ResponsePermission{MaxMsgs: 1}
 			}
 			pub = append(pub, "wxflow.cmd.*."+k, "wxflow.dlq."+k+".>")
 			if k == "authorize" {

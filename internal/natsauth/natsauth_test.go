@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
 )
@@ -114,6 +115,18 @@ func TestPublishPermissions(t *testing.T) {
 		{natsauth.Shop("acme"), "wxflow.cmd.create.api", false},
 		{natsauth.Shop("acme"), "wxflow.evt.m1.notified.o_1", false},
 		{natsauth.Shop("acme"), "$JS.API.STREAM.INFO.WXFLOW_EVT", false},
+		// A shop acks its own feed's messages and uses no other JetStream API:
+		// no consumer of its own, no pull, no other feed's acks.
+		{natsauth.Shop("acme"), "$JS.ACK.WXFLOW_EVT.shopfeed_acme~m1.1.5.5.1.0", true},
+		{natsauth.Shop("acme"), "$JS.ACK.WXFLOW_EVT.shopfeed_other~m1.1.5.5.1.0", false},
+		{natsauth.Shop("acme"), "$JS.ACK.WXFLOW_EVT.prepay.1.5.5.1.0", false},
+		{natsauth.Shop("acme"), "$JS.API.CONSUMER.CREATE.WXFLOW_EVT.shopfeed_acme~m1.wxflow.evt.m1.>", false},
+		{natsauth.Shop("acme"), "$JS.API.CONSUMER.MSG.NEXT.WXFLOW_EVT.shopfeed_acme~m1", false},
+		{natsauth.Shop("acme"), "$JS.API.CONSUMER.DURABLE.CREATE.WXFLOW_EVT.x", false},
+		// The engine answers the shops' commands in their inboxes, nowhere else.
+		{natsauth.Engine, "_INBOX_shop-acme.x", true},
+		{natsauth.Engine, "_INBOX_shop-other.x", false},
+		{natsauth.API, "_INBOX_shop-acme.x", false},
 		// Only the engine publishes events and changes streams.
 		{natsauth.Engine, "wxflow.evt.m1.notified.o_1", true},
 		{natsauth.API, "wxflow.evt.m1.notified.o_1", false},
@@ -124,6 +137,16 @@ func TestPublishPermissions(t *testing.T) {
 		// The shared tokens are written by the refresher alone.
 		{natsauth.Worker("tokens"), "$KV.wxflow_tokens.wx1", true},
 		{natsauth.API, "$KV.wxflow_tokens.wx1", false},
+		// The books replay and flag as themselves; the admin tools and the
+		// API ask for a day's books, a shop cannot.
+		{natsauth.Worker("books"), "wxflow.cmd.replay.books", true},
+		{natsauth.Worker("books"), "wxflow.cmd.notify.books", true}, // NATS lets it; the engine refuses the verb (origin.go)
+		{natsauth.Worker("books"), "wxflow.cmd.replay.query", false},
+		{natsauth.Worker("all"), "wxflow.cmd.flag.books", true},
+		{natsauth.Admin, "wxflow.books.run.default", true},
+		{natsauth.API, "wxflow.books.run.default", true},
+		{natsauth.Shop("acme"), "wxflow.books.run.default", false},
+		{natsauth.Worker("prepay"), "wxflow.books.run.default", false},
 	}
 	conns := map[natsauth.Role]*nats.Conn{}
 	errs := map[natsauth.Role]chan error{}
@@ -208,5 +231,24 @@ func TestServerConfig(t *testing.T) {
 	again, err := natsauth.Ensure(dir, natsauth.Internal())
 	if err != nil || again.Nkeys[0].Nkey != users.Nkeys[0].Nkey {
 		t.Fatal("a second Ensure made new keys")
+	}
+}
+
+// TestConventionsMatchTheEngine: the names natsauth grants are those the
+// engine uses: a shop's feed consumer and where it is delivered, and the
+// inbox the engine answers a shop's commands in.
+func TestConventionsMatchTheEngine(t *testing.T) {
+	if got, want := natsauth.ShopFeedConsumer("acme", "m1"), engine.ShopFeedConsumer("acme", "m1"); got != want {
+		t.Errorf("feed consumer %q, the engine's %q", got, want)
+	}
+	inbox := natsauth.InboxPrefix(natsauth.Shop("acme")) + "."
+	if !strings.HasPrefix(engine.ShopFeedSubject("acme", "m1"), inbox) {
+		t.Errorf("the feed is delivered to %s, outside the shop's inbox %s", engine.ShopFeedSubject("acme", "m1"), inbox)
+	}
+	if got := engine.ShopOrigin("acme").ReplyPrefix(); got != inbox {
+		t.Errorf("the engine answers shop acme in %s, its inbox is %s", got, inbox)
+	}
+	if got := engine.OriginAPI.ReplyPrefix(); got != natsauth.InboxPrefix(natsauth.API)+"." {
+		t.Errorf("the engine answers the API in %s", got)
 	}
 }

@@ -33,6 +33,7 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 		// from the public URL).
 		SecureCookies: strings.HasPrefix(s.PublicURL, "https://"),
 		AdminOrigins:  []string{s.PublicURL, "http://" + s.HTTPAddr}}
+	cfg.WebhookAllowPrivate = s.WebhookAllowPrivate
 	if c.Metrics != nil {
 		cfg.Responses, cfg.MetricsHandler = c.Metrics, c.Metrics.Handler()
 	}
@@ -42,6 +43,7 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 	}
 	if c.Metrics != nil {
 		c.Metrics.ObserveDeployment(c.Store, c.JS, srv)
+		c.Metrics.ObserveBooks(c.Store)
 	}
 	return srv, nil
 }

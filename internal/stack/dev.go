@@ -22,6 +22,7 @@ import (
 	"github.com/wxflow/wxflow/internal/demoshop"
 	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
+	"github.com/wxflow/wxflow/workers/books"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -41,7 +42,7 @@ type DevOptions struct {
 	// Unlimited lifts the API's rate limits: the bench and the tests drive
 	// thousands of requests a second from one address.
 	Unlimited bool
-	Sim       sim.Config // the simulator; its KeysDir is <data>/sim
+	Sim       sim.Config // the simulator; its KeysDir is <data>/sim, and so is its LedgerDir unless it sets Retain
 	Workers   WorkerOptions
 	// DemoShopAddr is where the demo shop (internal/demoshop, at /demo/)
 	// listens; any free port of 127.0.0.1 when empty. With FreePorts or
@@ -68,6 +69,8 @@ type Dev struct {
 	// ShopKey is the API key of the demo shop (DemoShop), acting for the
 	// merchant dev serves; it is also in <data>/shops/demo.key.
 	ShopKey string
+	// Books are the daily books of the merchant dev serves.
+	Books *books.Books
 	// DemoShopURL is the demo shop's front page (http://HOST:PORT/demo/):
 	// a shop's pages and backend, calling the API with ShopKey.
 	DemoShopURL string
@@ -116,6 +119,9 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	// The simulator, with its keys in <data>/sim: the merchant wxflow uses.
 	s.MerchantDir = filepath.Join(s.DataDir, "sim")
 	o.Sim.KeysDir = s.MerchantDir
+	if o.Sim.LedgerDir == "" && o.Sim.Retain == 0 { // WeChat remembers across restarts; a bounded one forgets by design
+		o.Sim.LedgerDir = s.MerchantDir
+	}
 	if o.Sim.Logger == nil {
 		o.Sim.Logger = log
 	}
@@ -133,6 +139,14 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	d.SimBackupURL = simulator.BackupURL
 	if s.WechatBackupURL != "off" {
 		s.WechatBackupURL = simulator.BackupURL
+	}
+	if s.RefundGap == 0 {
+		// WeChat's minute between two refunds of an order, on the
+		// simulator's clock: it refuses a refund sooner (FREQUENCY_LIMITED).
+		s.RefundGap = time.Minute
+		if o.Sim.TimeScale > 0 {
+			s.RefundGap = time.Duration(float64(time.Minute) * o.Sim.TimeScale)
+		}
 	}
 
 	apiLn, err := listen(s.HTTPAddr, o.FreePorts)
@@ -211,10 +225,17 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	if o.Workers.BackoffMax == 0 {
 		o.Workers.BackoffMax = 2 * time.Second // dev's orders are quick; a retry need not wait 30 s
 	}
+	if o.Workers.Webhook.PollInterval == 0 {
+		o.Workers.Webhook.PollInterval = 200 * time.Millisecond // a shop's developer waits for their webhook
+	}
+	if o.Workers.Webhook.BackoffMax == 0 {
+		o.Workers.Webhook.BackoffMax = 30 * time.Second
+	}
 	wk, err := NewWorkers(ctx, s, workerConns, wc, WorkerAll, o.Workers)
 	if err != nil {
 		return fail(err)
 	}
+	d.Books = wk.Books
 
 	shop, err := demoshop.New(demoshop.Config{APIURL: d.APIURL, ShopKey: d.ShopKey, JSSDK: o.DemoShopJSSDK, SimURL: simulator.URL, Logger: log})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 func NewEngine(s *Settings, c *Conns) (*engine.Engine, error) {
 	cfg := engine.Config{Logger: c.Log, ExpiryInterval: s.ExpiryInterval,
 		Reconcile: engine.ReconcileConfig{Interval: s.ExpiryInterval, PaymentDelay: s.ReconcilePaymentAfter, RefundDelay: s.ReconcileRefundAfter}}
+	cfg.Refunds = engine.RefundConfig{Gap: s.RefundGap, Interval: s.ExpiryInterval}
 	if c.Metrics != nil {
 		cfg.Observer = c.Metrics
 	}

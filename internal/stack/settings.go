@@ -67,14 +67,35 @@ type Settings struct {
 	// ReconcileRefundAfter (WXFLOW_RECONCILE_REFUND_AFTER): a refund pending
 	// and quiet this long is queried at WeChat. Default: the engine's (2m).
 	ReconcileRefundAfter time.Duration
+	// RefundGap (WXFLOW_REFUND_GAP): the least time between one refund of an
+	// order settling and the next one being sent to WeChat, which wants a
+	// minute between two refunds of an order. Default: the engine's (1m);
+	// `wxflow dev`: a minute on the simulator's time scale.
+	RefundGap time.Duration
 	// SecretFile (WXFLOW_SERVER_SECRET_FILE) holds the server secret that
 	// keys shop API key hashes and derived order ids. Default:
 	// <DataDir>/secrets/server.key, made when missing (secret.go).
 	SecretFile string
+	// WebhookAllowPrivate (WXFLOW_WEBHOOK_ALLOW_PRIVATE) lets webhook
+	// endpoints be on loopback, private and link-local addresses: refused
+	// when an endpoint is added and when a delivery connects, unless set
+	// (workers/webhook). Default: false; true for `wxflow dev`.
+	WebhookAllowPrivate bool
 	// AppDomains (WXFLOW_APP_DOMAINS) are the comma-separated hosts of the
 	// shop's pages: JS-SDK page URLs and OAuth redirect_uris must be on
 	// one. Default: the host of PublicURL.
 	AppDomains string
+	// BooksAPI (WXFLOW_BOOKS_API) downloads WeChat's bills for the daily
+	// books: "v3" (the download's SHA-1 checked) or "v2". Default: v3.
+	BooksAPI string
+	// BooksReadyAfter (WXFLOW_BOOKS_READY_AFTER) is how long after a day ends
+	// (midnight, Beijing time) the books worker looks for its bill. Default:
+	// 10h30m (WeChat makes it ready at 10:00).
+	BooksReadyAfter time.Duration
+	// BooksEvery (WXFLOW_BOOKS_EVERY), when set, also runs today's books that
+	// often, against a bill of the day so far: only the simulator serves one
+	// (`wxflow dev`). Default: off.
+	BooksEvery time.Duration
 
 	// WechatBackupURL (WXFLOW_WECHAT_BACKUP_URL) is WeChat Pay's backup
 	// host: a pay call goes there when the primary (WeChat Pay's host, or
@@ -235,6 +256,9 @@ func (s *Settings) Validate() error {
 			bad("%s %s: must not be negative", name, d)
 		}
 	}
+	if s.RefundGap < 0 {
+		bad("--refund-gap %s: must not be negative", s.RefundGap)
+	}
 	for _, d := range s.AppDomainList() {
 		if !validHost(d) {
 			bad("--app-domains %q: want host names, comma-separated (no scheme, port or path)", d)
@@ -248,6 +272,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.WorkerLanes < 1 {
 		bad("--worker-lanes %d: want at least 1", s.WorkerLanes)
+	}
+	if s.BooksAPI != "" && s.BooksAPI != "v2" && s.BooksAPI != "v3" {
+		bad("--books-api %q: want v2 or v3", s.BooksAPI)
+	}
+	if s.BooksReadyAfter < 0 || s.BooksEvery < 0 {
+		bad("--books-ready-after and --books-every must not be negative")
 	}
 	return errors.Join(errs...)
 }

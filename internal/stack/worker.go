@@ -9,13 +9,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wxflow/wxflow/workers"
+	"github.com/wxflow/wxflow/workers/books"
 	"github.com/wxflow/wxflow/workers/tokens"
+	"github.com/wxflow/wxflow/workers/webhook"
 )
 
 // Worker kinds besides the event workers of [workers.All].
 const (
 	WorkerTokens = "tokens" // the one shared access_token / jsapi_ticket refresher
-	WorkerAll    = "all"    // every event worker and the refresher
+	WorkerBooks  = "books"  // the daily books: WeChat's bills against the store (needs the store)
+	WorkerAll    = "all"    // every event worker, the refresher, the books and the webhook deliverer
 )
 
 // WorkerKinds lists every kind `wxflow worker KIND` accepts, in lifecycle order.
@@ -24,7 +27,13 @@ func WorkerKinds() []string {
 	for _, h := range workers.All(workers.Deps{}) {
 		kinds = append(kinds, h.Name())
 	}
-	return append(kinds, WorkerTokens, WorkerAll)
+	return append(kinds, WorkerTokens, WorkerBooks, WorkerWebhook, WorkerAll)
+}
+
+// NeedsStore says whether a worker kind needs the store (the books and the
+// webhook deliverer do).
+func NeedsStore(kind string) bool {
+	return kind == WorkerBooks || kind == WorkerWebhook || kind == WorkerAll
 }
 
 // CheckWorkerKind refuses a kind that is not one of [WorkerKinds], before
@@ -41,23 +50,43 @@ func CheckWorkerKind(kind string) error {
 type WorkerOptions struct {
 	MaxDeliver int           // deliveries of an event before it is dead-lettered
 	BackoffMax time.Duration // the longest delay before a retry
+	// Webhook tunes the webhook deliverer (kinds webhook and all); its
+	// Secret, AllowPrivate and Logger come from the settings.
+	Webhook webhook.Config
 }
 
 // Workers is a worker process's part: the event workers of one kind (or
-// all) and, for tokens or all, the refresher.
+// all), for tokens or all the refresher, for webhook or all the webhook
+// deliverer.
 type Workers struct {
 	handlers  []workers.Handler
 	refresher *tokens.Refresher
+	deliverer *webhook.Deliverer
 	loop      workers.LoopConfig
 	c         *Conns
+
+	// Books are the daily books (kinds books and all); nil otherwise.
+	Books *books.Books
 }
 
-// NewWorkers builds the workers of kind on c's NATS with wc's clients.
+// NewWorkers builds the workers of kind on c's NATS with wc's clients; the
+// webhook deliverer (kinds webhook and all) on c's store. Kind webhook
+// needs neither NATS nor wc.
 func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, kind string, o WorkerOptions) (*Workers, error) {
 	if err := CheckWorkerKind(kind); err != nil {
 		return nil, err
 	}
 	w := &Workers{c: c, loop: workers.LoopConfig{Logger: c.Log, Concurrency: s.WorkerLanes, MaxDeliver: o.MaxDeliver, BackoffMax: o.BackoffMax}}
+	if kind == WorkerWebhook || kind == WorkerAll {
+		d, err := NewWebhooks(s, c, o.Webhook)
+		if err != nil {
+			return nil, err
+		}
+		w.deliverer = d
+	}
+	if kind == WorkerWebhook {
+		return w, nil
+	}
 	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Codes: codeBucket(ctx, c.JS), Logger: c.Log}) {
 		if kind == WorkerAll || h.Name() == kind {
 			w.handlers = append(w.handlers, h)
@@ -65,6 +94,16 @@ func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, k
 	}
 	if kind == WorkerTokens || kind == WorkerAll {
 		w.refresher = &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS, Logger: c.Log}
+	}
+	if NeedsStore(kind) {
+		if c.Store == nil {
+			return nil, fmt.Errorf("%w: worker %s needs the store (--db)", ErrInvalid, kind)
+		}
+		b, err := NewBooks(s, c, wc)
+		if err != nil {
+			return nil, err
+		}
+		w.Books = b
 	}
 	return w, nil
 }
@@ -74,6 +113,13 @@ func (w *Workers) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if w.refresher != nil {
 		g.Go(func() error { return w.refresher.Run(ctx) })
+	}
+	if w.deliverer != nil {
+		g.Go(func() error { return w.deliverer.Run(ctx) })
+	}
+	if w.Books != nil {
+		w.c.Log.Info("worker running", "worker", WorkerBooks)
+		g.Go(func() error { return w.Books.Run(ctx, w.c.NC) })
 	}
 	for _, h := range w.handlers {
 		w.c.Log.Info("worker running", "worker", h.Name(), "lanes", w.loop.Concurrency)

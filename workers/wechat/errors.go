@@ -32,6 +32,16 @@ var (
 	ErrTokenExpired = errors.New("wechat: access token invalid or expired")
 	// ErrInvalidCode: an OAuth or login code was invalid, used or expired (40029, 40163, 42003).
 	ErrInvalidCode = errors.New("wechat: invalid or used code")
+
+	// ErrNoBill: no bill exists for the day because it had no trade (v2 "No
+	// Bill Exist", v3 NO_STATEMENT_EXIST): an empty day, not a failure.
+	ErrNoBill = errors.New("wechat: no bill for the day (no trade)")
+	// ErrBillNotReady: the day's bill is not made yet (v2 "Bill Creating",
+	// v3 STATEMENT_CREATING): ask again later (after 10:00 the next day).
+	ErrBillNotReady = errors.New("wechat: the bill is not ready yet")
+	// ErrBillHash: a downloaded bill's SHA-1 is not the one WeChat gave with
+	// its download URL: it was cut short or altered on the way. Apply again.
+	ErrBillHash = errors.New("wechat: bill hash mismatch")
 )
 
 // Error is a failure reported by WeChat or on the way to it. Retryable tells
@@ -89,6 +99,10 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "40029" || e.Code == "40163" || e.Code == "42003"
 	case ErrSignature:
 		return e.Code == "SIGNERROR" || e.Code == "SIGN_ERROR"
+	case ErrNoBill:
+		return e.Code == "No Bill Exist" || e.Code == "NO Bill Exist" || e.Code == "NO_STATEMENT_EXIST" || e.Code == "NO_BILL_EXIST"
+	case ErrBillNotReady:
+		return e.Code == "Bill Creating" || e.Code == "STATEMENT_CREATING" || e.Code == "BILL_CREATING"
 	}
 	return false
 }

@@ -33,6 +33,9 @@ type Faults struct {
 	ReorderDelay      time.Duration `json:"reorder_delay"`
 	// DropNotifyRate never sends a notification at all (the reconciler must query).
 	DropNotifyRate float64 `json:"drop_notify_rate"`
+	// CorruptBillRate flips a byte of a v3 bill download, after its SHA-1
+	// was given: the client must refuse it and apply again.
+	CorruptBillRate float64 `json:"corrupt_bill_rate"`
 	// Seed makes the random choices reproducible; 0 picks one.
 	Seed uint64 `json:"seed"`
 }
@@ -49,6 +52,7 @@ func (f *Faults) RegisterFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.DuplicateNotify, "dup-notify", false, "send every notification twice")
 	fs.Float64Var(&f.ReorderNotifyRate, "reorder-notify", 0, "share of notifications delayed (reordered)")
 	fs.Float64Var(&f.DropNotifyRate, "drop-notify", 0, "share of notifications never sent")
+	fs.Float64Var(&f.CorruptBillRate, "fault-corrupt-bill", 0, "share of v3 bill downloads with a byte flipped (their SHA-1 no longer matches)")
 	fs.Uint64Var(&f.Seed, "fault-seed", 0, "seed of the fault choices (0: random)")
 }
 

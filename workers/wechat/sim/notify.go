@@ -49,12 +49,14 @@ func (s *Sim) handlePay(w http.ResponseWriter, r *http.Request) {
 		return
 	case in.Result == "fail":
 		o.State = statePayError
+		s.keepOrder(o)
 		s.log.Info("payer: payment failed", "out_trade_no", o.OutTradeNo)
 		writeJSON(w, http.StatusOK, map[string]string{"trade_state": o.State})
 		return
 	}
 	o.State, o.PaidAt = stateSuccess, s.now()
 	o.TransactionID = fmt.Sprintf("4200%s%010d", o.PaidAt.Format("20060102"), s.nextID())
+	s.keepOrder(o)
 	s.log.Info("payer: paid", "out_trade_no", o.OutTradeNo, "total_fen", o.TotalFen)
 	if err := s.queuePaymentNotification(o); err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
@@ -112,7 +114,8 @@ func (s *Sim) settleRefund(outRefundNo string) bool {
 	if rf == nil || rf.Status != "PROCESSING" {
 		return false
 	}
-	rf.Status = "SUCCESS"
+	rf.Status, rf.SettledAt = "SUCCESS", s.now()
+	s.keepRefund(rf)
 	o := s.orders[rf.OutTradeNo]
 	o.refunding--
 	s.log.Info("refund settled", "out_refund_no", rf.OutRefundNo)

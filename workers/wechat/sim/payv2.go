@@ -155,6 +155,7 @@ func (s *Sim) newOrder(o *order) (*order, string, string) {
 	o.PrepayID = fmt.Sprintf("wx%s%010d", o.CreatedAt.Format("20060102150405"), s.nextID())
 	s.orders[o.OutTradeNo] = o
 	s.byPrepay[o.PrepayID] = o
+	s.keepOrder(o)
 	s.remember(o.OutTradeNo, "")
 	return o, "", ""
 }
@@ -165,7 +166,7 @@ func (s *Sim) v2UnifiedOrder(_ *http.Request, p map[string]string) v2Answer {
 		return v2Fail("PARAM_ERROR", "body, out_trade_no, total_fee, spbill_create_ip and trade_type are required")
 	}
 	o := &order{API: "v2", AppID: p["appid"], MchID: p["mch_id"], OutTradeNo: p["out_trade_no"], TotalFen: fen,
-		OpenID: p["openid"], NotifyURL: p["notify_url"], SignType: p["sign_type"], TradeType: p["trade_type"],
+		OpenID: p["openid"], NotifyURL: p["notify_url"], SignType: p["sign_type"], TradeType: p["trade_type"], Description: p["body"],
 		Fingerprint: strings.Join([]string{"v2", p["body"], p["total_fee"], p["openid"], p["trade_type"]}, "|")}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,6 +222,7 @@ func (s *Sim) closeOrder(outTradeNo string) (string, string) {
 		return "ORDERCLOSED", "订单已关闭"
 	}
 	o.State = stateClosed
+	s.keepOrder(o)
 	return "", ""
 }
 
@@ -243,6 +245,10 @@ func (s *Sim) newRefund(rf *refund, totalFen int64) (*refund, string, string) {
 	case o.RefundedFen+rf.RefundFen > o.TotalFen:
 		return nil, "NOTENOUGH", "refund exceeds what remains of the payment"
 	}
+	if code, des := s.refundRules(o, rf.OutRefundNo); code != "" {
+		s.log.Info("refund refused", "out_refund_no", rf.OutRefundNo, "code", code)
+		return nil, code, des
+	}
 	if rf.NotifyURL != "" {
 		if err := s.checkNotifyURL(rf.NotifyURL); err != nil {
 			return nil, "PARAM_ERROR", err.Error()
@@ -254,6 +260,8 @@ func (s *Sim) newRefund(rf *refund, totalFen int64) (*refund, string, string) {
 	rf.Status, rf.CreatedAt = "PROCESSING", s.now()
 	rf.RefundID = fmt.Sprintf("5030%016d", s.nextID())
 	s.refunds[rf.OutRefundNo] = rf
+	s.keepOrder(o)
+	s.keepRefund(rf)
 	s.remember("", rf.OutRefundNo)
 	s.later(s.cfg.RefundDelay, func(context.Context) { s.settleRefund(rf.OutRefundNo) })
 	return rf, "", ""

@@ -115,7 +115,7 @@ func (s *Sim) v3Prepay(tradeType string) func(*http.Request, []byte) v3Answer {
 			openid = in.Payer.OpenID
 		}
 		o := &order{API: "v3", AppID: in.AppID, MchID: in.MchID, OutTradeNo: in.OutTradeNo, TotalFen: in.Amount.Total,
-			OpenID: openid, NotifyURL: in.NotifyURL, TradeType: tradeType,
+			OpenID: openid, NotifyURL: in.NotifyURL, TradeType: tradeType, Description: in.Description,
 			Fingerprint: "v3|" + in.Description + "|" + strconv.FormatInt(in.Amount.Total, 10) + "|" + openid + "|" + tradeType}
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -192,11 +192,8 @@ func (s *Sim) v3Refund(_ *http.Request, body []byte) v3Answer {
 	defer s.mu.Unlock()
 	rf, code, des := s.newRefund(&refund{API: "v3", OutRefundNo: in.OutRefundNo, OutTradeNo: in.OutTradeNo,
 		RefundFen: in.Amount.Refund, NotifyURL: in.NotifyURL}, in.Amount.Total)
-	if code == "ORDERNOTEXIST" {
-		return v3Err(http.StatusNotFound, "RESOURCE_NOT_EXISTS", des)
-	}
 	if code != "" {
-		return v3FromCode(code, des)
+		return s.v3RefundRefusal(in.OutRefundNo, code, des)
 	}
 	return v3Answer{status: http.StatusOK, body: s.v3RefundBody(rf)}
 }

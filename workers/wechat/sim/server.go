@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxflow/wxflow/workers/wechat/bill"
 )
 
 // Config configures a [Sim].
@@ -59,6 +61,18 @@ type Config struct {
 	// simulator remembers: the oldest settled ones are forgotten past it (and
 	// /sim/state no longer shows them). For long benchmarks; 0 keeps all.
 	Retain int
+	// LedgerDir, when set, keeps the orders and refunds in LedgerFile there
+	// across restarts, as WeChat remembers them (ledger.go). Empty: memory only.
+	LedgerDir string
+	// BillDelay is how long after a day ends (midnight, Beijing time) its
+	// bills are ready, before scaling: 10 h, WeChat's 10:00 (bills.go).
+	BillDelay time.Duration
+	// BillsAtOnce serves any day's bills up to today as soon as asked,
+	// today's as it stands so far: for demos and tests that cannot wait
+	// until 10:00 tomorrow. WeChat never does.
+	BillsAtOnce bool
+	// FeeRate is the merchant's fee rate in the bills (60: 0.60%).
+	FeeRate bill.Rate
 }
 
 // Sim is a running simulated WeChat; it is an http.Handler.
@@ -87,7 +101,13 @@ type Sim struct {
 	calls       map[string]int // per API, per day
 	callsDay    string
 	seq         int
-	sites       siteState // the two WeChat Pay sites' outages (sites.go)
+	ledger      *ledger                 // nil without Config.LedgerDir
+	billTokens  map[string]billDownload // v3 bill download URLs, by token
+	sites       siteState               // the two WeChat Pay sites' outages (sites.go)
+
+	// refundRefusals are the refunds a test told WeChat to refuse
+	// (RefuseRefund): out_refund_no → code and message; under mu.
+	refundRefusals map[string][2]string
 
 	work   chan func(ctx context.Context)
 	wg     sync.WaitGroup
@@ -134,6 +154,11 @@ func New(cfg Config) (*Sim, error) {
 		calls: map[string]int{}, injected: map[string]int{}, work: make(chan func(context.Context), 1024), closed: make(chan struct{}),
 	}
 	s.routes()
+	if cfg.LedgerDir != "" {
+		if err := s.openLedger(cfg.LedgerDir); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Outage.Site != "" {
 		if err := s.SetOutage(cfg.Outage); err != nil {
 			return nil, fmt.Errorf("sim: %w", err)
@@ -173,6 +198,11 @@ func (s *Sim) routes() {
 	m.HandleFunc("POST /v3/pay/transactions/out-trade-no/{no}/close", s.v3(s.v3Close))
 	m.HandleFunc("POST /v3/refund/domestic/refunds", s.v3(s.v3Refund))
 	m.HandleFunc("GET /v3/refund/domestic/refunds/{no}", s.v3(s.v3RefundQuery))
+
+	m.HandleFunc("POST /pay/downloadbill", s.v2DownloadBill)
+	m.HandleFunc("GET /v3/bill/tradebill", s.v3(s.v3TradeBill))
+	m.HandleFunc("GET /v3/bill/fundflowbill", s.v3(s.v3FundFlowBill))
+	m.HandleFunc("GET /v3/billdownload/file", s.v3DownloadBill)
 
 	m.HandleFunc("POST /sim/pay", browserCORS(s.handlePay))
 	m.HandleFunc("POST /sim/login", browserCORS(s.handleIssueCode))
@@ -300,6 +330,7 @@ func (s *Sim) Serve(ctx context.Context, ln net.Listener) error {
 // settlements) until ctx ends, then waits for it.
 func (s *Sim) Run(ctx context.Context) error {
 	defer s.Close()
+	s.wg.Go(func() { s.resumeRefunds(ctx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -312,7 +343,7 @@ func (s *Sim) Run(ctx context.Context) error {
 }
 
 // Close stops pending holds (timeouts); it is safe to call twice.
-func (s *Sim) Close() { s.once.Do(func() { close(s.closed) }) }
+func (s *Sim) Close() { s.once.Do(func() { close(s.closed); s.closeLedger() }) }
 
 // later queues background work after a scaled delay.
 func (s *Sim) later(d time.Duration, job func(ctx context.Context)) {
@@ -383,7 +414,7 @@ type State struct {
 	Notifications []delivery `json:"notifications"`
 	// FaultsInjected counts the faults injected so far, by kind: system_error,
 	// http_502, timeout, slow_answer, lost_answer, notify_dropped,
-	// notify_reordered, notify_duplicated; outage_refuse, outage_502 and
+	// notify_reordered, notify_duplicated, bill_corrupted; outage_refuse, outage_502 and
 	// outage_hang count the pay calls a site outage failed (sites.go).
 	FaultsInjected map[string]int `json:"faults_injected"`
 }

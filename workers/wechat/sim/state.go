@@ -29,6 +29,7 @@ type order struct {
 	PaidAt        time.Time `json:"paid_at,omitzero"`
 	RefundedFen   int64     `json:"refunded_fen"`
 	CreatedAt     time.Time `json:"created_at"`
+	Description   string    `json:"description,omitempty"` // body / description: the bill's 商品名称
 	refunding     int       // refunds of it still PROCESSING
 }
 
@@ -43,6 +44,7 @@ type refund struct {
 	NotifyURL   string    `json:"notify_url,omitempty"`
 	SignType    string    `json:"-"`
 	CreatedAt   time.Time `json:"created_at"`
+	SettledAt   time.Time `json:"settled_at,omitzero"` // when it became SUCCESS: the REFUND bill's 退款成功时间
 }
 
 // delivery is one notification and its attempts.
