@@ -54,6 +54,7 @@ type Report struct {
 	PayAPI      string  `json:"pay_api"`                       // v2, v3 or mixed
 	TargetRate  float64 `json:"target_orders_per_s,omitempty"` // orders started per second, when paced
 	Workers     string  `json:"workers"`                       // all: one worker process; each: one per kind
+	Engines     int     `json:"engines"`                       // engine processes
 	Seconds     float64 `json:"seconds"`                       // wall time of the measured run
 	OrdersPerS  float64 `json:"orders_per_s"`                  // whole lifecycles per second
 	// Latency of each transition (time between the events' commits), and of
@@ -165,6 +166,10 @@ type Options struct {
 	// Workers is "all" (one `wxflow worker all`, the default) or "each"
 	// (one process per worker kind, as the Procfile runs them).
 	Workers string
+	// Engines is how many `wxflow engine` processes run (sharing the
+	// command stream, taking turns at the relay); 0: one. Several engines
+	// are meant for PostgreSQL.
+	Engines int
 	// Executable is the wxflow binary the children run (os.Executable for
 	// `wxflow bench`); Env is added to their environment.
 	Executable string
@@ -184,8 +189,8 @@ func (o *Options) check() error {
 	switch {
 	case o.Executable == "" || o.DataDir == "":
 		return errors.New("bench: Executable and DataDir are required")
-	case o.Orders < 1 || o.Concurrency < 1 || o.Preload < 0 || o.RefundEvery < 0 || o.Rate < 0 || o.Warmup < 0:
-		return errors.New("bench: orders and concurrency must be positive; preload, refund-every, rate and warmup not negative")
+	case o.Orders < 1 || o.Concurrency < 1 || o.Preload < 0 || o.RefundEvery < 0 || o.Rate < 0 || o.Warmup < 0 || o.Engines < 0:
+		return errors.New("bench: orders and concurrency must be positive; preload, refund-every, rate, warmup and engines not negative")
 	case o.PayAPI != "v2" && o.PayAPI != "v3" && o.PayAPI != "mixed":
 		return fmt.Errorf("bench: pay API %q: want v2, v3 or mixed", o.PayAPI)
 	case o.Workers != "" && o.Workers != "all" && o.Workers != "each":
@@ -205,7 +210,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	o.Workers = cmp.Or(o.Workers, "all")
+	o.Workers, o.Engines = cmp.Or(o.Workers, "all"), cmp.Or(o.Engines, 1)
 	if o.Warmup == 0 {
 		o.Warmup = max(o.Concurrency, 10)
 	}
@@ -218,7 +223,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &run{o: o, hz: clockTicks(), rep: &Report{Preloaded: o.Preload, Orders: o.Orders, Warmup: o.Warmup, Concurrency: o.Concurrency,
-		PayAPI: o.PayAPI, TargetRate: o.Rate, Workers: o.Workers}}
+		PayAPI: o.PayAPI, TargetRate: o.Rate, Workers: o.Workers, Engines: o.Engines}}
 	r.rep.ClockTicks, r.rep.Signer = r.hz, wechat.SignerBackend()
 	r.rep.LoadAvg[0] = loadAvg()
 	logDir := filepath.Join(o.DataDir, "logs")
@@ -324,7 +329,7 @@ func (r *run) start(ctx context.Context, bg *errgroup.Group) error {
 		return err
 	}
 
-	ports := make([]int, 3) // the API's two listeners, the engine's metrics
+	ports := make([]int, 3) // the API's two listeners, the first engine's metrics
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return err
@@ -344,13 +349,25 @@ func (r *run) start(ctx context.Context, bg *errgroup.Group) error {
 		waits = append(waits, ready{r.natsPart, "NATS", dialable(strings.TrimPrefix(r.s.NATSURL, "nats://"))})
 	}
 	probe := &http.Client{Timeout: 2 * time.Second}
-	eng, err := r.ps.start(KindEngine, "engine", append(append([]string{"engine"}, common...), "--db", r.s.DBURL,
-		"--expiry-interval", "1s", "--reconcile-payment-after", "1h", "--reconcile-refund-after", "1h", "--metrics-addr", addr(ports[2]))...)
-	if err != nil {
-		return err
+	for i := range o.Engines {
+		name, port := "engine", ports[2]
+		if o.Engines > 1 {
+			name = "engine " + strconv.Itoa(i+1)
+		}
+		if i > 0 {
+			if port, err = freePort(); err != nil {
+				return err
+			}
+		}
+		eng, err := r.ps.start(KindEngine, name, append(append([]string{"engine"}, common...), "--db", r.s.DBURL,
+			"--expiry-interval", "1s", "--reconcile-payment-after", "1h", "--reconcile-refund-after", "1h", "--metrics-addr", addr(port))...)
+		if err != nil {
+			return err
+		}
+		u := "http://" + addr(port) + "/metrics"
+		r.metricsURLs = append(r.metricsURLs, u)
+		waits = append(waits, ready{eng, name, httpOK(probe, u)})
 	}
-	r.metricsURLs = append(r.metricsURLs, "http://"+addr(ports[2])+"/metrics")
-	waits = append(waits, ready{eng, "the engine", httpOK(probe, r.metricsURLs[0])})
 	api, err := r.ps.start(KindAPI, "api", append(append(append([]string{"api"}, common...), "--db", r.s.DBURL, "--http", apiAddr,
 		"--public-addr", publicAddr, "--shop-rate", "+Inf", "--public-rate", "+Inf", "--no-admin"), wechatArgs...)...)
 	if err != nil {
@@ -369,7 +386,7 @@ func (r *run) start(ctx context.Context, bg *errgroup.Group) error {
 			return err
 		}
 		w, err := r.ps.start(KindWorkers, "worker "+kind, append(append(append([]string{"worker", kind}, common...),
-			"--public-addr", publicAddr, "--metrics-addr", addr(port)), wechatArgs...)...)
+			"--db", r.s.DBURL, "--public-addr", publicAddr, "--metrics-addr", addr(port)), wechatArgs...)...)
 		if err != nil {
 			return err
 		}

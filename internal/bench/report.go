@@ -18,8 +18,8 @@ func Print(w io.Writer, r *Report) {
 	if r.TargetRate > 0 {
 		paced = fmt.Sprintf(", paced at %.0f/s", r.TargetRate)
 	}
-	fmt.Fprintf(w, "%d orders (%d refunded), concurrency %d%s, pay API %s, workers %s, %d preloaded: %.1f orders/s (%.2f s)\n",
-		r.Orders, r.Refunded, r.Concurrency, paced, r.PayAPI, r.Workers, r.Preloaded, r.OrdersPerS, r.Seconds)
+	fmt.Fprintf(w, "%d orders (%d refunded), concurrency %d%s, pay API %s, %d engine(s), workers %s, %d preloaded: %.1f orders/s (%.2f s)\n",
+		r.Orders, r.Refunded, r.Concurrency, paced, r.PayAPI, r.Engines, r.Workers, r.Preloaded, r.OrdersPerS, r.Seconds)
 	k := r.CPUMSPerOrderByKind
 	fmt.Fprintf(w, "CPU per order (ms): wxflow %.2f = engine %.2f + api %.2f + workers %.2f; NATS server %.2f; simulator and driver %.2f (not wxflow's)\n",
 		r.CPUMSPerOrder, k[KindEngine], k[KindAPI], k[KindWorkers], k[KindNATS], r.DriverCPUMSPerOrder)

@@ -204,3 +204,29 @@ func abs(v float64) float64 {
 	}
 	return v
 }
+
+// TestBenchProcessesOfEachKind: with --workers each and --engines 2 every
+// worker kind and each engine is a process of its own, all counted.
+func TestBenchProcessesOfEachKind(t *testing.T) {
+	o := options(t)
+	o.Orders, o.Concurrency, o.PayAPI, o.RefundEvery, o.Warmup, o.Idle = 6, 2, "v3", 3, 2, 200*time.Millisecond
+	o.Workers, o.Engines = "each", 2
+	rep, err := bench.Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, p := range rep.Processes {
+		kinds[p.Kind]++
+		if p.CPUSeconds < 0 || p.PeakRSSMiB <= 0 {
+			t.Errorf("process %+v", p)
+		}
+	}
+	if kinds[bench.KindEngine] != 2 || kinds[bench.KindWorkers] < 6 || kinds[bench.KindAPI] != 1 || kinds[bench.KindNATS] != 1 {
+		t.Errorf("processes by kind: %v", kinds)
+	}
+	if rep.Orders != 6 || rep.Refunded != 2 || rep.CPUMSPerOrder <= 0 || rep.Ratio <= 0 || rep.Engines != 2 || rep.Workers != "each" {
+		t.Errorf("report: orders %d, refunded %d, CPU %v, ratio %v, engines %d, workers %s",
+			rep.Orders, rep.Refunded, rep.CPUMSPerOrder, rep.Ratio, rep.Engines, rep.Workers)
+	}
+}
