@@ -149,6 +149,10 @@ type Ceiling struct {
 	Counts                  protocolCounts `json:"protocol_ops"` // what the protocol part did, over all orders
 }
 
+// ErrEnginesNeedPostgres: several engines share a PostgreSQL store (they
+// take turns at the relay there); on SQLite a deployment has one engine.
+var ErrEnginesNeedPostgres = errors.New("bench: several engines need PostgreSQL (--db postgres://…): on SQLite a deployment runs one engine")
+
 // Options of a run. Executable and DataDir are required.
 type Options struct {
 	Orders, Concurrency, RefundEvery, Preload int
@@ -167,8 +171,8 @@ type Options struct {
 	// (one process per worker kind, as the Procfile runs them).
 	Workers string
 	// Engines is how many `wxflow engine` processes run (sharing the
-	// command stream, taking turns at the relay); 0: one. Several engines
-	// are meant for PostgreSQL.
+	// command stream, taking turns at the relay); 0: one. More than one
+	// needs PostgreSQL (ErrEnginesNeedPostgres).
 	Engines int
 	// Executable is the wxflow binary the children run (os.Executable for
 	// `wxflow bench`); Env is added to their environment.
@@ -195,6 +199,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("bench: pay API %q: want v2, v3 or mixed", o.PayAPI)
 	case o.Workers != "" && o.Workers != "all" && o.Workers != "each":
 		return fmt.Errorf("bench: workers %q: want all or each", o.Workers)
+	case o.Engines > 1 && !strings.HasPrefix(o.DBURL, "postgres://") && !strings.HasPrefix(o.DBURL, "postgresql://"):
+		return ErrEnginesNeedPostgres
 	}
 	return nil
 }

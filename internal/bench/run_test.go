@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/internal/bench"
 	"github.com/wxflow/wxflow/internal/cli"
 )
@@ -205,28 +207,59 @@ func abs(v float64) float64 {
 	return v
 }
 
-// TestBenchProcessesOfEachKind: with --workers each and --engines 2 every
-// worker kind and each engine is a process of its own, all counted.
-func TestBenchProcessesOfEachKind(t *testing.T) {
+// TestBenchWorkersEach: with --workers each every worker kind is a process
+// of its own, each counted among the workers.
+func TestBenchWorkersEach(t *testing.T) {
 	o := options(t)
-	o.Orders, o.Concurrency, o.PayAPI, o.RefundEvery, o.Warmup, o.Idle = 6, 2, "v3", 3, 2, 200*time.Millisecond
-	o.Workers, o.Engines = "each", 2
+	o.Orders, o.Concurrency, o.PayAPI, o.RefundEvery, o.Warmup, o.Idle, o.Workers = 6, 2, "v3", 3, 2, 200*time.Millisecond, "each"
+	rep := runProcesses(t, o)
+	if n := count(rep, bench.KindWorkers); n < 6 || count(rep, bench.KindEngine) != 1 {
+		t.Errorf("%d worker processes, %d engines: %+v", n, count(rep, bench.KindEngine), rep.Processes)
+	}
+}
+
+// TestBenchTwoEnginesPostgres: with --engines 2 on PostgreSQL both engines
+// are processes of their own, both counted; on SQLite it is refused.
+func TestBenchTwoEnginesPostgres(t *testing.T) {
+	o := options(t)
+	o.Orders, o.Concurrency, o.PayAPI, o.RefundEvery, o.Warmup, o.Idle, o.Engines = 6, 2, "v2", 3, 2, 200*time.Millisecond, 2
+	if _, err := bench.Run(t.Context(), o); !errors.Is(err, bench.ErrEnginesNeedPostgres) {
+		t.Fatalf("two engines on SQLite: %v", err)
+	}
+	o.DBURL = enginetest.PostgresSchema(t)
+	rep := runProcesses(t, o)
+	if count(rep, bench.KindEngine) != 2 || rep.Engines != 2 {
+		t.Errorf("engines: %+v", rep.Processes)
+	}
+}
+
+// runProcesses runs the bench and checks what every run's report holds.
+func runProcesses(t *testing.T, o bench.Options) *bench.Report {
+	t.Helper()
 	rep, err := bench.Run(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]int{}
 	for _, p := range rep.Processes {
-		kinds[p.Kind]++
 		if p.CPUSeconds < 0 || p.PeakRSSMiB <= 0 {
 			t.Errorf("process %+v", p)
 		}
 	}
-	if kinds[bench.KindEngine] != 2 || kinds[bench.KindWorkers] < 6 || kinds[bench.KindAPI] != 1 || kinds[bench.KindNATS] != 1 {
-		t.Errorf("processes by kind: %v", kinds)
+	if count(rep, bench.KindAPI) != 1 || count(rep, bench.KindNATS) != 1 {
+		t.Errorf("processes: %+v", rep.Processes)
 	}
-	if rep.Orders != 6 || rep.Refunded != 2 || rep.CPUMSPerOrder <= 0 || rep.Ratio <= 0 || rep.Engines != 2 || rep.Workers != "each" {
-		t.Errorf("report: orders %d, refunded %d, CPU %v, ratio %v, engines %d, workers %s",
-			rep.Orders, rep.Refunded, rep.CPUMSPerOrder, rep.Ratio, rep.Engines, rep.Workers)
+	if rep.Orders != o.Orders || rep.Refunded != 2 || rep.CPUMSPerOrder <= 0 || rep.Ratio <= 0 {
+		t.Errorf("report: orders %d, refunded %d, CPU %v, ratio %v", rep.Orders, rep.Refunded, rep.CPUMSPerOrder, rep.Ratio)
 	}
+	return rep
+}
+
+func count(rep *bench.Report, kind string) int {
+	n := 0
+	for _, p := range rep.Processes {
+		if p.Kind == kind {
+			n++
+		}
+	}
+	return n
 }

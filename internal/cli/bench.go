@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +33,9 @@ func benchCommand() *cobra.Command {
 			}
 			if o.Orders < 1 || o.Concurrency < 1 || o.Preload < 0 || o.RefundEvery < 0 || o.Rate < 0 || o.Warmup < 0 || o.Engines < 1 {
 				return usageError{errors.New("--orders, --concurrency and --engines must be positive; --preload, --refund-every, --rate and --warmup not negative")}
+			}
+			if o.Engines > 1 && !strings.HasPrefix(o.DBURL, "postgres://") && !strings.HasPrefix(o.DBURL, "postgresql://") {
+				return usageError{bench.ErrEnginesNeedPostgres}
 			}
 			// Any signal that would end the bench stops its processes first,
 			// and the temporary folder goes with them.
@@ -76,7 +80,7 @@ func benchCommand() *cobra.Command {
 	f.IntVar(&o.RefundEvery, "refund-every", 5, "refund every Nth order in full after payment (0: none)")
 	f.IntVar(&o.Preload, "preload", 0, "first fill the orders table with this many paid orders (and one event each)")
 	f.IntVar(&o.Warmup, "warmup", 0, "orders run before the measure begins (0: the concurrency, at least 10)")
-	f.IntVar(&o.Engines, "engines", 1, "engine processes, sharing the command stream (for PostgreSQL: --db)")
+	f.IntVar(&o.Engines, "engines", 1, "engine processes, sharing the command stream (more than one needs --db postgres://…)")
 	f.StringVar(&o.Workers, "workers", "all", "all: one worker process for every kind; each: one process per kind, as the Procfile")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (fields in docs/PERFORMANCE.md)")
 	f.StringVar(&o.DataDir, "data", "", "the run's folder, fresh (default: a temporary one, removed afterwards)")

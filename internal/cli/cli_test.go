@@ -49,6 +49,7 @@ func TestSettingsAreStrict(t *testing.T) {
 		{name: "bench pay api", args: []string{"bench", "--pay-api", "v4"}, wantCode: ExitUsage, wantErr: "--pay-api"},
 		{name: "bench workers", args: []string{"bench", "--workers", "some"}, wantCode: ExitUsage, wantErr: "--workers"},
 		{name: "bench negative rate", args: []string{"bench", "--rate", "-1"}, wantCode: ExitUsage, wantErr: "--rate"},
+		{name: "bench engines on SQLite", args: []string{"bench", "--engines", "2"}, wantCode: ExitUsage, wantErr: "several engines need PostgreSQL"},
 		{name: "bench profile without a file", args: []string{"bench", "profile", "--", "version"}, wantCode: ExitUsage, wantErr: "--cpu is required"},
 		{name: "api with a short admin token", args: []string{"api", "--data", data}, env: map[string]string{"WXFLOW_ADMIN_TOKEN": "local-admin-token"}, wantCode: ExitUsage, wantErr: "WXFLOW_ADMIN_TOKEN: admin token: 17 bytes, at least 32"},
 		{name: "api with a short named token", args: []string{"api", "--data", data}, env: map[string]string{"WXFLOW_ADMIN_TOKEN": "alice=" + strings.Repeat("a", 32) + ",bob=short"}, wantCode: ExitUsage, wantErr: `admin token of "bob"`},
