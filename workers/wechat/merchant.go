@@ -72,7 +72,8 @@ type Merchant struct {
 	// Wechatpay-Serial. Loaded from platform_cert_*.pem.
 	PlatformCertificates map[string]*x509.Certificate
 
-	signer crypto.Signer // PrivateKey's signer in this build (Signer); set by LoadMerchant
+	signer    crypto.Signer   // PrivateKey's signer in this build (Signer); set by LoadMerchant
+	signerKey *rsa.PrivateKey // the key signer was made for: a copy given another key signs with that one
 }
 
 // VerificationKey returns the key that verifies a v3 signature whose
@@ -184,6 +185,7 @@ func LoadMerchant(name, dir string) (*Merchant, error) {
 	if m.signer, err = newSigner(m.PrivateKey); err != nil {
 		return nil, err
 	}
+	m.signerKey = m.PrivateKey
 	// The client certificate: the PEM pair, or else the .p12 (password = mchid).
 	if certPEM, err := os.ReadFile(filepath.Join(dir, CertificateFile)); err == nil {
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)

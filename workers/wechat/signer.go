@@ -8,9 +8,9 @@ import "crypto"
 // system's OpenSSL (libcrypto, loaded at start), 2.6 times faster at
 // RSA-2048 signatures on the machine of docs/PERFORMANCE.md, with the very
 // same signatures (PKCS#1 v1.5 is deterministic). A Merchant not made by
-// LoadMerchant signs with Go's.
+// LoadMerchant, or whose PrivateKey was changed since, signs with Go's.
 func (m *Merchant) Signer() crypto.Signer {
-	if m.signer != nil {
+	if m.signer != nil && m.signerKey == m.PrivateKey {
 		return m.signer
 	}
 	return m.PrivateKey
