@@ -94,18 +94,7 @@ func (c ReconcileConfig) nextAsk(o Order, attempts int, now time.Time) *time.Tim
 // notification (the refund query finds the result). Each round replays the
 // orders whose ask is due.
 func (e *Engine) runReconcile(ctx context.Context) error {
-	t := time.NewTicker(e.cfg.Reconcile.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if _, err := e.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("reconcile", "err", err)
-		}
-	}
+	return e.every(ctx, e.cfg.Reconcile.Interval, "reconcile", e.ReconcileOnce)
 }
 
 // ReconcileOnce replays up to Batch orders whose ask is due, the longest due
@@ -116,16 +105,7 @@ func (e *Engine) runReconcile(ctx context.Context) error {
 // and returns 0 (its round's command ids would differ from the other's, so
 // both would ask WeChat about the same orders).
 func (e *Engine) ReconcileOnce(ctx context.Context) (int, error) {
-	var n int
-	err := e.store.takeTurn(ctx, turnReconcile, 0, func() error {
-		var err error
-		n, err = e.reconcile(ctx)
-		return err
-	})
-	if errors.Is(err, errTurnTaken) {
-		return 0, nil
-	}
-	return n, err
+	return e.store.roundInTurn(ctx, turnReconcile, func() (int, error) { return e.reconcile(ctx) })
 }
 
 // reconcile is one round of the reconciler, holding its turn.

@@ -144,18 +144,7 @@ func (ch *change) sendNext(refunds []Refund, gap time.Duration, now time.Time) (
 
 // runRefundQueue sends, every Refunds.Interval, the queued refunds that are due.
 func (e *Engine) runRefundQueue(ctx context.Context) error {
-	t := time.NewTicker(e.cfg.Refunds.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if _, err := e.SendRefundsOnce(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("refund queue", "err", err)
-		}
-	}
+	return e.every(ctx, e.cfg.Refunds.Interval, "refund queue", e.SendRefundsOnce)
 }
 
 // SendRefundsOnce sends the next queued refund of up to Refunds.Batch orders
@@ -165,16 +154,7 @@ func (e *Engine) runRefundQueue(ctx context.Context) error {
 // the orders behind it. Engines sharing a store take turns (turns.go): when
 // another engine is sending, this one sends nothing and returns 0.
 func (e *Engine) SendRefundsOnce(ctx context.Context) (int, error) {
-	var n int
-	err := e.store.takeTurn(ctx, turnRefunds, 0, func() error {
-		var err error
-		n, err = e.sendRefunds(ctx)
-		return err
-	})
-	if errors.Is(err, errTurnTaken) {
-		return 0, nil
-	}
-	return n, err
+	return e.store.roundInTurn(ctx, turnRefunds, func() (int, error) { return e.sendRefunds(ctx) })
 }
 
 // sendRefunds is one round of the refund queue, holding its turn.

@@ -111,3 +111,35 @@ func (s *Store) takeTurn(ctx context.Context, name turn, wait time.Duration, fn 
 	_ = tx.Commit()
 	return ferr
 }
+
+// roundInTurn runs one round of a loop the engines share, under its turn,
+// and returns how much the round did: 0 when another engine holds the turn.
+func (s *Store) roundInTurn(ctx context.Context, name turn, round func() (int, error)) (int, error) {
+	var n int
+	err := s.takeTurn(ctx, name, 0, func() error {
+		var err error
+		n, err = round()
+		return err
+	})
+	if errors.Is(err, errTurnTaken) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// every runs once at each tick of interval until ctx ends, logging what
+// fails as what.
+func (e *Engine) every(ctx context.Context, interval time.Duration, what string, once func(context.Context) (int, error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := once(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn(what, "err", err)
+		}
+	}
+}
