@@ -1,6 +1,8 @@
 package wechat
 
 import (
+	"bytes"
+	"cmp"
 	"crypto"
 	"crypto/rsa"
 	"crypto/tls"
@@ -36,19 +38,39 @@ func (s Secret) GoString() string { return s.String() }
 // LogValue redacts the secret for log/slog.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
-// Merchant is one WeChat Pay merchant together with the app (Official Account
-// or mini-program) it collects for. It carries every key the protocols need;
-// only the server holds it, and none of its secrets may enter an event or a log.
+// Merchant is one WeChat Pay merchant that takes orders, together with the
+// apps (Official Accounts, mini-programs) its payers pay in. It carries every
+// key the protocols need; only the server holds it, and none of its secrets
+// may enter an event or a log.
+//
+// A sub-merchant of a service provider (服务商模式, Kind MerchantSub) holds
+// its provider's MchID and keys, since every call and signature in partner
+// mode is the provider's, plus its own SubMchID; the clients then call the
+// partner APIs.
 type Merchant struct {
 	// Name is wxflow's own short name for the merchant; it appears in
 	// notification URLs (/wechat/notify/<Name>/…) and in order rows.
 	Name string
-	// AppID is the Official Account or mini-program AppID bound to MchID.
+	// Kind is direct, provider or sub (MerchantDirect when empty).
+	Kind MerchantKind
+	// AppID is the merchant's first app (Apps[0]): what a caller that names
+	// no app gets. Kept for single-app deployments.
 	AppID string
-	// AppSecret authenticates the app to api.weixin.qq.com.
+	// AppSecret authenticates AppID to api.weixin.qq.com.
 	AppSecret Secret
-	// MchID is the merchant number (商户号).
+	// Apps are the merchant's own apps; for a sub-merchant, the apps bound
+	// to its SubMchID (sub_appid).
+	Apps []App
+	// MchID is the merchant number (商户号); for a sub-merchant, its
+	// provider's (sp_mchid), which signs and is named in every call.
 	MchID string
+	// SubMchID is a sub-merchant's own number (sub_mchid); empty otherwise.
+	SubMchID string
+	// Provider is a sub-merchant's provider, by wxflow name; empty otherwise.
+	Provider string
+	// SpApps are a sub-merchant's provider's apps (sp_appid): a payer in one
+	// of them pays with sp_openid; SpApps[0] is the sp_appid of every call.
+	SpApps []App
 	// APIKey is the 32-character API v2 key (商户API密钥).
 	APIKey Secret
 	// APIv3Key is the 32-byte API v3 key, used for AES-256-GCM.
@@ -130,8 +152,11 @@ func loadPlatformCertificates(dir string) (map[string]*x509.Certificate, error) 
 
 // LogValue lets a Merchant be logged safely: identifiers only.
 func (m Merchant) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("name", m.Name), slog.String("appid", m.AppID), slog.String("mchid", m.MchID))
+	attrs := []slog.Attr{slog.String("name", m.Name), slog.String("appid", m.AppID), slog.String("mchid", m.MchID)}
+	if m.SubMchID != "" {
+		attrs = append(attrs, slog.String("sub_mchid", m.SubMchID), slog.String("provider", m.Provider))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // Key file names in a merchant key folder. The simulator writes this layout on
@@ -145,72 +170,169 @@ const (
 	WechatPayPublicKeyFile = "wechatpay_public_key.pem"
 )
 
-// MerchantConfig is the JSON shape of merchant.json.
+// MerchantConfig is the JSON shape of merchant.json. A direct merchant or a
+// provider has its keys beside it; a sub-merchant has only Kind, Provider,
+// SubMchID and Apps (its provider's keys sign everything).
 type MerchantConfig struct {
-	AppID                string `json:"appid"`
-	AppSecret            string `json:"appsecret"`
-	MchID                string `json:"mchid"`
-	APIKey               string `json:"api_key"`
-	APIv3Key             string `json:"api_v3_key"`
-	SerialNo             string `json:"merchant_serial_no"`
-	WechatPayPublicKeyID string `json:"wechatpay_public_key_id"`
+	// Kind is "direct" (the default), "provider" or "sub".
+	Kind MerchantKind `json:"kind,omitempty"`
+	// AppID and AppSecret are the one app of a single-app merchant (the
+	// layout before Apps): an app of any kind.
+	AppID     string      `json:"appid,omitempty"`
+	AppSecret string      `json:"appsecret,omitempty"`
+	Apps      []AppConfig `json:"apps,omitempty"`
+	MchID     string      `json:"mchid,omitempty"`
+	// Provider (a sub-merchant's provider, by wxflow name) and SubMchID.
+	Provider             string `json:"provider,omitempty"`
+	SubMchID             string `json:"sub_mchid,omitempty"`
+	APIKey               string `json:"api_key,omitempty"`
+	APIv3Key             string `json:"api_v3_key,omitempty"`
+	SerialNo             string `json:"merchant_serial_no,omitempty"`
+	WechatPayPublicKeyID string `json:"wechatpay_public_key_id,omitempty"`
+}
+
+// AppConfig is one app in merchant.json.
+type AppConfig struct {
+	AppID     string  `json:"appid"`
+	AppSecret string  `json:"appsecret"`
+	Kind      AppKind `json:"kind"`
 }
 
 // ErrMerchantConfig reports a missing or invalid merchant key file or field.
 var ErrMerchantConfig = errors.New("wechat: invalid merchant configuration")
 
 // LoadMerchant reads a merchant key folder (see [MerchantFile] and its
-// siblings) and returns the merchant named name.
+// siblings) of a direct merchant or a provider and returns it, named name.
+// A sub-merchant's folder holds no keys: [LoadRegistry] loads it with its
+// provider's.
 func LoadMerchant(name, dir string) (*Merchant, error) {
+	cfg, err := ReadMerchantConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Kind == MerchantSub {
+		return nil, fmt.Errorf("%w: %s is a sub-merchant: it is loaded with its provider (LoadRegistry)", ErrMerchantConfig, name)
+	}
+	m, err := merchantOf(name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.loadKeys(dir, cfg); err != nil {
+		return nil, err
+	}
+	return m, m.Validate()
+}
+
+// ReadMerchantConfig reads dir's merchant.json, refusing unknown fields (a
+// misspelt "sub_mchid" must not silently make a direct merchant).
+func ReadMerchantConfig(dir string) (MerchantConfig, error) {
+	var cfg MerchantConfig
 	raw, err := os.ReadFile(filepath.Join(dir, MerchantFile))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMerchantConfig, err)
+		return cfg, fmt.Errorf("%w: %w", ErrMerchantConfig, err)
 	}
-	var cfg MerchantConfig
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, MerchantFile, err)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, MerchantFile, err)
 	}
+	return cfg, nil
+}
+
+// merchantOf makes the Merchant of cfg without its keys.
+func merchantOf(name string, cfg MerchantConfig) (*Merchant, error) {
 	m := &Merchant{
-		Name: name, AppID: cfg.AppID, AppSecret: Secret(cfg.AppSecret), MchID: cfg.MchID,
+		Name: name, Kind: cmp.Or(cfg.Kind, MerchantDirect), MchID: cfg.MchID, SubMchID: cfg.SubMchID, Provider: cfg.Provider,
 		APIKey: Secret(cfg.APIKey), APIv3Key: Secret(cfg.APIv3Key), SerialNo: cfg.SerialNo,
 		WechatPayPublicKeyID: cfg.WechatPayPublicKeyID,
 	}
+	switch m.Kind {
+	case MerchantDirect, MerchantProvider:
+		if cfg.Provider != "" || cfg.SubMchID != "" {
+			return nil, fmt.Errorf("%w: provider and sub_mchid are for kind %q only", ErrMerchantConfig, MerchantSub)
+		}
+	case MerchantSub:
+		if cfg.Provider == "" || cfg.SubMchID == "" {
+			return nil, fmt.Errorf("%w: a sub-merchant needs provider and sub_mchid", ErrMerchantConfig)
+		}
+		if cfg.MchID != "" || cfg.APIKey != "" || cfg.APIv3Key != "" || cfg.SerialNo != "" {
+			return nil, fmt.Errorf("%w: a sub-merchant has no mchid or keys of its own: its provider's sign every call", ErrMerchantConfig)
+		}
+	default:
+		return nil, fmt.Errorf("%w: kind %q: want %s, %s or %s", ErrMerchantConfig, cfg.Kind, MerchantDirect, MerchantProvider, MerchantSub)
+	}
+	if cfg.AppID != "" {
+		if len(cfg.Apps) > 0 {
+			return nil, fmt.Errorf("%w: give either appid or apps, not both", ErrMerchantConfig)
+		}
+		m.Apps = []App{{AppID: cfg.AppID, AppSecret: Secret(cfg.AppSecret)}}
+	}
+	seen := map[string]bool{}
+	for i, a := range cfg.Apps {
+		switch {
+		case a.AppID == "":
+			return nil, fmt.Errorf("%w: apps[%d]: appid is empty", ErrMerchantConfig, i)
+		case seen[a.AppID]:
+			return nil, fmt.Errorf("%w: apps[%d]: appid %s twice", ErrMerchantConfig, i, a.AppID)
+		case !a.Kind.valid():
+			return nil, fmt.Errorf("%w: apps[%d] (%s): kind %q: want %s, %s or %s", ErrMerchantConfig, i, a.AppID, a.Kind,
+				AppOfficialAccount, AppMiniProgram, AppMobile)
+		}
+		seen[a.AppID] = true
+		m.Apps = append(m.Apps, App{AppID: a.AppID, AppSecret: Secret(a.AppSecret), Kind: a.Kind})
+	}
+	if len(m.Apps) > 0 {
+		m.AppID, m.AppSecret = m.Apps[0].AppID, m.Apps[0].AppSecret
+	}
+	return m, nil
+}
+
+// loadKeys reads the key files of a direct merchant or a provider.
+func (m *Merchant) loadKeys(dir string, cfg MerchantConfig) error {
 	keyPEM, err := os.ReadFile(filepath.Join(dir, PrivateKeyFile))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMerchantConfig, err)
+		return fmt.Errorf("%w: %w", ErrMerchantConfig, err)
 	}
 	if m.PrivateKey, err = ParseRSAPrivateKey(keyPEM); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, PrivateKeyFile, err)
+		return fmt.Errorf("%w: %s: %w", ErrMerchantConfig, PrivateKeyFile, err)
 	}
 	if m.signer, err = newSigner(m.PrivateKey); err != nil {
-		return nil, err
+		return err
 	}
 	m.signerKey = m.PrivateKey
 	// The client certificate: the PEM pair, or else the .p12 (password = mchid).
 	if certPEM, err := os.ReadFile(filepath.Join(dir, CertificateFile)); err == nil {
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, CertificateFile, err)
+			return fmt.Errorf("%w: %s does not go with %s: %w", ErrMerchantConfig, CertificateFile, PrivateKeyFile, err)
 		}
 		m.Certificate = &cert
 	} else if p12, perr := os.ReadFile(filepath.Join(dir, PKCS12File)); perr == nil {
 		if m.Certificate, err = CertificateFromPKCS12(p12, cfg.MchID); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, PKCS12File, err)
+			return fmt.Errorf("%w: %s: %w", ErrMerchantConfig, PKCS12File, err)
+		}
+		if pub, ok := m.Certificate.PrivateKey.(*rsa.PrivateKey); !ok || !pub.PublicKey.Equal(&m.PrivateKey.PublicKey) {
+			return fmt.Errorf("%w: %s does not go with %s", ErrMerchantConfig, PKCS12File, PrivateKeyFile)
 		}
 	} else {
-		return nil, fmt.Errorf("%w: neither %s nor %s: %w", ErrMerchantConfig, CertificateFile, PKCS12File, err)
+		return fmt.Errorf("%w: neither %s nor %s: %w", ErrMerchantConfig, CertificateFile, PKCS12File, err)
+	}
+	if leaf, err := x509.ParseCertificate(m.Certificate.Certificate[0]); err == nil {
+		if got := strings.TrimLeft(strings.ToUpper(leaf.SerialNumber.Text(16)), "0"); got != strings.TrimLeft(strings.ToUpper(m.SerialNo), "0") {
+			return fmt.Errorf("%w: merchant_serial_no %s is not the serial of the certificate (%s)", ErrMerchantConfig, m.SerialNo, got)
+		}
 	}
 	if m.PlatformCertificates, err = loadPlatformCertificates(dir); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMerchantConfig, err)
+		return fmt.Errorf("%w: %w", ErrMerchantConfig, err)
 	}
 	pubPEM, err := os.ReadFile(filepath.Join(dir, WechatPayPublicKeyFile))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMerchantConfig, err)
+		return fmt.Errorf("%w: %w", ErrMerchantConfig, err)
 	}
 	if m.WechatPayPublicKey, err = ParseRSAPublicKey(pubPEM); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMerchantConfig, WechatPayPublicKeyFile, err)
+		return fmt.Errorf("%w: %s: %w", ErrMerchantConfig, WechatPayPublicKeyFile, err)
 	}
-	return m, m.Validate()
+	return nil
 }
 
 // Validate reports the first missing field that every protocol needs.
