@@ -91,7 +91,7 @@ func (s *Server) adminIndex(w http.ResponseWriter, r *http.Request) {
 	for _, st := range engine.AllStates {
 		list = append(list, stateCount{st, counts[st]})
 	}
-	stuck, err := s.cfg.Store.Stuck(r.Context(), engine.StuckFilter{Deadlines: s.cfg.Deadlines, Limit: 200})
+	stuck, err := s.cfg.Store.Stuck(r.Context(), engine.StuckFilter{Merchant: r.URL.Query().Get("merchant"), Deadlines: s.cfg.Deadlines, Limit: 200})
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
@@ -102,13 +102,17 @@ func (s *Server) adminIndex(w http.ResponseWriter, r *http.Request) {
 // findOrders finds orders by id, out_trade_no or openid, or lists a state.
 func (s *Server) findOrders(r *http.Request) ([]engine.Order, string, error) {
 	ctx, q, state := r.Context(), strings.TrimSpace(r.URL.Query().Get("q")), r.URL.Query().Get("state")
+	merchant, of := r.URL.Query().Get("merchant"), ""
+	if merchant != "" {
+		of = " of " + merchant
+	}
 	if state != "" {
-		list, err := s.cfg.Store.Orders(ctx, engine.OrderFilter{States: []engine.State{engine.State(state)}, Limit: 200})
-		return list, "Orders " + state, err
+		list, err := s.cfg.Store.Orders(ctx, engine.OrderFilter{Merchant: merchant, States: []engine.State{engine.State(state)}, Limit: 200})
+		return list, "Orders " + state + of, err
 	}
 	if q == "" {
-		list, err := s.cfg.Store.Orders(ctx, engine.OrderFilter{Limit: 200})
-		return list, "Orders", err
+		list, err := s.cfg.Store.Orders(ctx, engine.OrderFilter{Merchant: merchant, Limit: 200})
+		return list, "Orders" + of, err
 	}
 	var found []engine.Order
 	if engine.ValidOrderID(engine.OrderID(q)) {
@@ -116,8 +120,13 @@ func (s *Server) findOrders(r *http.Request) ([]engine.Order, string, error) {
 			found = append(found, o)
 		}
 	}
-	if o, err := s.cfg.Store.OrderByOutTradeNo(ctx, s.cfg.Merchant.Name, q); err == nil {
-		found = append(found, o)
+	for _, m := range s.merchantNames() {
+		if merchant != "" && m != merchant {
+			continue
+		}
+		if o, err := s.cfg.Store.OrderByOutTradeNo(ctx, m, q); err == nil {
+			found = append(found, o)
+		}
 	}
 	byOpenID, err := s.cfg.Store.OrdersByOpenID(ctx, q, 200)
 	return append(found, byOpenID...), "Search: " + q, err
@@ -202,7 +211,8 @@ func (s *Server) adminAPIOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminAPIStuck(w http.ResponseWriter, r *http.Request) {
-	stuck, err := s.cfg.Store.Stuck(r.Context(), engine.StuckFilter{State: engine.State(r.URL.Query().Get("state")), Deadlines: s.cfg.Deadlines})
+	stuck, err := s.cfg.Store.Stuck(r.Context(), engine.StuckFilter{State: engine.State(r.URL.Query().Get("state")),
+		Merchant: r.URL.Query().Get("merchant"), Deadlines: s.cfg.Deadlines})
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return

@@ -33,13 +33,22 @@ func (s *Server) adminBooksRoutes(handle func(string, http.HandlerFunc)) {
 // booksRunWait bounds how long a run on demand is waited for.
 const booksRunWait = 2 * time.Minute
 
+// booksMerchant is the merchant whose books a request shows: ?merchant=
+// when it names one served, else the default merchant.
+func (s *Server) booksMerchant(r *http.Request) string {
+	if m := r.URL.Query().Get("merchant"); m != "" && s.servesMerchant(m) {
+		return m
+	}
+	return s.defaultMerchant().Name
+}
+
 // dayOf reads the {day} of the path: 2006-01-02, nothing else.
 func dayOf(r *http.Request) (engine.Day, error) {
 	return engine.ParseDay(r.PathValue("day"))
 }
 
 func (s *Server) adminBooksPage(w http.ResponseWriter, r *http.Request) {
-	days, err := s.cfg.Store.BooksDays(r.Context(), s.cfg.Merchant.Name, 90)
+	days, err := s.cfg.Store.BooksDays(r.Context(), s.booksMerchant(r), 90)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
@@ -56,7 +65,7 @@ func (s *Server) adminBooksDayPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]any{"Title": "Books " + string(day), "Day": day, "Message": r.URL.Query().Get("m"), "All": r.URL.Query().Get("all") != ""}
-	res, err := s.cfg.Store.Books(r.Context(), s.cfg.Merchant.Name, day)
+	res, err := s.cfg.Store.Books(r.Context(), s.booksMerchant(r), day)
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
 	case err != nil:
@@ -64,14 +73,14 @@ func (s *Server) adminBooksDayPage(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		data["Result"], data["Discrepancies"] = res, res.Discrepancies()
-		bills, _ := s.cfg.Store.Bills(r.Context(), s.cfg.Merchant.Name, day)
+		bills, _ := s.cfg.Store.Bills(r.Context(), s.booksMerchant(r), day)
 		data["Bills"] = bills
 	}
 	s.render(w, r, http.StatusOK, "books.html", data)
 }
 
 func (s *Server) adminAPIBooksDays(w http.ResponseWriter, r *http.Request) {
-	days, err := s.cfg.Store.BooksDays(r.Context(), s.cfg.Merchant.Name, 90)
+	days, err := s.cfg.Store.BooksDays(r.Context(), s.booksMerchant(r), 90)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
@@ -88,7 +97,7 @@ func (s *Server) adminAPIBooksDay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_day", "day must be 2006-01-02 (Beijing time)")
 		return
 	}
-	res, err := s.cfg.Store.Books(r.Context(), s.cfg.Merchant.Name, day)
+	res, err := s.cfg.Store.Books(r.Context(), s.booksMerchant(r), day)
 	if errors.Is(err, engine.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no books of "+string(day)+" yet")
 		return
@@ -112,7 +121,7 @@ func (s *Server) adminBooksRun(form bool) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "invalid_day", "day must be 2006-01-02 (Beijing time)")
 			return
 		}
-		reply, status, err := s.askBooks(r.Context(), day)
+		reply, status, err := s.askBooks(r.Context(), s.booksMerchant(r), day)
 		msg := ""
 		switch {
 		case err != nil:
@@ -136,14 +145,14 @@ func (s *Server) adminBooksRun(form bool) http.HandlerFunc {
 }
 
 // askBooks sends a run request to the books worker and reads its answer.
-func (s *Server) askBooks(ctx context.Context, day engine.Day) (books.RunReply, int, error) {
+func (s *Server) askBooks(ctx context.Context, merchant string, day engine.Day) (books.RunReply, int, error) {
 	if s.cfg.NC == nil {
 		return books.RunReply{Code: "unavailable"}, http.StatusServiceUnavailable, errors.New("no NATS connection")
 	}
 	req, _ := json.Marshal(books.RunRequest{Day: day})
 	ctx, cancel := context.WithTimeout(ctx, booksRunWait)
 	defer cancel()
-	msg, err := s.cfg.NC.RequestWithContext(ctx, books.RunSubject(s.cfg.Merchant.Name), req)
+	msg, err := s.cfg.NC.RequestWithContext(ctx, books.RunSubject(merchant), req)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return books.RunReply{Code: "unavailable"}, http.StatusServiceUnavailable, errors.New("no books worker is running (worker books, worker all or wxflow dev)")

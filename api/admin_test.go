@@ -571,7 +571,7 @@ func TestAdminTokensAreChecked(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := api.New(api.Config{Merchant: keys.Merchant, Store: store, NC: nc, JS: js, V2: c2, V3: c3, AdminToken: tc.token, AdminSessionTTL: tc.ttl, Secret: testSecret})
+			_, err := api.New(api.Config{Merchants: []api.Merchant{{Merchant: keys.Merchant, V2: c2, V3: c3}}, Store: store, NC: nc, JS: js, AdminToken: tc.token, AdminSessionTTL: tc.ttl, Secret: testSecret})
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("refused: %v", err)
 			}

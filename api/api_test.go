@@ -79,7 +79,8 @@ func startHarness(t *testing.T, adjust func(cfg *api.Config)) (*harness, api.Con
 	c3, _ := v3.NewClient(v3.Config{BaseURL: "https://unused", Merchant: keys.Merchant})
 	var cfg api.Config
 	adjust(&cfg)
-	cfg.Merchant, cfg.Store, cfg.NC, cfg.JS, cfg.V2, cfg.V3 = keys.Merchant, store, nc, js, c2, c3
+	cfg.Store, cfg.NC, cfg.JS = store, nc, js
+	cfg.Merchants = append([]api.Merchant{{Merchant: keys.Merchant, V2: c2, V3: c3}}, cfg.Merchants...)
 	if cfg.Secret == nil {
 		cfg.Secret = testSecret
 	}

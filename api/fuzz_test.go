@@ -65,7 +65,7 @@ func newRefundTarget(tb testing.TB, paidFen int64) *refundTarget {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Merchant: m, Store: store, NC: nc, JS: js, V2: c2, V3: c3, Secret: testSecret,
+	srv, err := api.New(api.Config{Merchants: []api.Merchant{{Merchant: m, V2: c2, V3: c3}}, Store: store, NC: nc, JS: js, Secret: testSecret,
 		InternalRate: rate.Inf}) // the fuzzer asks thousands of times a second, as no shop may
 	if err != nil {
 		tb.Fatal(err)

@@ -16,20 +16,23 @@ import (
 )
 
 // readNotification reads the raw body once (signatures are over its exact
-// bytes) after checking the merchant in the path and the content type.
-func (s *Server) readNotification(r *http.Request, wantType string) ([]byte, error) {
-	if r.PathValue("merchant") != s.cfg.Merchant.Name {
-		return nil, errors.New("unknown merchant")
+// bytes) after checking the merchant in the path and the content type. The
+// merchant's own clients verify it: a notification signed with another
+// merchant's keys, or naming another mchid, sub_mchid or appid, is refused.
+func (s *Server) readNotification(r *http.Request, wantType string) (*served, []byte, error) {
+	m := s.notifyMerchant(r)
+	if m == nil {
+		return nil, nil, errors.New("unknown merchant")
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "" && !strings.Contains(mt, wantType) {
-		return nil, errors.New("wrong content type " + mt)
+		return nil, nil, errors.New("wrong content type " + mt)
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return nil, errors.New("body too large or unreadable")
+		return nil, nil, errors.New("body too large or unreadable")
 	}
-	return body, nil
+	return m, body, nil
 }
 
 // Refusal is why a notification was refused, the reason label of
@@ -113,45 +116,46 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, v3style bool, cm
 	_, _ = w.Write(v2.NotifyReply(true, "OK"))
 }
 
-// orderFor finds the order a genuine notification is about.
-func (s *Server) orderFor(ctx context.Context, outTradeNo string) (engine.Order, error) {
-	return s.cfg.Store.OrderByOutTradeNo(ctx, s.cfg.Merchant.Name, outTradeNo)
+// orderFor finds the order a genuine notification is about, among its
+// merchant's orders only.
+func (s *Server) orderFor(ctx context.Context, m *served, outTradeNo string) (engine.Order, error) {
+	return s.cfg.Store.OrderByOutTradeNo(ctx, m.Name, outTradeNo)
 }
 
 func (s *Server) notifyV2Pay(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readNotification(r, "xml")
+	m, body, err := s.readNotification(r, "xml")
 	if err != nil {
 		s.refuse(w, r, false, RefusedRequest, err.Error())
 		return
 	}
-	t, err := s.notices.Payment("v2", r.Header, body)
+	t, err := m.notices.Payment("v2", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, false, err)
 		return
 	}
-	s.payment(w, r, false, t)
+	s.payment(w, r, m, false, t)
 }
 
 func (s *Server) notifyV3Pay(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readNotification(r, "json")
+	m, body, err := s.readNotification(r, "json")
 	if err != nil {
 		s.refuse(w, r, true, RefusedRequest, err.Error())
 		return
 	}
-	t, err := s.notices.Payment("v3", r.Header, body)
+	t, err := m.notices.Payment("v3", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, true, err)
 		return
 	}
-	s.payment(w, r, true, t)
+	s.payment(w, r, m, true, t)
 }
 
 // payment records a verified payment notification as a notify command. Only
 // SUCCESS is a payment here: WeChat notifies a payment when it succeeds, and
 // a notification saying anything else (REFUND included) is acknowledged,
 // flagged, and left for a query to settle.
-func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, t pay.Transaction) {
-	o, err := s.orderFor(r.Context(), t.OutTradeNo)
+func (s *Server) payment(w http.ResponseWriter, r *http.Request, m *served, v3style bool, t pay.Transaction) {
+	o, err := s.orderFor(r.Context(), m, t.OutTradeNo)
 	if err != nil {
 		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
 		return
@@ -169,31 +173,31 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request, v3style bool, t
 }
 
 func (s *Server) notifyV2Refund(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readNotification(r, "xml")
+	m, body, err := s.readNotification(r, "xml")
 	if err != nil {
 		s.refuse(w, r, false, RefusedRequest, err.Error())
 		return
 	}
-	n, err := s.notices.Refund("v2", r.Header, body)
+	n, err := m.notices.Refund("v2", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, false, err)
 		return
 	}
-	s.refundResult(w, r, false, n)
+	s.refundResult(w, r, m, false, n)
 }
 
 func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readNotification(r, "json")
+	m, body, err := s.readNotification(r, "json")
 	if err != nil {
 		s.refuse(w, r, true, RefusedRequest, err.Error())
 		return
 	}
-	n, err := s.notices.Refund("v3", r.Header, body)
+	n, err := m.notices.Refund("v3", r.Header, body)
 	if err != nil {
 		s.refuseParsed(w, r, true, err)
 		return
 	}
-	s.refundResult(w, r, true, n)
+	s.refundResult(w, r, m, true, n)
 }
 
 // refundResult records a verified refund notification. One that is not
@@ -206,8 +210,8 @@ func (s *Server) notifyV3Refund(w http.ResponseWriter, r *http.Request) {
 // saw another notification. Its word is only a hint: the order's refund step
 // is replayed, the refund worker asks WeChat by out_refund_no, and the query's
 // answer settles the refund (or leaves it pending).
-func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, v3style bool, n pay.RefundNotice) {
-	o, err := s.orderFor(r.Context(), n.OutTradeNo)
+func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, m *served, v3style bool, n pay.RefundNotice) {
+	o, err := s.orderFor(r.Context(), m, n.OutTradeNo)
 	if err != nil {
 		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
 		return

@@ -57,28 +57,32 @@ func (s *Server) appDomain(host string) bool {
 	return false
 }
 
-func (s *Server) jssdkConfig(w http.ResponseWriter, r *http.Request, _ engine.Shop) {
+func (s *Server) jssdkConfig(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
 	var ps Problems
 	page := s.pageURL(r, "url", &ps)
 	if len(ps) > 0 {
 		writeProblems(w, ps)
 		return
 	}
-	if s.cfg.Tickets == nil {
+	m, app, ok := s.pageApp(w, r, shop)
+	if !ok {
+		return
+	}
+	if m.Tickets == nil {
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "no jsapi_ticket source is configured")
 		return
 	}
-	ticket, err := s.cfg.Tickets.JSAPITicket(r.Context())
+	ticket, err := m.Tickets(app.AppID).JSAPITicket(r.Context())
 	if err != nil {
 		s.log.Warn("jsapi_ticket", "err", err, "trace_id", traceID(r.Context()))
 		writeError(w, http.StatusServiceUnavailable, codeUnavailable, reasonUnavailable)
 		return
 	}
 	page.Fragment, page.RawFragment = "", ""
-	writeJSON(w, http.StatusOK, mp.JSConfig(s.cfg.Merchant.AppID, ticket, page.String(), s.cfg.Now(), v3.NonceStr()[:16]))
+	writeJSON(w, http.StatusOK, mp.JSConfig(app.AppID, ticket, page.String(), s.cfg.Now(), v3.NonceStr()[:16]))
 }
 
-func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request, _ engine.Shop) {
+func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request, shop engine.Shop) {
 	q := r.URL.Query()
 	var ps Problems
 	redirect := s.pageURL(r, "redirect_uri", &ps)
@@ -98,5 +102,9 @@ func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request, _ engine
 		writeProblems(w, ps)
 		return
 	}
-	http.Redirect(w, r, mp.AuthorizeURL(s.cfg.OAuthBaseURL, s.cfg.Merchant.AppID, redirect.String(), scope, state), http.StatusFound)
+	_, app, ok := s.pageApp(w, r, shop)
+	if !ok {
+		return
+	}
+	http.Redirect(w, r, mp.AuthorizeURL(s.cfg.OAuthBaseURL, app.AppID, redirect.String(), scope, state), http.StatusFound)
 }

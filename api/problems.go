@@ -59,21 +59,23 @@ func (ps Problems) err() error {
 
 // Top-level error codes of the shop API besides the engine's refusal codes.
 const (
-	codeInvalidFields    = "invalid_fields"         // 422: see problems
-	codeMalformed        = "malformed_request"      // 400: not JSON, not one object, trailing data
-	codeTooLarge         = "body_too_large"         // 413
-	codeMediaType        = "unsupported_media_type" // 415
-	codeUnauthenticated  = "unauthenticated"        // 401
-	codeNotFound         = "not_found"              // 404: no such route, or no such order of this shop
-	codeMethod           = "method_not_allowed"     // 405
-	codeMerchantDenied   = "merchant_not_allowed"   // 403: the shop may not act for the merchant
-	codeUnavailable      = "unavailable"            // 503
-	codeNotSigned        = "not_signed"             // 409: no pay parameters yet
-	reasonUnavailable    = "wxflow cannot answer now; try again"
-	reasonInvalidFields  = "the request has invalid fields: see problems"
-	reasonNoSuchOrder    = "no such order"
-	reasonNoSuchRefund   = "no such refund of this order"
-	reasonNoSuchResource = "no such resource"
+	codeInvalidFields   = "invalid_fields"         // 422: see problems
+	codeMalformed       = "malformed_request"      // 400: not JSON, not one object, trailing data
+	codeTooLarge        = "body_too_large"         // 413
+	codeMediaType       = "unsupported_media_type" // 415
+	codeUnauthenticated = "unauthenticated"        // 401
+	codeNotFound        = "not_found"              // 404: no such route, or no such order of this shop
+	codeMethod          = "method_not_allowed"     // 405
+	codeMerchantDenied  = "merchant_not_allowed"   // 403: the shop may not act for the merchant
+	codeUnavailable     = "unavailable"            // 503
+	// 503: the merchant is configured but its configuration is broken
+	codeMerchantUnavailable = "merchant_unavailable"
+	codeNotSigned           = "not_signed" // 409: no pay parameters yet
+	reasonUnavailable       = "wxflow cannot answer now; try again"
+	reasonInvalidFields     = "the request has invalid fields: see problems"
+	reasonNoSuchOrder       = "no such order"
+	reasonNoSuchRefund      = "no such refund of this order"
+	reasonNoSuchResource    = "no such resource"
 )
 
 // writeProblems answers 422 with every problem of the request.

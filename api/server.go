@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net"
@@ -27,21 +28,36 @@ import (
 	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
-// TicketSource hands out the deployment's shared jsapi_ticket.
+// TicketSource hands out an app's shared jsapi_ticket.
 type TicketSource interface {
 	JSAPITicket(ctx context.Context) (string, error)
 }
 
+// Merchant is one merchant the API serves: its notifications arrive on
+// /wechat/notify/<Name>/… and are verified with its own clients (for a
+// sub-merchant, its provider's keys), and its apps' pages are signed with
+// their own tickets.
+type Merchant struct {
+	*wechat.Merchant
+	V2 *v2.Client
+	V3 *v3.Client
+	// Tickets gives the jsapi_ticket source of one of its apps, by appid;
+	// GET /v1/jssdk/config answers 503 when nil.
+	Tickets func(appid string) TicketSource
+}
+
 // Config configures a [Server].
 type Config struct {
-	Merchant *wechat.Merchant
-	Store    *engine.Store
-	NC       *nats.Conn
-	JS       jetstream.JetStream
-	V2       *v2.Client
-	V3       *v3.Client
-	// Tickets serves GET /v1/jssdk/config; the endpoint answers 503 when nil.
-	Tickets TicketSource
+	// Merchants are the merchants the API serves (at least one). The first
+	// is the one an order is for when a shop acting for it names none.
+	Merchants []Merchant
+	// Broken are the configured merchants whose configuration failed, with
+	// why: their orders are refused with merchant_unavailable and their
+	// notifications refused, while the others go on.
+	Broken map[string]error
+	Store  *engine.Store
+	NC     *nats.Conn
+	JS     jetstream.JetStream
 	// Responses, when set, counts every answer by route and status.
 	Responses ResponseCounter
 	// MetricsHandler, when set, is served at GET /metrics.
@@ -127,8 +143,9 @@ type Server struct {
 	// failed authentications an address may make.
 	shopRates *keyedLimiter
 	badKeys   *loginLimiter
-	// notices reads WeChat's notifications into typed states (cfg.V2, cfg.V3).
-	notices pay.Notices
+	// merchants are cfg.Merchants by name, each with the reader of its
+	// notifications.
+	merchants map[string]*served
 	// keys remembers verified shop keys for cfg.KeyCacheTTL.
 	keys     *keyCache
 	Counters Counters
@@ -140,8 +157,18 @@ type Server struct {
 
 // New checks cfg and builds the routes.
 func New(cfg Config) (*Server, error) {
-	if cfg.Merchant == nil || cfg.Store == nil || cfg.NC == nil || cfg.JS == nil || cfg.V2 == nil || cfg.V3 == nil {
-		return nil, errors.New("api: Merchant, Store, NC, JS, V2 and V3 are required")
+	if len(cfg.Merchants) == 0 || cfg.Store == nil || cfg.NC == nil || cfg.JS == nil {
+		return nil, errors.New("api: Merchants, Store, NC and JS are required")
+	}
+	merchants := map[string]*served{}
+	for i, m := range cfg.Merchants {
+		if m.Merchant == nil || m.V2 == nil || m.V3 == nil {
+			return nil, fmt.Errorf("api: merchant %d: Merchant, V2 and V3 are required", i)
+		}
+		if _, dup := merchants[m.Name]; dup {
+			return nil, fmt.Errorf("api: merchant %s twice", m.Name)
+		}
+		merchants[m.Name] = &served{Merchant: m, notices: pay.Notices{V2: m.V2, V3: m.V3}}
 	}
 	if len(cfg.Secret) < 32 {
 		return nil, errors.New("api: Secret (the server secret, at least 32 bytes) is required")
@@ -161,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), notices: pay.Notices{V2: cfg.V2, V3: cfg.V3},
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), merchants: merchants,
 		keys: newKeyCache(cfg.KeyCacheTTL, cfg.Now)}
 	internal, err := s.routes()
 	if err != nil {

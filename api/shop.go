@@ -19,6 +19,14 @@ import (
 // CreateOrderRequest is the body of POST /v1/orders. Amounts are integer fen.
 // Keys are matched exactly and each may appear once (see input.go).
 type CreateOrderRequest struct {
+	// Merchant names the merchant the order is for; empty: the
+	// deployment's first merchant if the shop acts for it, else the shop's
+	// only merchant.
+	Merchant string `json:"merchant,omitempty"`
+	// AppID names the app the payer pays in; empty: the merchant's app of
+	// the payer's kind (a mini-program for login_code and the miniprogram
+	// client, else an Official Account).
+	AppID            string `json:"appid,omitempty"`
 	AmountFen        int64  `json:"amount_fen"`
 	Description      string `json:"description"`
 	OutTradeNo       string `json:"out_trade_no,omitempty"`
@@ -86,6 +94,8 @@ func decodeBody(r *http.Request, v any) error {
 // readCreateOrder reads the create request's fields from its object.
 func readCreateOrder(o *object) CreateOrderRequest {
 	var q CreateOrderRequest
+	o.str("merchant", &q.Merchant)
+	o.str("appid", &q.AppID)
 	o.integer("amount_fen", &q.AmountFen)
 	o.str("description", &q.Description)
 	o.str("out_trade_no", &q.OutTradeNo)
@@ -114,6 +124,12 @@ func (q *CreateOrderRequest) Validate() error {
 		ps.add("description", ProblemRequired, "is required")
 	} else {
 		ps.checkText("description", q.Description, maxDescription)
+	}
+	if q.Merchant != "" && !engine.ValidShopName(q.Merchant) {
+		ps.add("merchant", ProblemInvalidFormat, "must be 1-32 of [a-z0-9_-]")
+	}
+	if q.AppID != "" {
+		ps.checkToken("appid", q.AppID, 32)
 	}
 	if q.OutTradeNo != "" && !validOutTradeNo(q.OutTradeNo) {
 		ps.add("out_trade_no", ProblemInvalidFormat, "must be 6-32 of [0-9A-Za-z_-|*]")
@@ -201,9 +217,21 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, shop engine
 		writeProblems(w, ps)
 		return
 	}
-	merchant := s.cfg.Merchant.Name
-	if !shop.ActsFor(merchant) {
-		writeError(w, http.StatusForbidden, codeMerchantDenied, fmt.Sprintf("shop %s may not act for merchant %s", shop.Name, merchant))
+	m := s.merchantFor(w, shop, q.Merchant)
+	if m == nil {
+		return
+	}
+	merchant := m.Name
+	client := engine.Client(q.Client)
+	if client == "" {
+		client = engine.ClientJSAPI
+		if q.LoginCode != "" {
+			client = engine.ClientMiniProgram
+		}
+	}
+	appid := appFor(m, q.AppID, client, q.OAuthCode, q.LoginCode, &ps)
+	if len(ps) > 0 {
+		writeProblems(w, ps)
 		return
 	}
 	raw, _ := json.Marshal(q)
@@ -219,20 +247,13 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request, shop engine
 			outTradeNo = outTradeNo[:32]
 		}
 	}
-	client := engine.Client(q.Client)
-	if client == "" {
-		client = engine.ClientJSAPI
-		if q.LoginCode != "" {
-			client = engine.ClientMiniProgram
-		}
-	}
 	var expires time.Time
 	if q.ExpiresInSeconds > 0 {
 		expires = s.cfg.Now().Add(time.Duration(q.ExpiresInSeconds) * time.Second).UTC()
 	}
 	cmd := engine.Command{ID: engine.CreateCommandID(id, reqHash), Verb: engine.VerbCreate, OrderID: id, Actor: "shop:" + shop.Name,
 		Create: &engine.CreateOrder{Merchant: merchant, Shop: shop.Name, OutTradeNo: outTradeNo, Description: q.Description,
-			AmountFen: q.AmountFen, PayAPI: engine.PayAPI(q.PayAPI), Client: client, OpenID: q.OpenID,
+			AmountFen: q.AmountFen, PayAPI: engine.PayAPI(q.PayAPI), Client: client, AppID: appid, OpenID: q.OpenID,
 			OAuthCode: q.OAuthCode, LoginCode: q.LoginCode, ClientIP: q.ClientIP, ExpiresAt: expires, RequestHash: reqHash}}
 	s.answer(w, r, cmd, http.StatusCreated)
 }

@@ -90,12 +90,14 @@ var ErrNoOrigin = errors.New("engine: a command needs an Origin to be published"
 type CreateOrder struct {
 	Merchant string `json:"merchant"`
 	// Shop is the authenticated shop that asks; the order records it.
-	Shop        string    `json:"shop,omitempty"`
-	OutTradeNo  string    `json:"out_trade_no"`
-	Description string    `json:"description"`
-	AmountFen   int64     `json:"amount_fen"`
-	PayAPI      PayAPI    `json:"pay_api"`
-	Client      Client    `json:"client"`
+	Shop        string `json:"shop,omitempty"`
+	OutTradeNo  string `json:"out_trade_no"`
+	Description string `json:"description"`
+	AmountFen   int64  `json:"amount_fen"`
+	PayAPI      PayAPI `json:"pay_api"`
+	Client      Client `json:"client"`
+	// AppID is the app the payer pays in; empty: the merchant's app for Client.
+	AppID       string    `json:"appid,omitempty"`
 	OpenID      string    `json:"openid,omitempty"`
 	OAuthCode   string    `json:"oauth_code,omitempty"`
 	LoginCode   string    `json:"login_code,omitempty"`
@@ -183,6 +185,9 @@ type Failure struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	State   State  `json:"state,omitempty"`
+	// Flag, when set, is raised with the failure: a person must act beyond
+	// the order (merchant_misconfigured: the merchant's keys or apps).
+	Flag string `json:"flag,omitempty"`
 }
 
 // FlagInfo is the payload of VerbFlag. Reason is the flag's name (flags.go:

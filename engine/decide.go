@@ -63,6 +63,9 @@ func decide(f facts, cmd Command, now time.Time) (*change, *refusal, error) {
 		}
 		o.FailCode, o.FailReason = cmd.Fail.Code, cmd.Fail.Step+": "+cmd.Fail.Message
 		ch.events[0].Reason = o.FailReason
+		if flag := cmd.Fail.Flag; flag != "" && validFlag(flag) && o.raise(flag) {
+			ch.events = append(ch.events, Event{Type: EventFlagged, From: o.State, To: o.State, Reason: flagReason(flag, o.FailReason)})
+		}
 	case VerbReplay:
 		return decideReplay(f, ch, cmd)
 	case VerbFlag:
@@ -127,7 +130,7 @@ func decideCreate(f facts, cmd Command, now time.Time) (*change, *refusal, error
 		expires = now.Add(f.defaultExpiry)
 	}
 	o := Order{ID: cmd.OrderID, Merchant: c.Merchant, Shop: c.Shop, OutTradeNo: c.OutTradeNo, Description: c.Description,
-		AmountFen: c.AmountFen, PayAPI: c.PayAPI, Client: c.Client, OpenID: c.OpenID, OAuthCode: c.OAuthCode,
+		AmountFen: c.AmountFen, PayAPI: c.PayAPI, Client: c.Client, AppID: c.AppID, OpenID: c.OpenID, OAuthCode: c.OAuthCode,
 		LoginCode: c.LoginCode, ClientIP: c.ClientIP, State: Created, ExpiresAt: expires.UTC()}
 	if o.Client == "" {
 		o.Client = ClientJSAPI

@@ -61,7 +61,13 @@ type Order struct {
 	AmountFen int64  `json:"amount_fen" db:"amount_fen"`
 	PayAPI    PayAPI `json:"pay_api" db:"pay_api"`
 	Client    Client `json:"client" db:"client"`
-	// OpenID is the payer under the merchant's AppID, once known.
+	// AppID is the app the payer pays in (an Official Account or a
+	// mini-program of the merchant, or of its service provider): the openid
+	// is under it, the front-end paySign is made over it. Empty: the
+	// merchant's app for Client (orders of before, and orders whose creator
+	// named none).
+	AppID string `json:"appid,omitempty" db:"appid"`
+	// OpenID is the payer under AppID, once known.
 	OpenID string `json:"openid,omitempty" db:"openid"`
 	// OAuthCode or LoginCode is what the shop gave instead of an openid: a
 	// single-use code the authorize worker exchanges once.

@@ -131,10 +131,10 @@ func (s *Store) writeChange(ctx context.Context, tx *sqlx.Tx, cur *orderRow, ch 
 		o.CreatedAt = now
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orders (`+orderColumns+`, request_hash, close_requested,
 			reconcile_attempts, reconcile_at, refund_due_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			o.ID, o.Merchant, o.OutTradeNo, o.Description, o.AmountFen, o.PayAPI, o.Client, o.OpenID, o.OAuthCode,
 			o.LoginCode, o.ClientIP, o.State, o.PrepayID, o.PayParams, o.TransactionID, o.PaidFen, o.RefundedFen, o.ExpiresAt.UTC(),
-			o.CreatedAt, o.UpdatedAt, o.Version, o.Flags, o.Flag, o.FailCode, o.FailReason, o.Shop, ch.reqHash, false,
+			o.CreatedAt, o.UpdatedAt, o.Version, o.Flags, o.Flag, o.FailCode, o.FailReason, o.Shop, o.AppID, ch.reqHash, false,
 			ch.reconcileAttempts, ch.reconcileAt, ch.refundDue); err != nil {
 			return nil, err
 		}

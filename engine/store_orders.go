@@ -15,7 +15,7 @@ import (
 
 const orderColumns = `id, merchant, out_trade_no, description, amount_fen, pay_api, client, openid, oauth_code,
 	login_code, client_ip, state, prepay_id, pay_params, transaction_id, paid_fen, refunded_fen, expires_at,
-	created_at, updated_at, version, flags, flag, fail_code, fail_reason, shop`
+	created_at, updated_at, version, flags, flag, fail_code, fail_reason, shop, appid`
 
 // orderRow is an order with the columns only the engine reads.
 type orderRow struct {
@@ -61,6 +61,8 @@ func (s *Store) OrderByOutTradeNo(ctx context.Context, merchant, outTradeNo stri
 
 // OrderFilter selects orders for lists; zero fields do not filter.
 type OrderFilter struct {
+	// Merchant keeps only one merchant's orders when set.
+	Merchant      string
 	States        []State
 	UpdatedBefore time.Time
 	Flagged       bool
@@ -71,6 +73,10 @@ type OrderFilter struct {
 func (s *Store) Orders(ctx context.Context, f OrderFilter) ([]Order, error) {
 	var where []string
 	var args []any
+	if f.Merchant != "" {
+		where = append(where, "merchant = ?")
+		args = append(args, f.Merchant)
+	}
 	if len(f.States) > 0 {
 		where = append(where, "state IN (?"+strings.Repeat(",?", len(f.States)-1)+")")
 		for _, st := range f.States {

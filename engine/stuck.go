@@ -19,6 +19,8 @@ type StuckFilter struct {
 	Deadlines map[State]time.Duration
 	// State keeps only one state when set.
 	State State
+	// Merchant keeps only one merchant's orders when set.
+	Merchant string
 	// OlderThan, when set, replaces every deadline.
 	OlderThan time.Duration
 	Now       time.Time
@@ -39,7 +41,7 @@ func (s *Store) Stuck(ctx context.Context, f StuckFilter) ([]StuckOrder, error) 
 		f.Limit = 1000
 	}
 	var out []StuckOrder
-	flagged, err := s.Orders(ctx, OrderFilter{Flagged: true, Limit: f.Limit})
+	flagged, err := s.Orders(ctx, OrderFilter{Merchant: f.Merchant, Flagged: true, Limit: f.Limit})
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +60,7 @@ func (s *Store) Stuck(ctx context.Context, f StuckFilter) ([]StuckOrder, error) 
 		if f.OlderThan > 0 {
 			d = f.OlderThan
 		}
-		orders, err := s.Orders(ctx, OrderFilter{States: []State{st}, UpdatedBefore: f.Now.Add(-d), Limit: f.Limit})
+		orders, err := s.Orders(ctx, OrderFilter{Merchant: f.Merchant, States: []State{st}, UpdatedBefore: f.Now.Add(-d), Limit: f.Limit})
 		if err != nil {
 			return nil, err
 		}

@@ -35,7 +35,7 @@ func TestCallRecords(t *testing.T) {
 	c3, _ := v3.NewClient(v3.Config{BaseURL: url, Merchant: m, HTTPClient: hc})
 	payments, _ := pay.New(pay.Config{Merchant: m, V2: c2, V3: c3, NotifyBaseURL: "http://127.0.0.1:1"})
 	_, _, js := enginetest.StartNATS(t)
-	deps := workers.Deps{Payments: payments}
+	deps := workers.Deps{Merchants: workers.OneMerchant(m, payments, nil)}
 	for _, h := range []workers.Handler{workers.Authorize{Deps: deps}, workers.Query{Deps: deps}, workers.Refund{Deps: deps}} {
 		run(t, js, h, workers.LoopConfig{})
 	}

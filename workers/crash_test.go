@@ -35,7 +35,7 @@ func TestCrashAfterWeChatSucceeded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := workers.Deps{Payments: payments, MP: cmp, Codes: codes}
+	deps := workers.Deps{Merchants: workers.OneMerchant(m, payments, cmp), Codes: codes}
 	twice := func(h workers.Handler, ev engine.Event) (*engine.Command, *engine.Command) {
 		t.Helper()
 		a, err := h.Handle(ctx, ev)
@@ -57,7 +57,7 @@ func TestCrashAfterWeChatSucceeded(t *testing.T) {
 	var code struct{ Code string }
 	_ = json.NewDecoder(resp.Body).Decode(&code)
 	resp.Body.Close()
-	order := engine.Order{ID: "o_crash1", OutTradeNo: "CRASH-000001", Description: "d", AmountFen: 500, PayAPI: engine.PayV2,
+	order := engine.Order{ID: "o_crash1", Merchant: m.Name, OutTradeNo: "CRASH-000001", Description: "d", AmountFen: 500, PayAPI: engine.PayV2,
 		OAuthCode: code.Code, ClientIP: "127.0.0.1", State: engine.Created}
 	a, b := twice(workers.Authorize{Deps: deps}, engine.Event{ID: "evt_1", Type: engine.EventCreated, OrderID: order.ID, Order: order})
 	if a.Authorize.OpenID != "oCRASH" || b.Authorize.OpenID != "oCRASH" || a.ID != b.ID {
@@ -65,7 +65,7 @@ func TestCrashAfterWeChatSucceeded(t *testing.T) {
 	}
 
 	for _, api := range []engine.PayAPI{engine.PayV2, engine.PayV3} {
-		order := engine.Order{ID: engine.OrderID("o_crash_" + string(api)), OutTradeNo: "CRASH-" + string(api) + "-0001", Description: "d",
+		order := engine.Order{ID: engine.OrderID("o_crash_" + string(api)), Merchant: m.Name, OutTradeNo: "CRASH-" + string(api) + "-0001", Description: "d",
 			AmountFen: 500, PayAPI: api, OpenID: "oCRASH", ClientIP: "127.0.0.1", State: engine.Authorized}
 		// prepay: the same prepay_id, one order at WeChat.
 		a, b := twice(workers.Prepay{Deps: deps}, engine.Event{ID: "evt_2" + string(api), Type: engine.EventAuthorized, OrderID: order.ID, Order: order})

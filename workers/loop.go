@@ -243,6 +243,9 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 		log.Warn("final failure", "err", err)
 		fail := resultCommand(h.Name(), engine.VerbFail, ev)
 		fail.Fail = &engine.Failure{Step: h.Name(), Code: wechat.CodeOf(err), Message: err.Error(), State: ev.To}
+		if misconfigured(err) {
+			fail.Fail.Flag = FlagMerchantMisconfigured
+		}
 		if perr := publish(ctx, js, h, fail); perr != nil {
 			_ = msg.NakWithDelay(Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax))
 			return

@@ -18,8 +18,8 @@ import (
 
 // Deps is what the workers need of the world.
 type Deps struct {
-	Payments *pay.Payments
-	MP       *mp.Client
+	// Merchants finds each order's merchant and its clients.
+	Merchants Merchants
 	// Codes remembers the openid each single-use code gave (engine.CodeBucket),
 	// so a redelivered or replayed authorize never spends a code twice.
 	Codes  jetstream.KeyValue
@@ -64,17 +64,27 @@ func (w Authorize) Handle(ctx context.Context, ev engine.Event) (*engine.Command
 			return nil, &wechat.Error{API: "codes", Retryable: true, Err: err}
 		}
 	}
+	var platform *mp.Client
+	if openid == "" {
+		m, err := w.Merchants.Merchant(o.Merchant)
+		if err != nil {
+			return nil, err
+		}
+		if platform, err = platformOf(m, o); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case openid != "":
 	case o.OAuthCode != "":
-		t, err := w.MP.ExchangeCode(ctx, o.OAuthCode)
+		t, err := platform.ExchangeCode(ctx, o.OAuthCode)
 		noteCall(ctx, "oauth code", "ok", err)
 		if err != nil {
 			return nil, err
 		}
 		openid = t.OpenID
 	case o.LoginCode != "":
-		s, err := w.MP.JSCode2Session(ctx, o.LoginCode)
+		s, err := platform.JSCode2Session(ctx, o.LoginCode)
 		noteCall(ctx, "login code", "ok", err)
 		if err != nil {
 			return nil, err
@@ -129,7 +139,15 @@ func (Prepay) Event() engine.EventType { return engine.EventAuthorized }
 // Handle calls the unified order of the order's API generation.
 func (w Prepay) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
-	id, err := w.Payments.Prepay(ctx, pay.PrepayRequest{API: string(o.PayAPI), OutTradeNo: o.OutTradeNo,
+	m, err := w.Merchants.Merchant(o.Merchant)
+	if err != nil {
+		return nil, err
+	}
+	app, err := appOf(m, o)
+	if err != nil {
+		return nil, err
+	}
+	id, err := m.Payments.Prepay(ctx, pay.PrepayRequest{API: string(o.PayAPI), AppID: app.AppID, OutTradeNo: o.OutTradeNo,
 		Description: o.Description, AmountFen: o.AmountFen, OpenID: o.OpenID, ClientIP: o.ClientIP, ExpiresAt: o.ExpiresAt})
 	noteCall(ctx, "prepay", "ok", err)
 	if errors.Is(err, wechat.ErrOrderPaid) {
@@ -154,7 +172,15 @@ func (Sign) Event() engine.EventType { return engine.EventPrepaid }
 
 // Handle signs for every front end at once.
 func (w Sign) Handle(_ context.Context, ev engine.Event) (*engine.Command, error) {
-	f, err := w.Payments.PayParams(string(ev.Order.PayAPI), ev.Order.PrepayID, w.Now())
+	m, err := w.Merchants.Merchant(ev.Order.Merchant)
+	if err != nil {
+		return nil, err
+	}
+	app, err := appOf(m, ev.Order)
+	if err != nil {
+		return nil, err
+	}
+	f, err := m.Payments.PayParams(string(ev.Order.PayAPI), app.AppID, ev.Order.PrepayID, w.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +202,11 @@ func (Close) Event() engine.EventType { return engine.EventCloseRequested }
 // Handle calls closeorder; ORDERPAID → query → notify (source query).
 func (w Close) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
-	err := w.Payments.Close(ctx, string(o.PayAPI), o.OutTradeNo)
+	m, err := w.Merchants.Merchant(o.Merchant)
+	if err != nil {
+		return nil, err
+	}
+	err = m.Payments.Close(ctx, string(o.PayAPI), o.OutTradeNo)
 	noteCall(ctx, "close", "ok", err)
 	switch {
 	case err == nil, errors.Is(err, wechat.ErrOrderClosed), errors.Is(err, wechat.ErrOrderNotExist):
@@ -193,7 +223,11 @@ func (w Close) Handle(ctx context.Context, ev engine.Event) (*engine.Command, er
 // order query: the only other source, besides a notification, of a payment.
 func paidByQuery(ctx context.Context, d Deps, worker string, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
-	t, err := d.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
+	m, err := d.Merchants.Merchant(o.Merchant)
+	if err != nil {
+		return nil, err
+	}
+	t, err := m.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
 	noteCall(ctx, "query", t.RawState, err)
 	if err != nil {
 		return nil, err
@@ -226,8 +260,12 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 		return nil, fmt.Errorf("refunding event %s without its refund", ev.ID)
 	}
 	o := ev.Order
+	m, err := w.Merchants.Merchant(o.Merchant)
+	if err != nil {
+		return nil, err
+	}
 	api, no := string(o.PayAPI), ev.Refund.OutRefundNo
-	asked, err := w.Payments.Refund(ctx, api, pay.RefundRequest{OutTradeNo: o.OutTradeNo,
+	asked, err := m.Payments.Refund(ctx, api, pay.RefundRequest{OutTradeNo: o.OutTradeNo,
 		OutRefundNo: no, TotalFen: o.PaidFen, RefundFen: ev.Refund.AmountFen, Reason: ev.Refund.Reason})
 	noteCall(ctx, "refund", cmp.Or(asked.RawState, "accepted"), err)
 	if wechat.IsRetryable(err) {
@@ -247,7 +285,7 @@ func (w Refund) Handle(ctx context.Context, ev engine.Event) (*engine.Command, e
 	}
 	// Accepted (or accepted before: the same out_refund_no). Settled already?
 	// On a replay this is what finds a refund whose notification was lost.
-	st, err := w.Payments.QueryRefund(ctx, api, no)
+	st, err := m.Payments.QueryRefund(ctx, api, no)
 	noteCall(ctx, "refund query", st.RawState, err)
 	switch {
 	case wechat.IsRetryable(err):
@@ -278,7 +316,11 @@ func (Query) Event() engine.EventType { return engine.EventQueryRequested }
 // WeChat → close confirmed; still unpaid → nothing (expiry closes it).
 func (w Query) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
-	t, err := w.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
+	m, err := w.Merchants.Merchant(o.Merchant)
+	if err != nil {
+		return nil, err
+	}
+	t, err := m.Payments.Query(ctx, string(o.PayAPI), o.OutTradeNo)
 	noteCall(ctx, "query", t.RawState, err)
 	if errors.Is(err, wechat.ErrOrderNotExist) {
 		return nil, nil

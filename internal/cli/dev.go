@@ -126,7 +126,7 @@ func devCommand() *cobra.Command {
 		} else {
 			fmt.Fprintln(out, l)
 		}
-		if st.Books != nil && !printDemoBooks(ctx, out, st.Books) {
+		if !printAllDemoBooks(ctx, out, st.Books) {
 			ok = false
 		}
 		cancel()
@@ -141,6 +141,18 @@ func devCommand() *cobra.Command {
 
 // printDemoBooks runs today's books after the demo (the simulator serves the
 // bill of the day so far) and says whether every trade matched.
+// printAllDemoBooks prints each merchant's books of today; false when any
+// has a discrepancy.
+func printAllDemoBooks(ctx context.Context, out io.Writer, all []*books.Books) bool {
+	ok := true
+	for _, b := range all {
+		if !printDemoBooks(ctx, out, b) {
+			ok = false
+		}
+	}
+	return ok
+}
+
 func printDemoBooks(ctx context.Context, out io.Writer, b *books.Books) bool {
 	day := engine.DayOf(time.Now())
 	var r engine.BooksResult
@@ -162,11 +174,11 @@ func printDemoBooks(ctx context.Context, out io.Writer, b *books.Books) bool {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(out, "books of %s: %v\n", day, err)
+		fmt.Fprintf(out, "books of %s, %s: %v\n", b.Merchant(), day, err)
 		return false
 	}
-	fmt.Fprintf(out, "books of %s (today so far): %d payments and %d refunds at WeChat; %d matched, %d discrepancies",
-		day, r.Totals.WechatPayments, r.Totals.WechatRefunds, r.Counts[engine.BooksMatched], r.Discrepancies())
+	fmt.Fprintf(out, "books of %s, %s (today so far): %d payments and %d refunds at WeChat; %d matched, %d discrepancies",
+		b.Merchant(), day, r.Totals.WechatPayments, r.Totals.WechatRefunds, r.Counts[engine.BooksMatched], r.Discrepancies())
 	if n := b.Repaired.Load(); n > 0 {
 		fmt.Fprintf(out, "; the books queried %d orders WeChat's bill showed and wxflow had not heard of", n)
 	}

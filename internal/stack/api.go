@@ -24,8 +24,12 @@ func NewAPI(s *Settings, c *Conns, wc *WechatClients) (*api.Server, error) {
 		return nil, err
 	}
 	_, _, oauth := s.WechatHosts()
-	cfg := api.Config{Merchant: wc.Merchant, Store: c.Store, NC: c.NC, JS: c.JS, V2: wc.V2, V3: wc.V3,
-		Tickets: &tokens.Reader{AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS}, OAuthBaseURL: oauth, Logger: c.Log,
+	tickets := func(appid string) api.TicketSource { return &tokens.Reader{AppID: appid, NC: c.NC, JS: c.JS} }
+	var merchants []api.Merchant
+	for _, mc := range wc.Merchants {
+		merchants = append(merchants, api.Merchant{Merchant: mc.Merchant, V2: mc.V2, V3: mc.V3, Tickets: tickets})
+	}
+	cfg := api.Config{Merchants: merchants, Broken: wc.Registry.Broken(), Store: c.Store, NC: c.NC, JS: c.JS, OAuthBaseURL: oauth, Logger: c.Log,
 		AdminToken: s.AdminToken, Deadlines: deadlines, Secret: secret, AppDomains: s.AppDomainList(),
 		Edges: api.Edges{Rate: rate.Limit(s.PublicRate), Burst: int(min(2*s.PublicRate, 1e6))}, InternalRate: rate.Limit(s.ShopRate),
 		// The admin cookie is Secure behind an https public URL; the admin

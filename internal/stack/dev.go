@@ -69,8 +69,8 @@ type Dev struct {
 	// ShopKey is the API key of the demo shop (DemoShop), acting for the
 	// merchant dev serves; it is also in <data>/shops/demo.key.
 	ShopKey string
-	// Books are the daily books of the merchant dev serves.
-	Books *books.Books
+	// Books are the daily books of each direct merchant dev serves.
+	Books []*books.Books
 	// DemoShopURL is the demo shop's front page (http://HOST:PORT/demo/):
 	// a shop's pages and backend, calling the API with ShopKey.
 	DemoShopURL string

@@ -59,14 +59,15 @@ type WorkerOptions struct {
 // all), for tokens or all the refresher, for webhook or all the webhook
 // deliverer.
 type Workers struct {
-	handlers  []workers.Handler
-	refresher *tokens.Refresher
-	deliverer *webhook.Deliverer
-	loop      workers.LoopConfig
-	c         *Conns
+	handlers   []workers.Handler
+	refreshers []*tokens.Refresher
+	deliverer  *webhook.Deliverer
+	loop       workers.LoopConfig
+	c          *Conns
 
-	// Books are the daily books (kinds books and all); nil otherwise.
-	Books *books.Books
+	// Books are the daily books of each direct merchant (kinds books and
+	// all); none otherwise.
+	Books []*books.Books
 }
 
 // NewWorkers builds the workers of kind on c's NATS with wc's clients; the
@@ -87,13 +88,17 @@ func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, k
 	if kind == WorkerWebhook {
 		return w, nil
 	}
-	for _, h := range workers.All(workers.Deps{Payments: wc.Pay, MP: wc.MP, Codes: codeBucket(ctx, c.JS), Logger: c.Log}) {
+	for _, h := range workers.All(workers.Deps{Merchants: wc.Workers(), Codes: codeBucket(ctx, c.JS), Logger: c.Log}) {
 		if kind == WorkerAll || h.Name() == kind {
 			w.handlers = append(w.handlers, h)
 		}
 	}
 	if kind == WorkerTokens || kind == WorkerAll {
-		w.refresher = &tokens.Refresher{MP: wc.MP, AppID: wc.Merchant.AppID, NC: c.NC, JS: c.JS, Logger: c.Log}
+		// One refresher per app, each under its own lease: every process of
+		// kind tokens or all runs them all, and one of them refreshes each app.
+		for _, app := range wc.Registry.Apps() {
+			w.refreshers = append(w.refreshers, &tokens.Refresher{MP: wc.Platform[app.AppID], AppID: app.AppID, NC: c.NC, JS: c.JS, Logger: c.Log})
+		}
 	}
 	if NeedsStore(kind) {
 		if c.Store == nil {
@@ -111,15 +116,15 @@ func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, k
 // Run runs every worker until ctx ends.
 func (w *Workers) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	if w.refresher != nil {
-		g.Go(func() error { return w.refresher.Run(ctx) })
+	for _, r := range w.refreshers {
+		g.Go(func() error { return r.Run(ctx) })
 	}
 	if w.deliverer != nil {
 		g.Go(func() error { return w.deliverer.Run(ctx) })
 	}
-	if w.Books != nil {
-		w.c.Log.Info("worker running", "worker", WorkerBooks)
-		g.Go(func() error { return w.Books.Run(ctx, w.c.NC) })
+	for _, b := range w.Books {
+		w.c.Log.Info("worker running", "worker", WorkerBooks, "merchant", b.Merchant())
+		g.Go(func() error { return b.Run(ctx, w.c.NC) })
 	}
 	for _, h := range w.handlers {
 		w.c.Log.Info("worker running", "worker", h.Name(), "lanes", w.loop.Concurrency)

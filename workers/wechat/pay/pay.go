@@ -50,7 +50,9 @@ func (p *Payments) NotifyURL(api API, kind string) string {
 
 // PrepayRequest is a JSAPI prepay (the Official Account page and the mini-program alike).
 type PrepayRequest struct {
-	API         API
+	API API
+	// AppID is the app the payer pays in; empty: the merchant's AppID.
+	AppID       string
 	OutTradeNo  string
 	Description string
 	AmountFen   int64
@@ -96,15 +98,18 @@ type FrontEnd struct {
 
 // PayParams signs the front-end parameters of a prepay_id. They are
 // deterministic in their inputs: regenerate freely, never re-prepay to re-sign.
-func (p *Payments) PayParams(api API, prepayID string, now time.Time) (FrontEnd, error) {
+func (p *Payments) PayParams(api API, appid, prepayID string, now time.Time) (FrontEnd, error) {
 	m := p.cfg.Merchant
+	if appid == "" {
+		appid = m.AppID
+	}
 	var base map[string]string
 	switch api {
 	case "v2":
-		base = v2.PayParams(m.AppID, prepayID, v2.NonceStr(), now.Unix(), string(m.APIKey), v2.SignMD5)
+		base = v2.PayParams(appid, prepayID, v2.NonceStr(), now.Unix(), string(m.APIKey), v2.SignMD5)
 	case "v3":
 		var err error
-		if base, err = v3.PayParams(m.Signer(), m.AppID, prepayID, v3.NonceStr(), now.Unix()); err != nil {
+		if base, err = v3.PayParams(m.Signer(), appid, prepayID, v3.NonceStr(), now.Unix()); err != nil {
 			return FrontEnd{}, err
 		}
 	default:

@@ -1,0 +1,119 @@
+package workers
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/mp"
+	"github.com/wxflow/wxflow/workers/wechat/pay"
+)
+
+// Merchant is what the workers need of one merchant: its configuration,
+// its pay calls, and the platform client of each app its payers pay in.
+type Merchant struct {
+	*wechat.Merchant
+	Payments *pay.Payments
+	// Apps are the platform clients (OAuth, jscode2session) by appid: the
+	// merchant's own apps and, for a sub-merchant, its provider's.
+	Apps map[string]*mp.Client
+}
+
+// Merchants finds an order's merchant: one deployment serves many, and
+// every order names its own. A merchant that is unknown or whose
+// configuration is broken is an error wrapping wechat.ErrUnknownMerchant or
+// wechat.ErrMerchantUnavailable: its orders fail with
+// FlagMerchantMisconfigured, the others go on.
+type Merchants interface {
+	Merchant(name string) (*Merchant, error)
+}
+
+// MerchantSet is a fixed set of merchants by name: the Merchants of a
+// worker process (internal/stack builds it from the registry) and of tests.
+type MerchantSet struct {
+	ByName map[string]*Merchant
+	// Broken are the merchants whose configuration failed, with why.
+	Broken map[string]error
+}
+
+// Merchant implements Merchants.
+func (s *MerchantSet) Merchant(name string) (*Merchant, error) {
+	if m, ok := s.ByName[name]; ok {
+		return m, nil
+	}
+	if err, ok := s.Broken[name]; ok {
+		return nil, fmt.Errorf("%w: %s: %w", wechat.ErrMerchantUnavailable, name, err)
+	}
+	return nil, fmt.Errorf("%w: %q", wechat.ErrUnknownMerchant, name)
+}
+
+// OneMerchant is the Merchants of a deployment of one merchant with one
+// platform client for all its apps (tests, and the bench's ceiling).
+func OneMerchant(m *wechat.Merchant, p *pay.Payments, platform *mp.Client) *MerchantSet {
+	apps := map[string]*mp.Client{}
+	for _, a := range append(m.OwnApps(), m.SpApps...) {
+		apps[a.AppID] = platform
+	}
+	return &MerchantSet{ByName: map[string]*Merchant{m.Name: {Merchant: m, Payments: p, Apps: apps}}}
+}
+
+// FlagMerchantMisconfigured is raised on an order that failed because its
+// merchant's configuration is wrong: unknown or broken in the registry, or
+// refused by WeChat for its signature or its appid/mchid binding. The fix is
+// the merchant's folder, not the order: a person fixes it, then makes the
+// shop create the order again.
+const FlagMerchantMisconfigured = "merchant_misconfigured"
+
+// misconfigured reports whether err says the merchant's configuration, not
+// the order, is wrong.
+func misconfigured(err error) bool {
+	if errors.Is(err, wechat.ErrUnknownMerchant) || errors.Is(err, wechat.ErrMerchantUnavailable) ||
+		errors.Is(err, wechat.ErrSignature) || errors.Is(err, errAppNotOfMerchant) {
+		return true
+	}
+	switch wechat.CodeOf(err) {
+	case "APPID_MCHID_NOT_MATCH", "MCH_NOT_EXISTS", "NO_AUTH", "INVALID_REQUEST_APPID", "40013", "40125":
+		return true // WeChat: appid not bound to mchid, no such merchant, no relation to the sub-merchant; bad appid / appsecret
+	}
+	return false
+}
+
+// errAppNotOfMerchant: an order names an app its merchant does not have.
+var errAppNotOfMerchant = errors.New("workers: the order's app is not one of its merchant's")
+
+// appOf is the app an order's payer pays in: the order's AppID, which must
+// be one of its merchant's (or its provider's) apps; for an order that
+// names none, the merchant's app for the order's front end (a mini-program
+// for the miniprogram client and for wx.login codes, else an Official
+// Account). Every worker resolves it alike, so that the openid, the prepay
+// and the paySign agree.
+func appOf(m *Merchant, o engine.Order) (wechat.App, error) {
+	if o.AppID != "" {
+		if a, ok := m.App(o.AppID); ok {
+			return a, nil
+		}
+		return wechat.App{}, fmt.Errorf("%w: appid %s, merchant %s", errAppNotOfMerchant, o.AppID, m.Name)
+	}
+	kind := wechat.AppOfficialAccount
+	if o.Client == engine.ClientMiniProgram || o.LoginCode != "" {
+		kind = wechat.AppMiniProgram
+	}
+	if a, ok := m.AppFor(kind); ok {
+		return a, nil
+	}
+	return wechat.App{}, fmt.Errorf("%w: merchant %s has no %s app", errAppNotOfMerchant, m.Name, kind)
+}
+
+// platformOf is the platform client of the order's app.
+func platformOf(m *Merchant, o engine.Order) (*mp.Client, error) {
+	a, err := appOf(m, o)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := m.Apps[a.AppID]
+	if !ok {
+		return nil, fmt.Errorf("%w: no platform client for appid %s", errAppNotOfMerchant, a.AppID)
+	}
+	return c, nil
+}
