@@ -119,6 +119,7 @@ type createPayload struct {
 	AmountFen   int64     `json:"amount_fen"`
 	PayAPI      PayAPI    `json:"pay_api"`
 	Frontend    Frontend  `json:"client"`
+	AppID       string    `json:"appid,omitempty"`
 	OpenID      string    `json:"openid,omitempty"`
 	OAuthCode   string    `json:"oauth_code,omitempty"`
 	LoginCode   string    `json:"login_code,omitempty"`
@@ -194,7 +195,7 @@ func (n *NATS) CreateOrder(ctx context.Context, merchant string, r CreateOrderRe
 	}
 	b := r.body()
 	p := &createPayload{Merchant: merchant, Shop: n.cfg.Shop, OutTradeNo: b.OutTradeNo, Description: b.Description,
-		AmountFen: b.AmountFen, PayAPI: b.PayAPI, Frontend: b.Frontend, OpenID: b.OpenID, OAuthCode: b.OAuthCode,
+		AmountFen: b.AmountFen, PayAPI: b.PayAPI, Frontend: b.Frontend, AppID: b.AppID, OpenID: b.OpenID, OAuthCode: b.OAuthCode,
 		LoginCode: b.LoginCode, ClientIP: b.ClientIP}
 	if p.OutTradeNo == "" {
 		p.OutTradeNo = "wxf" + strings.TrimPrefix(id, "o_")

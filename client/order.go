@@ -54,7 +54,10 @@ type Order struct {
 	AmountFen   int64    `json:"amount_fen"`
 	PayAPI      PayAPI   `json:"pay_api"`
 	Frontend    Frontend `json:"client"`
-	// OpenID is the payer under the merchant's AppID, once known.
+	// AppID is the app the payer pays in (absent on orders made before
+	// wxflow served several apps).
+	AppID string `json:"appid,omitempty"`
+	// OpenID is the payer under AppID, once known.
 	OpenID    string `json:"openid,omitempty"`
 	OAuthCode string `json:"oauth_code,omitempty"`
 	LoginCode string `json:"login_code,omitempty"`

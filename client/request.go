@@ -32,6 +32,15 @@ func PayerLoginCode(code string) Payer { return Payer{"login_code", code} }
 // CreateOrderRequest asks for a new order ([Client.CreateOrder],
 // [NATS.CreateOrder]).
 type CreateOrderRequest struct {
+	// Merchant names the merchant the order is for, by wxflow's name of it.
+	// Over HTTP it is optional: the deployment's first merchant when the
+	// shop acts for it, else the shop's only one. [NATS.CreateOrder] takes
+	// the merchant as its own argument and ignores this field.
+	Merchant string
+	// AppID is the app the payer pays in (an Official Account or a
+	// mini-program of the merchant); optional: the merchant's app of the
+	// payer's kind. The openid is under it and paySign is made over it.
+	AppID string
 	// AmountFen is the amount in fen (1/100 CNY): 1990 is 19.90 CNY. 1 to 1 000 000 000.
 	AmountFen int64
 	// Description is shown to the payer; at most 127 bytes, no control characters.
@@ -60,6 +69,8 @@ type CreateOrderRequest struct {
 
 // createBody is the JSON body of POST /v1/orders.
 type createBody struct {
+	Merchant         string   `json:"merchant,omitempty"`
+	AppID            string   `json:"appid,omitempty"`
 	AmountFen        int64    `json:"amount_fen"`
 	Description      string   `json:"description"`
 	OutTradeNo       string   `json:"out_trade_no,omitempty"`
@@ -73,7 +84,7 @@ type createBody struct {
 }
 
 func (r CreateOrderRequest) body() createBody {
-	b := createBody{AmountFen: r.AmountFen, Description: r.Description, OutTradeNo: r.OutTradeNo, PayAPI: r.PayAPI,
+	b := createBody{Merchant: r.Merchant, AppID: r.AppID, AmountFen: r.AmountFen, Description: r.Description, OutTradeNo: r.OutTradeNo, PayAPI: r.PayAPI,
 		Frontend: r.Frontend, ClientIP: r.ClientIP, ExpiresInSeconds: int64(r.ExpiresIn / time.Second)}
 	switch r.Payer.field {
 	case "openid":
@@ -106,6 +117,12 @@ const (
 // only a request that passes.
 func (r CreateOrderRequest) Validate() error {
 	var ps problems
+	if r.Merchant != "" && !validToken(r.Merchant) {
+		ps.add("merchant", "invalid_format", "must be 1-32 of [a-z0-9_-]")
+	}
+	if r.AppID != "" {
+		checkToken(&ps, "appid", r.AppID, 32)
+	}
 	switch {
 	case r.AmountFen <= 0:
 		ps.add("amount_fen", ProblemOutOfRange, "must be a positive integer (fen)")

@@ -69,7 +69,7 @@ const FlagMerchantMisconfigured = "merchant_misconfigured"
 // the order, is wrong.
 func misconfigured(err error) bool {
 	if errors.Is(err, wechat.ErrUnknownMerchant) || errors.Is(err, wechat.ErrMerchantUnavailable) ||
-		errors.Is(err, wechat.ErrSignature) || errors.Is(err, errAppNotOfMerchant) {
+		errors.Is(err, wechat.ErrSignature) {
 		return true
 	}
 	switch wechat.CodeOf(err) {
@@ -79,8 +79,14 @@ func misconfigured(err error) bool {
 	return false
 }
 
-// errAppNotOfMerchant: an order names an app its merchant does not have.
-var errAppNotOfMerchant = errors.New("workers: the order's app is not one of its merchant's")
+// CodeAppNotOfMerchant is the failure code of an order whose app is not one
+// of its merchant's (a shop over NATS named another's appid): the order
+// fails; the shop creates it again with the right app.
+const CodeAppNotOfMerchant = "APPID_NOT_OF_MERCHANT"
+
+func errAppNotOfMerchant(format string, args ...any) error {
+	return &wechat.Error{API: "app", Code: CodeAppNotOfMerchant, Message: fmt.Sprintf(format, args...)}
+}
 
 // appOf is the app an order's payer pays in: the order's AppID, which must
 // be one of its merchant's (or its provider's) apps; for an order that
@@ -93,7 +99,7 @@ func appOf(m *Merchant, o engine.Order) (wechat.App, error) {
 		if a, ok := m.App(o.AppID); ok {
 			return a, nil
 		}
-		return wechat.App{}, fmt.Errorf("%w: appid %s, merchant %s", errAppNotOfMerchant, o.AppID, m.Name)
+		return wechat.App{}, errAppNotOfMerchant("appid %s is not an app of merchant %s", o.AppID, m.Name)
 	}
 	kind := wechat.AppOfficialAccount
 	if o.Client == engine.ClientMiniProgram || o.LoginCode != "" {
@@ -102,7 +108,7 @@ func appOf(m *Merchant, o engine.Order) (wechat.App, error) {
 	if a, ok := m.AppFor(kind); ok {
 		return a, nil
 	}
-	return wechat.App{}, fmt.Errorf("%w: merchant %s has no %s app", errAppNotOfMerchant, m.Name, kind)
+	return wechat.App{}, errAppNotOfMerchant("merchant %s has no %s app", m.Name, kind)
 }
 
 // platformOf is the platform client of the order's app.
@@ -113,7 +119,7 @@ func platformOf(m *Merchant, o engine.Order) (*mp.Client, error) {
 	}
 	c, ok := m.Apps[a.AppID]
 	if !ok {
-		return nil, fmt.Errorf("%w: no platform client for appid %s", errAppNotOfMerchant, a.AppID)
+		return nil, errAppNotOfMerchant("no platform client for appid %s", a.AppID)
 	}
 	return c, nil
 }
