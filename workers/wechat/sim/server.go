@@ -104,7 +104,7 @@ type Sim struct {
 	tokens      map[string]token  // access tokens
 	tickets     map[string]token
 	latestToken map[string]string // by appid
-	calls       map[string]int // per API, per day
+	calls       map[string]int    // per API, per day
 	callsDay    string
 	seq         int
 	ledger      *ledger                 // nil without Config.LedgerDir
