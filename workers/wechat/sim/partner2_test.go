@@ -3,12 +3,15 @@ package sim_test
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/bill"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
 	"github.com/wxflow/wxflow/workers/wechat/v2"
 	"github.com/wxflow/wxflow/workers/wechat/v3"
 )
@@ -376,4 +379,30 @@ func TestSameOutTradeNoTwoMerchantsAndRestart(t *testing.T) {
 	check(mu)
 	mu.stop()
 	check(startMulti(t, keys, ledger))
+}
+
+// A ledger written before merchants were told apart (refunds without their
+// mchid) still loads: each refund is its order's merchant's.
+func TestOldLedgerLoads(t *testing.T) {
+	keys, ledger := t.TempDir(), t.TempDir()
+	k, err := sim.EnsureKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := k.Merchant
+	old := `{"order":{"api":"v3","appid":"` + m.AppID + `","mchid":"` + m.MchID + `","out_trade_no":"OLD-1","prepay_id":"wx1","total_fen":9,"openid":"o1","notify_url":"https://s.example/n","trade_type":"JSAPI","trade_state":"REFUND","refunded_fen":9,"created_at":"2025-01-01T00:00:00Z"},"seq":7}
+{"refund":{"api":"v3","out_refund_no":"OLD-R1","out_trade_no":"OLD-1","refund_id":"5030","refund_fen":9,"status":"SUCCESS","created_at":"2025-01-01T00:00:00Z"},"seq":8}
+`
+	if err := os.WriteFile(filepath.Join(ledger, sim.LedgerFile), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.New(sim.Config{KeysDir: keys, LedgerDir: ledger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := s.Snapshot()
+	if len(st.Refunds) != 1 || st.Refunds[0].MchID != m.MchID || st.Refunds[0].AppID != m.AppID || len(st.Orders) != 1 {
+		t.Fatalf("old ledger: %+v", st)
+	}
 }
