@@ -45,6 +45,7 @@ const billTokenTTL = 5 * time.Minute
 
 // billDownload is a v3 download URL's content.
 type billDownload struct {
+	mchid   string // the merchant that applied: only it may download
 	data    []byte // the bill as printed (uncompressed)
 	gzip    bool
 	expires time.Time
@@ -102,15 +103,15 @@ func (s *Sim) billAsOf(d bill.Date) (time.Time, *billProblem) {
 // tradeRows are the ALL bill's rows of day d as of asOf, and the REFUND
 // bill's (which show the payment's time and the refund's two times); the
 // caller holds s.mu.
-func (s *Sim) tradeRows(d bill.Date, asOf time.Time) (all, refunds []bill.Row) {
+func (s *Sim) tradeRows(f billFilter, d bill.Date, asOf time.Time) (all, refunds []bill.Row) {
 	rate := s.feeRate()
 	row := func(o *order) bill.Row {
-		return bill.Row{TradeTime: o.PaidAt, AppID: o.AppID, MchID: o.MchID, SubMchID: "0", TransactionID: o.TransactionID,
-			OutTradeNo: o.OutTradeNo, OpenID: o.OpenID, TradeType: o.TradeType, TradeState: bill.StateSuccess,
+		return bill.Row{TradeTime: o.PaidAt, AppID: o.AppID, MchID: o.MchID, SubMchID: cmp.Or(o.SubMchID, "0"), TransactionID: o.TransactionID,
+			OutTradeNo: o.OutTradeNo, OpenID: s.spOpenID(o), TradeType: o.TradeType, TradeState: bill.StateSuccess,
 			BankType: "OTHERS", Currency: "CNY", Body: o.Description, Rate: rate}
 	}
 	for _, o := range s.orders {
-		if o.PaidAt.IsZero() || !d.Contains(o.PaidAt) || o.PaidAt.After(asOf) {
+		if !f.has(o) || o.PaidAt.IsZero() || !d.Contains(o.PaidAt) || o.PaidAt.After(asOf) {
 			continue
 		}
 		r := row(o)
@@ -118,8 +119,8 @@ func (s *Sim) tradeRows(d bill.Date, asOf time.Time) (all, refunds []bill.Row) {
 		all = append(all, r)
 	}
 	for _, rf := range s.refunds {
-		o := s.orders[rf.OutTradeNo]
-		if o == nil || !d.Contains(rf.CreatedAt) || rf.CreatedAt.After(asOf) {
+		o := s.orders[okey(rf.MchID, rf.OutTradeNo)]
+		if o == nil || !f.has(o) || !d.Contains(rf.CreatedAt) || rf.CreatedAt.After(asOf) {
 			continue
 		}
 		r := row(o)
@@ -149,7 +150,15 @@ func (s *Sim) tradeRows(d bill.Date, asOf time.Time) (all, refunds []bill.Row) {
 
 // tradeBill prints the trade bill of type t for day d as WeChat would give
 // it now, or says why there is none.
-func (s *Sim) tradeBill(d bill.Date, t bill.Type) ([]byte, *billProblem) {
+// billFilter is whose trades a bill lists: a merchant number's, and of a
+// provider's, every sub-merchant's or (sub set) one's.
+type billFilter struct{ mchid, sub string }
+
+func (f billFilter) has(o *order) bool {
+	return o.MchID == f.mchid && (f.sub == "" || o.SubMchID == f.sub)
+}
+
+func (s *Sim) tradeBill(f billFilter, d bill.Date, t bill.Type) ([]byte, *billProblem) {
 	if !t.Valid() {
 		return nil, badBillType
 	}
@@ -158,7 +167,7 @@ func (s *Sim) tradeBill(d bill.Date, t bill.Type) ([]byte, *billProblem) {
 		return nil, p
 	}
 	s.mu.Lock()
-	all, refunds := s.tradeRows(d, asOf)
+	all, refunds := s.tradeRows(f, d, asOf)
 	s.mu.Unlock()
 	if len(all) == 0 {
 		return nil, noBill
@@ -177,10 +186,17 @@ func (s *Sim) tradeBill(d bill.Date, t bill.Type) ([]byte, *billProblem) {
 	return data, nil
 }
 
-// TradeBill is the trade bill of type t for day d as WeChat gives it now
-// (the bytes a download returns), or an error naming why there is none.
+// TradeBill is the first merchant's trade bill of type t for day d as
+// WeChat gives it now (the bytes a download returns), or an error naming why
+// there is none.
 func (s *Sim) TradeBill(d bill.Date, t bill.Type) ([]byte, error) {
-	data, p := s.tradeBill(d, t)
+	return s.MerchantTradeBill(s.keys.Merchant.MchID, d, t)
+}
+
+// MerchantTradeBill is TradeBill of merchant number mchid: a provider's
+// lists its sub-merchants' trades, each with its 特约商户号.
+func (s *Sim) MerchantTradeBill(mchid string, d bill.Date, t bill.Type) ([]byte, error) {
+	data, p := s.tradeBill(billFilter{mchid: mchid}, d, t)
 	if p != nil {
 		return nil, fmt.Errorf("sim: bill %s %s: %s", d, t, p.v3Code)
 	}
@@ -190,7 +206,7 @@ func (s *Sim) TradeBill(d bill.Date, t bill.Type) ([]byte, error) {
 // fundFlow prints the BASIC account's fund-flow bill of day d: each
 // payment comes in less its fee, each refund goes out less the fee given
 // back, with the balance after each.
-func (s *Sim) fundFlow(d bill.Date, account string) ([]byte, *billProblem) {
+func (s *Sim) fundFlow(mchid string, d bill.Date, account string) ([]byte, *billProblem) {
 	if account != "" && account != "BASIC" && account != "OPERATION" && account != "FEES" {
 		return nil, badBillType
 	}
@@ -211,7 +227,7 @@ func (s *Sim) fundFlow(d bill.Date, account string) ([]byte, *billProblem) {
 	var moves []move
 	s.mu.Lock()
 	for _, o := range s.orders {
-		if o.PaidAt.IsZero() || o.PaidAt.After(asOf) {
+		if o.MchID != mchid || o.PaidAt.IsZero() || o.PaidAt.After(asOf) {
 			continue
 		}
 		fee, _ := rate.FeeOf(o.TotalFen).Fen()
@@ -220,7 +236,7 @@ func (s *Sim) fundFlow(d bill.Date, account string) ([]byte, *billProblem) {
 			Note: fmt.Sprintf("结算总金额 %s 元;含手续费 %s 元", bill.FormatFen(o.TotalFen), bill.FormatFen(fee)), VoucherNo: o.OutTradeNo}})
 	}
 	for _, rf := range s.refunds {
-		if rf.CreatedAt.After(asOf) {
+		if rf.MchID != mchid || rf.CreatedAt.After(asOf) {
 			continue
 		}
 		fee, _ := rate.FeeOf(rf.RefundFen).Fen()
@@ -248,7 +264,6 @@ func (s *Sim) fundFlow(d bill.Date, account string) ([]byte, *billProblem) {
 // v2DownloadBill answers POST /pay/downloadbill: the bill text (gzip with
 // tar_type=GZIP), never signed; a FAIL XML, never compressed, otherwise.
 func (s *Sim) v2DownloadBill(w http.ResponseWriter, r *http.Request) {
-	m := s.keys.Merchant
 	fail := func(msg, code string) {
 		s.log.Info("v2 bill refused", "reason", msg)
 		f := map[string]string{"return_code": "FAIL", "return_msg": msg}
@@ -264,15 +279,26 @@ func (s *Sim) v2DownloadBill(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := v2.ParseXML(body)
-	switch {
-	case err != nil:
+	if err != nil {
 		fail("data format error", "20001")
 		return
-	case p["appid"] != m.AppID || p["mch_id"] != m.MchID:
+	}
+	pt := s.dir.parties[p["mch_id"]]
+	switch {
+	case pt == nil:
 		fail("appid和mch_id不匹配", "20001")
 		return
-	case v2.Verify(p, string(m.APIKey)) != nil:
+	case v2.Verify(p, string(pt.m.APIKey)) != nil:
 		fail("SIGN ERROR", "20001")
+		return
+	case !pt.owns(p["appid"]):
+		fail("appid和mch_id不匹配", "20001")
+		return
+	case !pt.provider() && p["sub_mch_id"] != "":
+		fail("普通商户不允许传sub_mch_id", "20001")
+		return
+	case pt.provider() && p["sub_mch_id"] != "" && pt.subs[p["sub_mch_id"]] == nil:
+		fail("受理关系不存在", "20001")
 		return
 	case p["bill_date"] == "":
 		fail("missing parameter", "20001")
@@ -291,7 +317,7 @@ func (s *Sim) v2DownloadBill(w http.ResponseWriter, r *http.Request) {
 		fail(badTarType.v2Msg, badTarType.v2Code)
 		return
 	}
-	data, problem := s.tradeBill(d, bill.Type(cmp.Or(p["bill_type"], "ALL")))
+	data, problem := s.tradeBill(billFilter{mchid: pt.m.MchID, sub: p["sub_mch_id"]}, d, bill.Type(cmp.Or(p["bill_type"], "ALL")))
 	if problem != nil {
 		fail(problem.v2Msg, problem.v2Code)
 		return
@@ -299,7 +325,7 @@ func (s *Sim) v2DownloadBill(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("v2 bill", "bill_date", d, "bill_type", cmp.Or(p["bill_type"], "ALL"), "bytes", len(data))
 	if gz {
 		w.Header().Set("Content-Type", "application/octet-stream")
-		_, _ = w.Write(gzipBill(data, m.MchID+"All"+d.String()+".csv"))
+		_, _ = w.Write(gzipBill(data, pt.m.MchID+"All"+d.String()+".csv"))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -325,30 +351,37 @@ type billLocator struct {
 }
 
 // v3TradeBill answers GET /v3/bill/tradebill.
-func (s *Sim) v3TradeBill(r *http.Request, _ []byte) v3Answer {
+func (s *Sim) v3TradeBill(r *http.Request, _ []byte, pt *party) v3Answer {
 	q := r.URL.Query()
 	d, err := bill.ParseDate(q.Get("bill_date"))
 	if err != nil || len(q.Get("bill_date")) != 10 {
 		return v3Err(http.StatusBadRequest, "PARAM_ERROR", "bill_date must be yyyy-MM-dd")
 	}
-	data, p := s.tradeBill(d, bill.Type(cmp.Or(q.Get("bill_type"), "ALL")))
-	return s.billAnswer(r, data, p)
+	sub := q.Get("sub_mchid")
+	switch {
+	case !pt.provider() && sub != "":
+		return errDirectPartner
+	case pt.provider() && sub != "" && pt.subs[sub] == nil:
+		return errNoRelation
+	}
+	data, p := s.tradeBill(billFilter{mchid: pt.m.MchID, sub: sub}, d, bill.Type(cmp.Or(q.Get("bill_type"), "ALL")))
+	return s.billAnswer(r, pt, data, p)
 }
 
 // v3FundFlowBill answers GET /v3/bill/fundflowbill.
-func (s *Sim) v3FundFlowBill(r *http.Request, _ []byte) v3Answer {
+func (s *Sim) v3FundFlowBill(r *http.Request, _ []byte, pt *party) v3Answer {
 	q := r.URL.Query()
 	d, err := bill.ParseDate(q.Get("bill_date"))
 	if err != nil || len(q.Get("bill_date")) != 10 {
 		return v3Err(http.StatusBadRequest, "PARAM_ERROR", "bill_date must be yyyy-MM-dd")
 	}
-	data, p := s.fundFlow(d, q.Get("account_type"))
-	return s.billAnswer(r, data, p)
+	data, p := s.fundFlow(pt.m.MchID, d, q.Get("account_type"))
+	return s.billAnswer(r, pt, data, p)
 }
 
 // billAnswer keeps a printed bill behind a fresh download token and
 // answers its SHA-1 and URL.
-func (s *Sim) billAnswer(r *http.Request, data []byte, p *billProblem) v3Answer {
+func (s *Sim) billAnswer(r *http.Request, pt *party, data []byte, p *billProblem) v3Answer {
 	if p != nil {
 		return v3Err(p.status, p.v3Code, p.v2Msg)
 	}
@@ -372,7 +405,7 @@ func (s *Sim) billAnswer(r *http.Request, data []byte, p *billProblem) v3Answer 
 			delete(s.billTokens, k)
 		}
 	}
-	s.billTokens[token] = billDownload{data: data, gzip: tar == "GZIP", expires: now.Add(billTokenTTL)}
+	s.billTokens[token] = billDownload{mchid: pt.m.MchID, data: data, gzip: tar == "GZIP", expires: now.Add(billTokenTTL)}
 	s.mu.Unlock()
 	return v3Answer{status: http.StatusOK, body: billLocator{DownloadURL: u.String(), HashValue: hex.EncodeToString(sum[:]), HashType: "SHA1"}}
 }
@@ -381,25 +414,34 @@ func (s *Sim) billAnswer(r *http.Request, data []byte, p *billProblem) v3Answer 
 // unsigned (no Wechatpay-* headers), to the merchant whose v3 Authorization
 // signs this exact path and query.
 func (s *Sim) v3DownloadBill(w http.ResponseWriter, r *http.Request) {
-	m := s.keys.Merchant
 	refuse := func(status int, code, msg string) {
 		writeJSON(w, status, map[string]string{"code": code, "message": msg})
 	}
 	auth, err := v3.ParseAuthorization(r.Header.Get("Authorization"))
+	var pt *party
+	if err == nil {
+		pt = s.dir.parties[auth.MchID]
+	}
 	switch {
 	case err != nil:
 		refuse(http.StatusUnauthorized, "SIGN_ERROR", "Authorization header is malformed")
 		return
-	case auth.MchID != m.MchID || auth.SerialNo != m.SerialNo:
+	case pt == nil || auth.SerialNo != pt.m.SerialNo:
 		refuse(http.StatusForbidden, "NO_AUTH", "the bill was applied for by another merchant")
 		return
-	case v3.VerifyRequest(&m.PrivateKey.PublicKey, r.Method, r.URL.RequestURI(), nil, auth, s.now()) != nil:
+	case v3.VerifyRequest(&pt.m.PrivateKey.PublicKey, r.Method, r.URL.RequestURI(), nil, auth, s.now()) != nil:
 		refuse(http.StatusUnauthorized, "SIGN_ERROR", "签名错误")
 		return
 	}
+	m := pt.m
 	token := r.URL.Query().Get("token")
 	s.mu.Lock()
 	b, ok := s.billTokens[token]
+	if ok && b.mchid != m.MchID {
+		s.mu.Unlock()
+		refuse(http.StatusForbidden, "NO_AUTH", "the bill was applied for by another merchant")
+		return
+	}
 	corrupt := ok && s.dice.hit(s.faults.CorruptBillRate)
 	if corrupt {
 		s.injected["bill_corrupted"]++

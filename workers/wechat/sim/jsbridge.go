@@ -66,6 +66,8 @@ type bridgeInvoke struct {
 type BridgeSheet struct {
 	AmountFen int64  `json:"amount_fen"`
 	MchID     string `json:"mchid"`
+	// SubMchID is the sub-merchant paid, in partner mode.
+	SubMchID string `json:"sub_mchid,omitempty"`
 }
 
 // BridgeAnswer is the simulator's answer to one bridge call: either the
@@ -162,8 +164,9 @@ func (s *Sim) preVerify(p map[string]json.RawMessage, pageURL string) (BridgeAns
 	bad := func(why string) (BridgeAnswer, error) {
 		return BridgeAnswer{ErrMsg: preVerifyBadSign, ErrDesc: why}, nil
 	}
-	if f["verifyAppId"] != s.keys.Merchant.AppID {
-		return bad("appId is not the app whose jsapi_ticket signed the page")
+	appID := f["verifyAppId"]
+	if _, ok := s.dir.apps[appID]; !ok {
+		return bad("appId is not an app of a merchant here")
 	}
 	ts, err := strconv.ParseInt(f["verifyTimestamp"], 10, 64)
 	if err != nil || strconv.FormatInt(ts, 10) != f["verifyTimestamp"] {
@@ -173,7 +176,7 @@ func (s *Sim) preVerify(p map[string]json.RawMessage, pageURL string) (BridgeAns
 	now := s.now()
 	var tickets []string
 	for t, tk := range s.tickets {
-		if now.Before(tk.Expires) {
+		if now.Before(tk.Expires) && tk.AppID == appID {
 			tickets = append(tickets, t)
 		}
 	}
@@ -185,7 +188,7 @@ func (s *Sim) preVerify(p map[string]json.RawMessage, pageURL string) (BridgeAns
 		}
 	}
 	if len(tickets) == 0 {
-		return bad("no live jsapi_ticket was issued")
+		return bad("no live jsapi_ticket was issued for appId " + appID)
 	}
 	return bad("signature is not SHA-1 of jsapi_ticket, noncestr, timestamp and url=" + page)
 }
@@ -203,7 +206,7 @@ func (s *Sim) brandPay(ctx context.Context, p map[string]json.RawMessage, choice
 	if err != nil {
 		return BridgeAnswer{}, err
 	}
-	prepayID, sheet, failed := s.checkPaySign(f)
+	prepayID, sheet, failed := s.checkPaySign(f, "")
 	switch {
 	case failed != nil:
 		return *failed, nil
@@ -227,11 +230,15 @@ func (s *Sim) brandPay(ctx context.Context, p map[string]json.RawMessage, choice
 }
 
 // checkPaySign verifies the six pay parameters against the prepay order they
-// name: the prepay_id known, not paid, closed nor expired; appId the
-// order's; signType the order's (v2: MD5 or HMAC-SHA256, as the unified
-// order; v3: RSA); paySign right. It returns the prepay_id and the sheet, or
-// WeChat's failure.
-func (s *Sim) checkPaySign(f map[string]string) (string, *BridgeSheet, *BridgeAnswer) {
+// name: the prepay_id known, not paid, closed nor expired; appId one of the
+// order's (appid / sp_appid, sub_appid: else "商户传入的appid参数不正确") and
+// the app the sheet opens in (running, when the caller knows it); the
+// order's payer an openid of that app; signType the order's (v2: MD5 or
+// HMAC-SHA256, as the unified order; v3: RSA); paySign right, with the keys
+// of the merchant that signs the order (a sub-merchant's provider) over that
+// appId (else "支付验证签名失败", err_code 2). It returns the prepay_id and
+// the sheet, or WeChat's failure.
+func (s *Sim) checkPaySign(f map[string]string, running string) (string, *BridgeSheet, *BridgeAnswer) {
 	fail := func(msg, why string) (string, *BridgeSheet, *BridgeAnswer) {
 		return "", nil, &BridgeAnswer{ErrMsg: msg, ErrDesc: why}
 	}
@@ -256,10 +263,14 @@ func (s *Sim) checkPaySign(f map[string]string) (string, *BridgeSheet, *BridgeAn
 		return fail(payFail, "该订单已支付 (the order is paid)")
 	case now.Sub(snap.CreatedAt) > PrepayLifetime:
 		return fail(payFail, "prepay_id expired (2 hours)")
-	case f["appId"] != snap.AppID:
-		return fail(payBadAppID, "appId is not the appid of the prepay order")
+	case f["appId"] != snap.AppID && (snap.SubAppID == "" || f["appId"] != snap.SubAppID):
+		return fail(payBadAppID, "商户传入的appid参数不正确: appId is not the appid (sp_appid or sub_appid) of the prepay order")
+	case running != "" && f["appId"] != running:
+		return fail(payBadSign, "支付验证签名失败: the sheet opens in app "+running+", appId names "+f["appId"])
+	case snap.TradeType == "JSAPI" && f["appId"] != snap.payerAppID():
+		return fail(payBadSign, "支付验证签名失败: the payer's openid belongs to app "+snap.payerAppID()+", not to appId "+f["appId"])
 	}
-	m := s.keys.Merchant
+	m := s.dir.parties[snap.MchID].m
 	if snap.API == "v3" {
 		if f["signType"] != "RSA" {
 			return fail(payBadSign, fmt.Sprintf("signType %q: an API v3 order is signed RSA", f["signType"]))
@@ -282,7 +293,7 @@ func (s *Sim) checkPaySign(f map[string]string) (string, *BridgeSheet, *BridgeAn
 			return fail(payBadSign, "paySign is not the "+want+" signature of appId, nonceStr, package, signType and timeStamp")
 		}
 	}
-	return prepayID, &BridgeSheet{AmountFen: snap.TotalFen, MchID: snap.MchID}, nil
+	return prepayID, &BridgeSheet{AmountFen: snap.TotalFen, MchID: snap.MchID, SubMchID: snap.SubMchID}, nil
 }
 
 // payAsPayer pays (or, with result "fail", fails) a prepay through the very

@@ -68,6 +68,7 @@ func (s *Sim) openLedger(dir string) error {
 		return fmt.Errorf("sim: ledger: %w", err)
 	}
 	lines := bytes.Split(raw, []byte("\n"))
+	var refunds []*refund
 	for i, line := range lines {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
@@ -84,17 +85,31 @@ func (s *Sim) openLedger(dir string) error {
 		if l.Order != nil {
 			o := l.Order.order
 			o.Fingerprint = l.Order.Fingerprint
-			s.orders[o.OutTradeNo] = &o
+			s.orders[okey(o.MchID, o.OutTradeNo)] = &o
 			s.byPrepay[o.PrepayID] = &o
 		}
 		if l.Refund != nil {
 			rf := l.Refund.refund
 			rf.SignType = l.Refund.SignType
-			s.refunds[rf.OutRefundNo] = &rf
+			refunds = append(refunds, &rf)
 		}
 	}
+	// A ledger of a single-merchant simulator has refunds without their
+	// merchant: it is their order's (one merchant, one order per number).
+	byNo := map[string]*order{}
+	for _, o := range s.orders {
+		byNo[o.OutTradeNo] = o
+	}
+	for _, rf := range refunds {
+		if rf.MchID == "" {
+			if o := byNo[rf.OutTradeNo]; o != nil {
+				rf.MchID, rf.SubMchID, rf.AppID, rf.SubAppID = o.MchID, o.SubMchID, o.AppID, o.SubAppID
+			}
+		}
+		s.refunds[okey(rf.MchID, rf.OutRefundNo)] = rf
+	}
 	for _, rf := range s.refunds {
-		if o := s.orders[rf.OutTradeNo]; o != nil && rf.Status == "PROCESSING" {
+		if o := s.orders[okey(rf.MchID, rf.OutTradeNo)]; o != nil && rf.Status == "PROCESSING" {
 			o.refunding++
 		}
 	}

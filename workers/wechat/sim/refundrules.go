@@ -35,7 +35,7 @@ func (s *Sim) refundRules(o *order, outRefundNo string) (code, des string) {
 	}
 	n, last := 0, time.Time{}
 	for _, rf := range s.refunds {
-		if rf.OutTradeNo == o.OutTradeNo {
+		if rf.OutTradeNo == o.OutTradeNo && rf.MchID == o.MchID {
 			n++
 			if rf.CreatedAt.After(last) {
 				last = rf.CreatedAt

@@ -33,6 +33,10 @@ import (
 type Config struct {
 	// KeysDir holds the key material (EnsureKeys creates it on first start).
 	KeysDir string
+	// Merchants, when set, are the merchants WeChat serves, each in its
+	// folder KeysDir/<name>/ (EnsureMerchants); the first is Keys.Merchant.
+	// Nil: one direct merchant "default" with one app, at the top of KeysDir.
+	Merchants []MerchantSpec
 	// Strict checks as WeChat does that openids came from this simulator's
 	// OAuth / jscode2session and that notify URLs are https. Off by default,
 	// so local shops may use any openid and http:// notify URLs on loopback.
@@ -79,6 +83,7 @@ type Config struct {
 type Sim struct {
 	cfg  Config
 	keys *Keys
+	dir  *directory
 	log  *slog.Logger
 	mux  *http.ServeMux
 	now  func() time.Time
@@ -87,18 +92,19 @@ type Sim struct {
 	faults      Faults
 	injected    map[string]int // faults injected so far, by kind
 	dice        *dice
-	orders      map[string]*order // by out_trade_no
+	orders      map[string]*order // by okey(mchid, out_trade_no)
 	byPrepay    map[string]*order
-	refunds     map[string]*refund
+	refunds     map[string]*refund // by okey(mchid, out_refund_no)
 	deliveries  []*delivery
-	orderLog    []string         // out_trade_nos in creation order, with Retain
-	refundLog   []string         // out_refund_nos in creation order, with Retain
-	codes       map[string]*code // OAuth and wx.login codes
-	openids     map[string]bool  // issued, for Strict
-	tokens      map[string]token // access tokens
+	orderLog    []string          // order keys in creation order, with Retain
+	refundLog   []string          // refund keys in creation order, with Retain
+	codes       map[string]*code  // OAuth and wx.login codes
+	openids     map[string]string // issued openid → its appid
+	users       map[string]string // issued openid → the simulated user
+	tokens      map[string]token  // access tokens
 	tickets     map[string]token
-	latestToken string
-	calls       map[string]int // per API, per day
+	latestToken map[string]string // by appid
+	calls       map[string]int    // per API, per day
 	callsDay    string
 	seq         int
 	ledger      *ledger                 // nil without Config.LedgerDir
@@ -121,7 +127,13 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.KeysDir == "" {
 		return nil, errors.New("sim: KeysDir is required")
 	}
-	keys, err := EnsureKeys(cfg.KeysDir)
+	var keys *Keys
+	var err error
+	if cfg.Merchants == nil {
+		keys, err = EnsureKeys(cfg.KeysDir)
+	} else {
+		keys, err = EnsureMerchants(cfg.KeysDir, cfg.Merchants)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +159,11 @@ func New(cfg Config) (*Sim, error) {
 		cfg.Now = time.Now
 	}
 	s := &Sim{
-		cfg: cfg, keys: keys, log: cfg.Logger.With("component", "sim"), now: cfg.Now,
+		cfg: cfg, keys: keys, dir: newDirectory(keys), log: cfg.Logger.With("component", "sim"), now: cfg.Now,
 		faults: cfg.Faults, dice: newDice(cfg.Faults.Seed),
 		orders: map[string]*order{}, byPrepay: map[string]*order{}, refunds: map[string]*refund{},
-		codes: map[string]*code{}, openids: map[string]bool{}, tokens: map[string]token{}, tickets: map[string]token{},
+		codes: map[string]*code{}, openids: map[string]string{}, users: map[string]string{}, tokens: map[string]token{},
+		tickets: map[string]token{}, latestToken: map[string]string{},
 		calls: map[string]int{}, injected: map[string]int{}, work: make(chan func(context.Context), 1024), closed: make(chan struct{}),
 	}
 	s.routes()
@@ -167,7 +180,7 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
-// Keys returns the simulator's key material (the merchant's and WeChat's).
+// Keys returns the simulator's key material (the merchants' and WeChat's).
 func (s *Sim) Keys() *Keys { return s.keys }
 
 // scaled applies the time scale to a WeChat delay.
@@ -195,6 +208,11 @@ func (s *Sim) routes() {
 	m.HandleFunc("POST /v3/pay/transactions/jsapi", s.v3(s.v3Prepay("JSAPI")))
 	m.HandleFunc("POST /v3/pay/transactions/native", s.v3(s.v3Prepay("NATIVE")))
 	m.HandleFunc("GET /v3/pay/transactions/out-trade-no/{no}", s.v3(s.v3Query))
+	m.HandleFunc("GET /v3/pay/transactions/id/{id}", s.v3(s.v3Query))
+	m.HandleFunc("POST /v3/pay/partner/transactions/jsapi", s.v3(s.v3PartnerPrepay))
+	m.HandleFunc("GET /v3/pay/partner/transactions/out-trade-no/{no}", s.v3(s.v3PartnerQuery))
+	m.HandleFunc("GET /v3/pay/partner/transactions/id/{id}", s.v3(s.v3PartnerQuery))
+	m.HandleFunc("POST /v3/pay/partner/transactions/out-trade-no/{no}/close", s.v3(s.v3PartnerClose))
 	m.HandleFunc("POST /v3/pay/transactions/out-trade-no/{no}/close", s.v3(s.v3Close))
 	m.HandleFunc("POST /v3/refund/domestic/refunds", s.v3(s.v3Refund))
 	m.HandleFunc("GET /v3/refund/domestic/refunds/{no}", s.v3(s.v3RefundQuery))
