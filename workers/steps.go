@@ -129,6 +129,7 @@ func (Prepay) Event() engine.EventType { return engine.EventAuthorized }
 // Handle calls the unified order of the order's API generation.
 func (w Prepay) Handle(ctx context.Context, ev engine.Event) (*engine.Command, error) {
 	o := ev.Order
+	// TODO(lead): AppID: o.AppID, the app the payer pays in (empty = the merchant's AppID).
 	id, err := w.Payments.Prepay(ctx, pay.PrepayRequest{API: string(o.PayAPI), OutTradeNo: o.OutTradeNo,
 		Description: o.Description, AmountFen: o.AmountFen, OpenID: o.OpenID, ClientIP: o.ClientIP, ExpiresAt: o.ExpiresAt})
 	noteCall(ctx, "prepay", "ok", err)
@@ -154,7 +155,8 @@ func (Sign) Event() engine.EventType { return engine.EventPrepaid }
 
 // Handle signs for every front end at once.
 func (w Sign) Handle(_ context.Context, ev engine.Event) (*engine.Command, error) {
-	f, err := w.Payments.PayParams(string(ev.Order.PayAPI), ev.Order.PrepayID, w.Now())
+	// TODO(lead): ev.Order.AppID, the app the payer pays in ("" = the merchant's AppID).
+	f, err := w.Payments.PayParams(string(ev.Order.PayAPI), "", ev.Order.PrepayID, w.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func TestFrontEndShapes(t *testing.T) {
 	}
 	now := time.Unix(1700000000, 0)
 	for _, api := range []string{"v2", "v3"} {
-		f, err := p.PayParams(api, "wx123", now)
+		f, err := p.PayParams(api, "", "wx123", now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestFrontEndShapes(t *testing.T) {
 			}
 		}
 	}
-	if _, err := p.PayParams("v4", "wx", now); err == nil {
+	if _, err := p.PayParams("v4", "", "wx", now); err == nil {
 		t.Error("an unknown API was accepted")
 	}
 }
