@@ -26,6 +26,9 @@ type Config struct {
 	// NotifyBaseURL is how WeChat reaches wxflow's API; notifications go to
 	// <NotifyBaseURL>/wechat/notify/<merchant name>/{v2,v3}/{pay,refund}.
 	NotifyBaseURL string
+	// Nonce makes the nonceStr of front-end pay parameters; each
+	// generation's NonceStr when nil. Tests pin it to reproduce WeChat's published examples.
+	Nonce func() string
 }
 
 // Payments makes the calls of one merchant in either API generation.
@@ -128,10 +131,10 @@ func (p *Payments) PayParams(api API, appid, prepayID string, now time.Time) (Fr
 	var base map[string]string
 	switch api {
 	case "v2":
-		base = v2.PayParams(appid, prepayID, v2.NonceStr(), now.Unix(), string(m.APIKey), v2.SignMD5)
+		base = v2.PayParams(appid, prepayID, p.nonce(v2.NonceStr), now.Unix(), string(m.APIKey), v2.SignMD5)
 	case "v3":
 		var err error
-		if base, err = v3.PayParams(m.Signer(), appid, prepayID, v3.NonceStr(), now.Unix()); err != nil {
+		if base, err = v3.PayParams(m.Signer(), appid, prepayID, p.nonce(v3.NonceStr), now.Unix()); err != nil {
 			return FrontEnd{}, err
 		}
 	default:
@@ -148,6 +151,14 @@ func (p *Payments) PayParams(api API, appid, prepayID string, now time.Time) (Fr
 		}
 	}
 	return f, nil
+}
+
+// nonce is a nonceStr from Config.Nonce, else from def.
+func (p *Payments) nonce(def func() string) string {
+	if p.cfg.Nonce != nil {
+		return p.cfg.Nonce()
+	}
+	return def()
 }
 
 // JSON renders f for storage and the API.
