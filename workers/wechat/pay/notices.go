@@ -48,13 +48,17 @@ func fromV2Notification(p v2.PaymentNotification) Transaction {
 		state = TradeSuccess
 	}
 	return Transaction{OutTradeNo: p.OutTradeNo, State: state, RawState: p.Fields["result_code"],
-		TransactionID: p.TransactionID, AmountFen: p.TotalFen, OpenID: p.OpenID, PaidAt: p.TimeEnd}
+		TransactionID: p.TransactionID, AmountFen: p.TotalFen, OpenID: p.OpenID, PaidAt: p.TimeEnd,
+		MchID: p.MchID, SubMchID: p.SubMchID, AppID: p.AppID, SubAppID: p.SubAppID}
 }
 
 // RefundNotice is a verified refund notification: the refund's state and
 // the payment it belongs to.
 type RefundNotice struct {
 	OutTradeNo string
+	// MchID is mch_id / mchid, or sp_mchid in v3 partner mode; SubMchID is
+	// the sub-merchant's, else empty ([Payments.OwnsRefund] checks both).
+	MchID, SubMchID string
 	RefundStatus
 }
 
@@ -67,15 +71,16 @@ func (n Notices) Refund(api API, header http.Header, body []byte) (RefundNotice,
 		if err != nil {
 			return RefundNotice{}, err
 		}
-		return RefundNotice{OutTradeNo: r.OutTradeNo, RefundStatus: RefundStatus{OutRefundNo: r.OutRefundNo,
-			RefundID: r.RefundID, State: refundStateOf("v2", r.Status), RawState: r.Status}}, nil
+		return RefundNotice{OutTradeNo: r.OutTradeNo, MchID: r.MchID, SubMchID: r.SubMchID, RefundStatus: RefundStatus{
+			OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, State: refundStateOf("v2", r.Status), RawState: r.Status}}, nil
 	case "v3":
 		r, err := n.V3.ParseRefundNotify(header, body)
 		if err != nil {
 			return RefundNotice{}, err
 		}
-		return RefundNotice{OutTradeNo: r.OutTradeNo, RefundStatus: RefundStatus{OutRefundNo: r.OutRefundNo,
-			RefundID: r.RefundID, State: refundStateOf("v3", r.RefundStatus), RawState: r.RefundStatus}}, nil
+		id := r.Identity()
+		return RefundNotice{OutTradeNo: r.OutTradeNo, MchID: id.MchID, SubMchID: id.SubMchID, RefundStatus: RefundStatus{
+			OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, State: refundStateOf("v3", r.RefundStatus), RawState: r.RefundStatus}}, nil
 	}
 	return RefundNotice{}, ErrUnknownAPI
 }

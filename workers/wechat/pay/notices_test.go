@@ -117,8 +117,9 @@ func TestPaymentNotices(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			m := s.keys.Merchant
 			want := pay.Transaction{OutTradeNo: "wx-1", State: tc.want, RawState: tc.word, TransactionID: "4200",
-				AmountFen: 1250, OpenID: "o1", PaidAt: got.PaidAt}
+				AmountFen: 1250, OpenID: "o1", PaidAt: got.PaidAt, MchID: m.MchID, AppID: m.AppID}
 			if got != want || !got.PaidAt.Equal(paidAt) {
 				t.Errorf("\n got %+v\nwant %+v (paid at %v)", got, want, paidAt)
 			}
@@ -158,7 +159,7 @@ func TestRefundNotices(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := pay.RefundNotice{OutTradeNo: "wx-1", RefundStatus: pay.RefundStatus{OutRefundNo: "rf-1", RefundID: "5030",
+			want := pay.RefundNotice{OutTradeNo: "wx-1", MchID: s.keys.Merchant.MchID, RefundStatus: pay.RefundStatus{OutRefundNo: "rf-1", RefundID: "5030",
 				State: tc.want, RawState: tc.word}}
 			if got != want {
 				t.Errorf("\n got %+v\nwant %+v", got, want)

@@ -26,6 +26,9 @@ type Config struct {
 	// NotifyBaseURL is how WeChat reaches wxflow's API; notifications go to
 	// <NotifyBaseURL>/wechat/notify/<merchant name>/{v2,v3}/{pay,refund}.
 	NotifyBaseURL string
+	// Nonce makes the nonceStr of front-end pay parameters; each
+	// generation's NonceStr when nil. Tests pin it to reproduce WeChat's published examples.
+	Nonce func() string
 }
 
 // Payments makes the calls of one merchant in either API generation.
@@ -33,6 +36,10 @@ type Payments struct{ cfg Config }
 
 // ErrUnknownAPI: an API other than "v2" and "v3".
 var ErrUnknownAPI = errors.New("pay: unknown API (want v2 or v3)")
+
+// ErrUnknownApp: an order's app is neither the merchant's own nor, for a
+// sub-merchant, its provider's (the same error as v3.ErrUnknownApp).
+var ErrUnknownApp = v3.ErrUnknownApp
 
 // New checks cfg.
 func New(cfg Config) (*Payments, error) {
@@ -51,7 +58,10 @@ func (p *Payments) NotifyURL(api API, kind string) string {
 // PrepayRequest is a JSAPI prepay (the Official Account page and the mini-program alike).
 type PrepayRequest struct {
 	API API
-	// AppID is the app the payer pays in; empty: the merchant's AppID.
+	// AppID is the app the payer pays in (an Official Account or a
+	// mini-program), which OpenID belongs to; empty means the merchant's
+	// AppID. For a sub-merchant it decides sp_openid (a provider's app) or
+	// sub_appid and sub_openid (its own app).
 	AppID       string
 	OutTradeNo  string
 	Description string
@@ -64,14 +74,19 @@ type PrepayRequest struct {
 // Prepay returns a prepay_id; WeChat answers the same one for the same
 // out_trade_no and parameters, so retries are safe.
 func (p *Payments) Prepay(ctx context.Context, r PrepayRequest) (string, error) {
+	if r.API == "v2" || r.API == "v3" {
+		if _, _, err := v3.OrderApps(p.cfg.Merchant, r.AppID); err != nil {
+			return "", err
+		}
+	}
 	switch r.API {
 	case "v2":
-		res, err := p.cfg.V2.UnifiedOrder(ctx, v2.UnifiedOrderRequest{Body: r.Description, OutTradeNo: r.OutTradeNo,
+		res, err := p.cfg.V2.UnifiedOrder(ctx, v2.UnifiedOrderRequest{AppID: r.AppID, Body: r.Description, OutTradeNo: r.OutTradeNo,
 			TotalFen: r.AmountFen, ClientIP: clientIP(r.ClientIP), NotifyURL: p.NotifyURL("v2", "pay"), TradeType: "JSAPI",
 			OpenID: r.OpenID, TimeExpire: r.ExpiresAt})
 		return res.PrepayID, err
 	case "v3":
-		return p.cfg.V3.PrepayJSAPI(ctx, v3.PrepayRequest{Description: r.Description, OutTradeNo: r.OutTradeNo,
+		return p.cfg.V3.PrepayJSAPI(ctx, v3.PrepayRequest{AppID: r.AppID, Description: r.Description, OutTradeNo: r.OutTradeNo,
 			TotalFen: r.AmountFen, OpenID: r.OpenID, NotifyURL: p.NotifyURL("v3", "pay"), ClientIP: r.ClientIP, TimeExpire: r.ExpiresAt})
 	}
 	return "", ErrUnknownAPI
@@ -96,20 +111,30 @@ type FrontEnd struct {
 	RequestPayment map[string]string `json:"request_payment"`
 }
 
-// PayParams signs the front-end parameters of a prepay_id. They are
+// PayParams signs the front-end parameters of a prepay_id for a payer in
+// app appid, the order's app (empty = the merchant's AppID). They are
 // deterministic in their inputs: regenerate freely, never re-prepay to re-sign.
+//
+// appId is always the app the payer pays in, never a sub-merchant's
+// sp_appid in its stead: WeChat checks the signature against the running
+// app, and a sub-merchant's mini-program signed over its provider's app
+// fails to pay ("支付验证签名失败"). The key is the merchant's, which for a
+// sub-merchant is its provider's (v2 API key, v3 private key).
 func (p *Payments) PayParams(api API, appid, prepayID string, now time.Time) (FrontEnd, error) {
 	m := p.cfg.Merchant
 	if appid == "" {
 		appid = m.AppID
 	}
+	if _, _, err := v3.OrderApps(m, appid); err != nil {
+		return FrontEnd{}, err
+	}
 	var base map[string]string
 	switch api {
 	case "v2":
-		base = v2.PayParams(appid, prepayID, v2.NonceStr(), now.Unix(), string(m.APIKey), v2.SignMD5)
+		base = v2.PayParams(appid, prepayID, p.nonce(v2.NonceStr), now.Unix(), string(m.APIKey), v2.SignMD5)
 	case "v3":
 		var err error
-		if base, err = v3.PayParams(m.Signer(), appid, prepayID, v3.NonceStr(), now.Unix()); err != nil {
+		if base, err = v3.PayParams(m.Signer(), appid, prepayID, p.nonce(v3.NonceStr), now.Unix()); err != nil {
 			return FrontEnd{}, err
 		}
 	default:
@@ -126,6 +151,14 @@ func (p *Payments) PayParams(api API, appid, prepayID string, now time.Time) (Fr
 		}
 	}
 	return f, nil
+}
+
+// nonce is a nonceStr from Config.Nonce, else from def.
+func (p *Payments) nonce(def func() string) string {
+	if p.cfg.Nonce != nil {
+		return p.cfg.Nonce()
+	}
+	return def()
 }
 
 // JSON renders f for storage and the API.

@@ -105,8 +105,9 @@ func TestAnswersRead(t *testing.T) {
 		got  any
 		want any
 	}{
-		{"v2 query", fromV2Query(v2.OrderQueryResponse{TradeState: "REFUND", OutTradeNo: "wx-1", TransactionID: "4200", TotalFen: 1250, OpenID: "o1", TimeEnd: at}),
-			Transaction{OutTradeNo: "wx-1", State: TradeRefunded, RawState: "REFUND", TransactionID: "4200", AmountFen: 1250, OpenID: "o1", PaidAt: at}},
+		{"v2 query", fromV2Query(v2.OrderQueryResponse{MchID: "m1", AppID: "wx1", TradeState: "REFUND", OutTradeNo: "wx-1", TransactionID: "4200", TotalFen: 1250, OpenID: "o1", TimeEnd: at}),
+			Transaction{OutTradeNo: "wx-1", State: TradeRefunded, RawState: "REFUND", TransactionID: "4200", AmountFen: 1250, OpenID: "o1", PaidAt: at,
+				MchID: "m1", AppID: "wx1"}},
 		{"v3 query", fromV3Transaction(v3.Transaction{TradeState: "SUCCESS", OutTradeNo: "wx-1", TransactionID: "4200",
 			SuccessTime: "2023-11-15T06:40:00+08:00", Amount: v3.Amount{Total: 1250}, Payer: v3.Payer{OpenID: "o1"}}),
 			Transaction{OutTradeNo: "wx-1", State: TradeSuccess, RawState: "SUCCESS", TransactionID: "4200", AmountFen: 1250, OpenID: "o1", PaidAt: at}},

@@ -18,8 +18,16 @@ type Transaction struct {
 	RawState      string
 	TransactionID string
 	AmountFen     int64
-	OpenID        string
-	PaidAt        time.Time
+	// MchID is the merchant number WeChat names (mchid, or sp_mchid in
+	// partner mode); SubMchID the sub-merchant's (sub_mchid), else empty.
+	MchID, SubMchID string
+	// AppID is appid (sp_appid in partner mode); SubAppID is sub_appid, set
+	// when the payer paid in a sub-merchant's own app.
+	AppID, SubAppID string
+	// OpenID is the payer under the app the order was paid in: sub_openid
+	// when there is a sub_appid, else openid (v3 partner: sp_openid).
+	OpenID string
+	PaidAt time.Time
 }
 
 // Query asks WeChat for a payment's state.
@@ -38,15 +46,18 @@ func (p *Payments) Query(ctx context.Context, api API, outTradeNo string) (Trans
 // fromV2Query reads v2's order query answer.
 func fromV2Query(q v2.OrderQueryResponse) Transaction {
 	return Transaction{OutTradeNo: q.OutTradeNo, State: tradeStateOf(q.TradeState), RawState: q.TradeState,
-		TransactionID: q.TransactionID, AmountFen: q.TotalFen, OpenID: q.OpenID, PaidAt: q.TimeEnd}
+		TransactionID: q.TransactionID, AmountFen: q.TotalFen, OpenID: q.OpenID, PaidAt: q.TimeEnd,
+		MchID: q.MchID, SubMchID: q.SubMchID, AppID: q.AppID, SubAppID: q.SubAppID}
 }
 
 // fromV3Transaction reads v3's transaction, the same in a query's answer and
 // a payment notification.
 func fromV3Transaction(t v3.Transaction) Transaction {
 	paid, _ := time.Parse(time.RFC3339, t.SuccessTime)
+	id := t.Identity()
 	return Transaction{OutTradeNo: t.OutTradeNo, State: tradeStateOf(t.TradeState), RawState: t.TradeState,
-		TransactionID: t.TransactionID, AmountFen: t.Amount.Total, OpenID: t.Payer.OpenID, PaidAt: paid}
+		TransactionID: t.TransactionID, AmountFen: t.Amount.Total, OpenID: id.OpenID, PaidAt: paid,
+		MchID: id.MchID, SubMchID: id.SubMchID, AppID: id.AppID, SubAppID: id.SubAppID}
 }
 
 // Close closes an unpaid order; a paid one answers an error matching wechat.ErrOrderPaid.

@@ -93,10 +93,24 @@ func (c *Client) signedAnswer(_ http.Header, body []byte) bool {
 
 // call signs params, posts them to path and returns the verified response
 // fields. return_code=FAIL and result_code=FAIL become *wechat.Error.
+// It names the merchant: appid (when params has none: the merchant's AppID,
+// or a sub-merchant's provider's first app), mch_id, and a sub-merchant's
+// sub_mch_id; empty fields are left out.
 func (c *Client) call(ctx context.Context, path string, params map[string]string, mutualTLS bool) (map[string]string, error) {
 	m := c.cfg.Merchant
-	params["appid"] = m.AppID
+	if params["appid"] == "" {
+		params["appid"] = m.AppID
+		if m.Partner() {
+			params["appid"] = m.SpAppID()
+		}
+	}
 	params["mch_id"] = m.MchID
+	params["sub_mch_id"] = m.SubMchID
+	for k, v := range params {
+		if v == "" {
+			delete(params, k)
+		}
+	}
 	params["nonce_str"] = NonceStr()
 	if c.cfg.SignType != SignMD5 {
 		params["sign_type"] = string(c.cfg.SignType)
@@ -140,8 +154,8 @@ func (c *Client) call(ctx context.Context, path string, params map[string]string
 	if err := Verify(out, string(m.APIKey)); err != nil {
 		return nil, &wechat.Error{API: api, Code: "SIGNERROR", Message: "response signature", Err: err}
 	}
-	if out["appid"] != "" && out["appid"] != m.AppID || out["mch_id"] != "" && out["mch_id"] != m.MchID {
-		return nil, &wechat.Error{API: api, Code: "FOREIGN", Message: "response for another appid or mch_id", Err: wechat.ErrSignature}
+	if err := owns(m, out["appid"], out["mch_id"], out["sub_appid"], out["sub_mch_id"], true); err != nil {
+		return nil, &wechat.Error{API: api, Code: "FOREIGN", Message: "response for another appid or mch_id", Err: fmt.Errorf("%w: %w", wechat.ErrSignature, err)}
 	}
 	if out["result_code"] == "FAIL" {
 		code := out["err_code"]

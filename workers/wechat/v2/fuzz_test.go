@@ -55,3 +55,41 @@ func FuzzDecryptReqInfo(f *testing.F) {
 		_, _ = v2.ParseXML(plain)
 	})
 }
+
+// FuzzParsePartnerNotify signs payment notifications with any identities
+// (so they pass the signature, as a notification of another sub-merchant of
+// the same provider would) and feeds them to a sub-merchant's client. What
+// it accepts must be its own: the provider's mch_id, its sub_mch_id, a
+// provider's app as appid, no sub_appid or its own, and OpenID the payer
+// under the order's app. Every refusal is ErrForeign or ErrMalformed.
+func FuzzParsePartnerNotify(f *testing.F) {
+	m := subMerchant(f, true)
+	c, err := v2.NewClient(v2.Config{BaseURL: "https://unused", Merchant: m})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(spOA, spMchID, subMP, subMchID, "o-sp", "o-sub")
+	f.Add(spOA, spMchID, "", subMchID, "o-sp", "")
+	f.Add(subMP, spMchID, spOA, subMchID, "o-sp", "o-sub")
+	f.Add(spMP, spMchID, "", "", "o-sp", "")
+	f.Fuzz(func(t *testing.T, appid, mchid, subAppID, subMchid, openid, subOpenID string) {
+		p := map[string]string{"return_code": "SUCCESS", "result_code": "SUCCESS", "appid": appid, "mch_id": mchid,
+			"sub_appid": subAppID, "sub_mch_id": subMchid, "openid": openid, "sub_openid": subOpenID, "nonce_str": "n",
+			"total_fee": "1", "transaction_id": "4200", "out_trade_no": "wx-1"}
+		p["sign"] = v2.Sign(p, string(m.APIKey), v2.SignMD5)
+		n, err := c.ParseNotify(v2.EncodeXML(p))
+		if err != nil {
+			if !errors.Is(err, wechat.ErrForeign) && !errors.Is(err, wechat.ErrMalformed) && !errors.Is(err, wechat.ErrSignature) {
+				t.Fatalf("refusal %v is neither foreign nor malformed", err)
+			}
+			return
+		}
+		want := n.Fields["openid"]
+		if n.SubAppID != "" {
+			want = n.Fields["sub_openid"]
+		}
+		if n.MchID != spMchID || n.SubMchID != subMchID || !m.IsSpApp(n.AppID) || n.SubAppID != "" && n.SubAppID != subMP || n.OpenID != want {
+			t.Fatalf("accepted a notification that is not the sub-merchant's: %+v", n)
+		}
+	})
+}

@@ -9,7 +9,13 @@ import (
 )
 
 // UnifiedOrderRequest is a WeChat Pay v2 unified order (统一下单, pay/unifiedorder).
+// For a sub-merchant it names the provider's appid and mch_id, the
+// sub_mch_id, and sub_appid with sub_openid when the payer is in the
+// sub-merchant's own app.
 type UnifiedOrderRequest struct {
+	// AppID is the app the payer pays in, which OpenID belongs to; empty
+	// means the merchant's AppID.
+	AppID      string
 	Body       string
 	OutTradeNo string
 	TotalFen   int64
@@ -45,6 +51,14 @@ func (c *Client) UnifiedOrder(ctx context.Context, r UnifiedOrderRequest) (Unifi
 	if !r.TimeExpire.IsZero() {
 		p["time_expire"] = FormatTime(r.TimeExpire)
 	}
+	appID, subAppID, err := orderApps(c.cfg.Merchant, r.AppID)
+	if err != nil {
+		return UnifiedOrderResponse{}, err
+	}
+	p["appid"] = appID
+	if subAppID != "" {
+		p["sub_appid"], p["sub_openid"], p["openid"] = subAppID, r.OpenID, ""
+	}
 	out, err := c.call(ctx, "/pay/unifiedorder", p, false)
 	if err != nil {
 		return UnifiedOrderResponse{}, err
@@ -58,9 +72,14 @@ type OrderQueryResponse struct {
 	OutTradeNo    string
 	TransactionID string
 	TotalFen      int64
-	OpenID        string
-	TimeEnd       time.Time
-	Fields        map[string]string // every field received, verified
+	// AppID and MchID are appid and mch_id (a sub-merchant's provider's);
+	// SubAppID and SubMchID are set in partner mode.
+	AppID, MchID, SubAppID, SubMchID string
+	// OpenID is the payer under the app the order was paid in: sub_openid
+	// when there is a sub_appid, else openid.
+	OpenID  string
+	TimeEnd time.Time
+	Fields  map[string]string // every field received, verified
 }
 
 // OrderQuery asks WeChat for the state of a payment by out_trade_no.
@@ -69,7 +88,8 @@ func (c *Client) OrderQuery(ctx context.Context, outTradeNo string) (OrderQueryR
 	if err != nil {
 		return OrderQueryResponse{}, err
 	}
-	r := OrderQueryResponse{TradeState: out["trade_state"], OutTradeNo: out["out_trade_no"], TransactionID: out["transaction_id"], OpenID: out["openid"], Fields: out}
+	r := OrderQueryResponse{TradeState: out["trade_state"], OutTradeNo: out["out_trade_no"], TransactionID: out["transaction_id"], OpenID: payerOpenID(out), Fields: out,
+		AppID: out["appid"], MchID: out["mch_id"], SubAppID: out["sub_appid"], SubMchID: out["sub_mch_id"]}
 	if out["total_fee"] != "" {
 		if r.TotalFen, err = parseFen("total_fee", out["total_fee"]); err != nil {
 			return r, &wechat.Error{API: "pay/orderquery", Err: err}

@@ -174,13 +174,20 @@ type Amount struct {
 	PayerRefund int64  `json:"payer_refund,omitempty"`
 }
 
-// Payer identifies who pays.
+// Payer identifies who pays: openid in direct mode; in partner mode exactly
+// one of sp_openid (under sp_appid) and sub_openid (under sub_appid).
 type Payer struct {
-	OpenID string `json:"openid"`
+	OpenID    string `json:"openid,omitempty"`
+	SpOpenID  string `json:"sp_openid,omitempty"`
+	SubOpenID string `json:"sub_openid,omitempty"`
 }
 
-// PrepayRequest is a JSAPI / mini-program prepay (v3 pay/transactions/jsapi).
+// PrepayRequest is a JSAPI / mini-program prepay (v3 pay/transactions/jsapi,
+// or pay/partner/transactions/jsapi for a sub-merchant).
 type PrepayRequest struct {
+	// AppID is the app the payer pays in, which OpenID belongs to; empty
+	// means the merchant's AppID. See [OrderApps].
+	AppID       string
 	Description string
 	OutTradeNo  string
 	TotalFen    int64
@@ -191,9 +198,8 @@ type PrepayRequest struct {
 	TimeExpire  time.Time
 }
 
-type prepayBody struct {
-	AppID       string `json:"appid"`
-	MchID       string `json:"mchid"`
+// orderFields are the prepay fields direct and partner mode share.
+type orderFields struct {
 	Description string `json:"description"`
 	OutTradeNo  string `json:"out_trade_no"`
 	TimeExpire  string `json:"time_expire,omitempty"`
@@ -206,21 +212,56 @@ type prepayBody struct {
 	} `json:"scene_info,omitempty"`
 }
 
-func (c *Client) prepayBody(r PrepayRequest, withPayer bool) prepayBody {
-	b := prepayBody{AppID: c.cfg.Merchant.AppID, MchID: c.cfg.Merchant.MchID, Description: r.Description,
-		OutTradeNo: r.OutTradeNo, Attach: r.Attach, NotifyURL: r.NotifyURL, Amount: Amount{Total: r.TotalFen, Currency: "CNY"}}
-	if !r.TimeExpire.IsZero() {
-		b.TimeExpire = r.TimeExpire.Format(time.RFC3339)
+// prepayBody is a direct merchant's prepay.
+type prepayBody struct {
+	AppID string `json:"appid"`
+	MchID string `json:"mchid"`
+	orderFields
+}
+
+// partnerPrepayBody is a sub-merchant's prepay: no appid, mchid or
+// payer.openid (WeChat refuses them on the partner path).
+type partnerPrepayBody struct {
+	SpAppID  string `json:"sp_appid"`
+	SpMchID  string `json:"sp_mchid"`
+	SubAppID string `json:"sub_appid,omitempty"`
+	SubMchID string `json:"sub_mchid"`
+	orderFields
+}
+
+// prepayBody builds the body of r for the merchant's mode, and the path
+// prefix it goes to ("/v3/pay/transactions/" or "/v3/pay/partner/transactions/").
+func (c *Client) prepayBody(r PrepayRequest, withPayer bool) (string, any, error) {
+	m := c.cfg.Merchant
+	appID, subAppID, err := OrderApps(m, r.AppID)
+	if err != nil {
+		return "", nil, err
 	}
-	if withPayer {
-		b.Payer = &Payer{OpenID: r.OpenID}
+	f := orderFields{Description: r.Description, OutTradeNo: r.OutTradeNo, Attach: r.Attach, NotifyURL: r.NotifyURL,
+		Amount: Amount{Total: r.TotalFen, Currency: "CNY"}}
+	if !r.TimeExpire.IsZero() {
+		f.TimeExpire = r.TimeExpire.Format(time.RFC3339)
 	}
 	if r.ClientIP != "" {
-		b.SceneInfo = &struct {
+		f.SceneInfo = &struct {
 			PayerClientIP string `json:"payer_client_ip"`
 		}{r.ClientIP}
 	}
-	return b
+	if !m.Partner() {
+		if withPayer {
+			f.Payer = &Payer{OpenID: r.OpenID}
+		}
+		return "/v3/pay/transactions/", prepayBody{AppID: appID, MchID: m.MchID, orderFields: f}, nil
+	}
+	if withPayer {
+		if subAppID != "" {
+			f.Payer = &Payer{SubOpenID: r.OpenID}
+		} else {
+			f.Payer = &Payer{SpOpenID: r.OpenID}
+		}
+	}
+	return "/v3/pay/partner/transactions/", partnerPrepayBody{SpAppID: appID, SpMchID: m.MchID, SubAppID: subAppID,
+		SubMchID: m.SubMchID, orderFields: f}, nil
 }
 
 // PrepayJSAPI asks for a prepay_id for JSAPI and mini-program payments;
@@ -229,7 +270,11 @@ func (c *Client) PrepayJSAPI(ctx context.Context, r PrepayRequest) (string, erro
 	var out struct {
 		PrepayID string `json:"prepay_id"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/v3/pay/transactions/jsapi", c.prepayBody(r, true), &out); err != nil {
+	prefix, body, err := c.prepayBody(r, true)
+	if err != nil {
+		return "", err
+	}
+	if err := c.do(ctx, http.MethodPost, prefix+"jsapi", body, &out); err != nil {
 		return "", err
 	}
 	return out.PrepayID, nil
@@ -240,16 +285,26 @@ func (c *Client) PrepayNative(ctx context.Context, r PrepayRequest) (string, err
 	var out struct {
 		CodeURL string `json:"code_url"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/v3/pay/transactions/native", c.prepayBody(r, false), &out); err != nil {
+	prefix, body, err := c.prepayBody(r, false)
+	if err != nil {
+		return "", err
+	}
+	if err := c.do(ctx, http.MethodPost, prefix+"native", body, &out); err != nil {
 		return "", err
 	}
 	return out.CodeURL, nil
 }
 
-// Transaction is a payment as WeChat reports it (query and notification).
+// Transaction is a payment as WeChat reports it (query and notification),
+// in WeChat's direct shape (appid, mchid) or partner shape (sp_appid,
+// sp_mchid, sub_appid, sub_mchid); [Transaction.Identity] reads either.
 type Transaction struct {
-	AppID          string `json:"appid"`
-	MchID          string `json:"mchid"`
+	AppID          string `json:"appid,omitempty"`
+	MchID          string `json:"mchid,omitempty"`
+	SpAppID        string `json:"sp_appid,omitempty"`
+	SpMchID        string `json:"sp_mchid,omitempty"`
+	SubAppID       string `json:"sub_appid,omitempty"`
+	SubMchID       string `json:"sub_mchid,omitempty"`
 	OutTradeNo     string `json:"out_trade_no"`
 	TransactionID  string `json:"transaction_id"`
 	TradeType      string `json:"trade_type"`
@@ -261,17 +316,29 @@ type Transaction struct {
 	Amount         Amount `json:"amount"`
 }
 
-// QueryByOutTradeNo asks for a payment's state.
+// QueryByOutTradeNo asks for a payment's state; a sub-merchant's on the
+// partner path, naming sp_mchid then sub_mchid.
 func (c *Client) QueryByOutTradeNo(ctx context.Context, outTradeNo string) (Transaction, error) {
 	var t Transaction
-	err := c.do(ctx, http.MethodGet, "/v3/pay/transactions/out-trade-no/"+url.PathEscape(outTradeNo)+"?mchid="+url.QueryEscape(c.cfg.Merchant.MchID), nil, &t)
+	m := c.cfg.Merchant
+	path := "/v3/pay/transactions/out-trade-no/" + url.PathEscape(outTradeNo) + "?mchid=" + url.QueryEscape(m.MchID)
+	if m.Partner() {
+		path = "/v3/pay/partner/transactions/out-trade-no/" + url.PathEscape(outTradeNo) +
+			"?sp_mchid=" + url.QueryEscape(m.MchID) + "&sub_mchid=" + url.QueryEscape(m.SubMchID)
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &t)
 	return t, err
 }
 
-// Close closes an unpaid order (204).
+// Close closes an unpaid order (204); a sub-merchant's on the partner path.
 func (c *Client) Close(ctx context.Context, outTradeNo string) error {
+	m := c.cfg.Merchant
+	if m.Partner() {
+		return c.do(ctx, http.MethodPost, "/v3/pay/partner/transactions/out-trade-no/"+url.PathEscape(outTradeNo)+"/close",
+			map[string]string{"sp_mchid": m.MchID, "sub_mchid": m.SubMchID}, nil)
+	}
 	return c.do(ctx, http.MethodPost, "/v3/pay/transactions/out-trade-no/"+url.PathEscape(outTradeNo)+"/close",
-		map[string]string{"mchid": c.cfg.Merchant.MchID}, nil)
+		map[string]string{"mchid": m.MchID}, nil)
 }
 
 // RefundRequest is a domestic refund (v3 refund/domestic/refunds); OutRefundNo is reused
@@ -295,20 +362,29 @@ type Refund struct {
 	Amount        Amount `json:"amount"`
 }
 
-// Refund asks for a refund; the answer is usually PROCESSING.
+// Refund asks for a refund; the answer is usually PROCESSING. A
+// sub-merchant's names its sub_mchid on the same path.
 func (c *Client) Refund(ctx context.Context, r RefundRequest) (Refund, error) {
 	body := map[string]any{
 		"out_trade_no": r.OutTradeNo, "out_refund_no": r.OutRefundNo, "reason": r.Reason, "notify_url": r.NotifyURL,
 		"amount": Amount{Refund: r.RefundFen, Total: r.TotalFen, Currency: "CNY"},
+	}
+	if m := c.cfg.Merchant; m.Partner() {
+		body["sub_mchid"] = m.SubMchID // the provider is the Authorization's mchid
 	}
 	var out Refund
 	err := c.do(ctx, http.MethodPost, "/v3/refund/domestic/refunds", body, &out)
 	return out, err
 }
 
-// QueryRefund asks for a refund's state by out_refund_no.
+// QueryRefund asks for a refund's state by out_refund_no; a sub-merchant's
+// names its sub_mchid in the query string.
 func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (Refund, error) {
 	var out Refund
-	err := c.do(ctx, http.MethodGet, "/v3/refund/domestic/refunds/"+url.PathEscape(outRefundNo), nil, &out)
+	path := "/v3/refund/domestic/refunds/" + url.PathEscape(outRefundNo)
+	if m := c.cfg.Merchant; m.Partner() {
+		path += "?sub_mchid=" + url.QueryEscape(m.SubMchID)
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
 	return out, err
 }

@@ -3,6 +3,7 @@ package v3_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -56,6 +57,36 @@ func FuzzDecryptResource(f *testing.F) {
 		}
 		if !bytes.Equal(back, sent) {
 			t.Fatalf("plaintext %q seals to %x, but %x came in", plain, back, sent)
+		}
+	})
+}
+
+// FuzzTransactionIdentity reads arbitrary JSON as a v3 transaction, direct
+// or partner, and checks what Identity makes of it: the merchant number and
+// app of the shape it came in, and the payer under the app the order was in
+// (sub_openid exactly when there is a sub_appid), never one field of one
+// shape mixed into the other.
+func FuzzTransactionIdentity(f *testing.F) {
+	f.Add([]byte(`{"appid":"wxa","mchid":"1","payer":{"openid":"o"}}`))
+	f.Add([]byte(`{"sp_appid":"wxs","sp_mchid":"1","sub_appid":"wxb","sub_mchid":"2","payer":{"sp_openid":"o1","sub_openid":"o2"}}`))
+	f.Add([]byte(`{"sp_appid":"wxs","sp_mchid":"1","sub_mchid":"2","payer":{"sp_openid":"o1"}}`))
+	f.Add([]byte(`{"appid":"wxa","sp_mchid":"1","payer":{"openid":"o","sub_openid":"o2"}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var tr v3.Transaction
+		if json.Unmarshal(raw, &tr) != nil {
+			return
+		}
+		id := tr.Identity()
+		partner := tr.SpMchID != "" || tr.SubMchID != "" || tr.SpAppID != "" || tr.SubAppID != "" || tr.Payer.SpOpenID != "" || tr.Payer.SubOpenID != ""
+		want := v3.Identity{MchID: tr.MchID, AppID: tr.AppID, OpenID: tr.Payer.OpenID}
+		if partner {
+			want = v3.Identity{MchID: tr.SpMchID, SubMchID: tr.SubMchID, AppID: tr.SpAppID, SubAppID: tr.SubAppID, OpenID: tr.Payer.SpOpenID}
+			if tr.SubAppID != "" {
+				want.OpenID = tr.Payer.SubOpenID
+			}
+		}
+		if id != want {
+			t.Fatalf("Identity of %s = %+v, want %+v", raw, id, want)
 		}
 	})
 }

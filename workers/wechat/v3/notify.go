@@ -35,8 +35,10 @@ func (c *Client) ParseNotify(header http.Header, body []byte) (Notification, []b
 	return n, plain, nil
 }
 
-// ParsePaymentNotify parses a TRANSACTION.SUCCESS notification and checks
-// that it is for this merchant and app. The caller checks the amount.
+// ParsePaymentNotify parses a TRANSACTION.SUCCESS notification, direct or
+// partner, and checks that it is for this merchant: mchid (sp_mchid),
+// sub_mchid, and apps that are the merchant's in their places. The caller
+// checks the order's app and amount ([Transaction.Identity]).
 func (c *Client) ParsePaymentNotify(header http.Header, body []byte) (Transaction, error) {
 	n, plain, err := c.ParseNotify(header, body)
 	if err != nil {
@@ -49,8 +51,11 @@ func (c *Client) ParsePaymentNotify(header http.Header, body []byte) (Transactio
 	if err := json.Unmarshal(plain, &t); err != nil {
 		return Transaction{}, fmt.Errorf("%w: %w", wechat.ErrMalformed, err)
 	}
-	if t.MchID != c.cfg.Merchant.MchID || t.AppID != c.cfg.Merchant.AppID {
-		return Transaction{}, fmt.Errorf("%w: transaction for appid %q mchid %q", wechat.ErrForeign, t.AppID, t.MchID)
+	if t.partnerShape() && t.directShape() {
+		return Transaction{}, fmt.Errorf("%w: transaction with both direct and partner fields", wechat.ErrMalformed)
+	}
+	if err := ownsMerchant(c.cfg.Merchant, t.Identity(), true); err != nil {
+		return Transaction{}, err
 	}
 	if t.OutTradeNo == "" || t.TransactionID == "" {
 		return Transaction{}, fmt.Errorf("%w: out_trade_no or transaction_id missing", wechat.ErrMalformed)
@@ -59,8 +64,12 @@ func (c *Client) ParsePaymentNotify(header http.Header, body []byte) (Transactio
 }
 
 // RefundNotification is the decrypted resource of a REFUND.* notification.
+// In partner mode it names sp_mchid and sub_mchid instead of mchid
+// ([RefundNotification.Identity] reads either).
 type RefundNotification struct {
-	MchID         string `json:"mchid"`
+	MchID         string `json:"mchid,omitempty"`
+	SpMchID       string `json:"sp_mchid,omitempty"`
+	SubMchID      string `json:"sub_mchid,omitempty"`
 	OutTradeNo    string `json:"out_trade_no"`
 	TransactionID string `json:"transaction_id"`
 	OutRefundNo   string `json:"out_refund_no"`
@@ -70,7 +79,8 @@ type RefundNotification struct {
 	Amount        Amount `json:"amount"`
 }
 
-// ParseRefundNotify parses a REFUND.* notification for this merchant.
+// ParseRefundNotify parses a REFUND.* notification for this merchant
+// (mchid, or sp_mchid and sub_mchid).
 func (c *Client) ParseRefundNotify(header http.Header, body []byte) (RefundNotification, error) {
 	n, plain, err := c.ParseNotify(header, body)
 	if err != nil {
@@ -83,8 +93,11 @@ func (c *Client) ParseRefundNotify(header http.Header, body []byte) (RefundNotif
 	if err := json.Unmarshal(plain, &r); err != nil {
 		return RefundNotification{}, fmt.Errorf("%w: %w", wechat.ErrMalformed, err)
 	}
-	if r.MchID != c.cfg.Merchant.MchID {
-		return RefundNotification{}, fmt.Errorf("%w: refund for mchid %q", wechat.ErrForeign, r.MchID)
+	if r.MchID != "" && (r.SpMchID != "" || r.SubMchID != "") {
+		return RefundNotification{}, fmt.Errorf("%w: refund with both mchid and sp_mchid/sub_mchid", wechat.ErrMalformed)
+	}
+	if err := ownsMerchant(c.cfg.Merchant, r.Identity(), false); err != nil {
+		return RefundNotification{}, err
 	}
 	if r.OutRefundNo == "" || r.RefundStatus == "" {
 		return RefundNotification{}, fmt.Errorf("%w: out_refund_no or refund_status missing", wechat.ErrMalformed)
