@@ -415,7 +415,13 @@ func TestMerchantCheck(t *testing.T) {
 func TestMerchantSettings(t *testing.T) {
 	k := newMerchantKeys(t)
 	single := t.TempDir()
-	for _, f := range []string{wechat.MerchantFile, wechat.PrivateKeyFile, wechat.CertificateFile, wechat.PKCS12File, wechat.WechatPayPublicKeyFile} {
+	cfg := k.cfg
+	cfg.MchID = "1900000001" // the simulator's may be of another form (19-1234567), which check fails
+	raw, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(single, wechat.MerchantFile), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{wechat.PrivateKeyFile, wechat.CertificateFile, wechat.WechatPayPublicKeyFile} {
 		raw, err := os.ReadFile(filepath.Join(k.dir, f))
 		if err != nil {
 			t.Fatal(err)
