@@ -63,6 +63,7 @@ func Root() *cobra.Command {
 	root.AddCommand(devCommand(), natsCommand(), simCommand(), migrateCommand(), engineCommand(), apiCommand(),
 		workerCommand(), demoCommand(), adminCommand(), shopCommand(), verifyCommand(), benchCommand(), versionCommand())
 	root.AddCommand(booksCommand())
+	root.AddCommand(merchantCommand())
 	argsAreUsage(root)
 	return root
 }

@@ -255,7 +255,7 @@ func merchantOf(name string, cfg MerchantConfig) (*Merchant, error) {
 		if cfg.Provider == "" || cfg.SubMchID == "" {
 			return nil, fmt.Errorf("%w: a sub-merchant needs provider and sub_mchid", ErrMerchantConfig)
 		}
-		if cfg.MchID != "" || cfg.APIKey != "" || cfg.APIv3Key != "" || cfg.SerialNo != "" {
+		if cfg.MchID != "" || cfg.APIKey != "" || cfg.APIv3Key != "" || cfg.SerialNo != "" || cfg.WechatPayPublicKeyID != "" {
 			return nil, fmt.Errorf("%w: a sub-merchant has no mchid or keys of its own: its provider's sign every call", ErrMerchantConfig)
 		}
 	default:

@@ -54,8 +54,10 @@ type App struct {
 
 // OwnApps are the merchant's own apps (for a sub-merchant, its sub_appids);
 // a Merchant built by hand with only AppID has that one app.
+// A sub-merchant without apps of its own has none: its AppID is then its
+// provider's first app, found with its kind among SpApps.
 func (m *Merchant) OwnApps() []App {
-	if len(m.Apps) == 0 && m.AppID != "" {
+	if len(m.Apps) == 0 && m.AppID != "" && len(m.SpApps) == 0 {
 		return []App{{AppID: m.AppID, AppSecret: m.AppSecret}}
 	}
 	return m.Apps
@@ -293,6 +295,7 @@ func LoadRegistry(dir, single string) (*Registry, error) {
 		r.merchants[name] = m
 	}
 	r.checkClashes()
+	r.breakOrphans()
 	if len(r.merchants) == 0 && len(r.broken) == 0 {
 		return nil, fmt.Errorf("%w: no merchant in %s: want %s there or in <name>/ folders", ErrMerchantConfig, dir, MerchantFile)
 	}
@@ -314,6 +317,12 @@ func subMerchant(name string, cfg MerchantConfig, r *Registry) (*Merchant, error
 	}
 	if len(p.OwnApps()) == 0 {
 		return nil, fmt.Errorf("%w: provider %s has no app to be sp_appid", ErrMerchantConfig, p.Name)
+	}
+	for _, a := range m.Apps {
+		if _, shared := p.App(a.AppID); shared {
+			return nil, fmt.Errorf("%w: appid %s is its provider's (sp_appid), shared by every sub-merchant of %s: list only the sub-merchant's own apps (sub_appid)",
+				ErrMerchantConfig, a.AppID, p.Name)
+		}
 	}
 	own := m.Apps
 	*m = *p // the provider's mchid and every key: partner mode signs as the provider
@@ -361,6 +370,17 @@ func (r *Registry) checkClashes() {
 	clash("appid", apps)
 	clash("mchid", mchids)
 	clash("sub_mchid", subs)
+}
+
+// breakOrphans moves to Broken the sub-merchants whose provider a clash
+// broke after they were loaded with its keys.
+func (r *Registry) breakOrphans() {
+	for name, m := range r.merchants {
+		if perr, broken := r.broken[m.Provider]; m.Partner() && broken {
+			delete(r.merchants, name)
+			r.broken[name] = fmt.Errorf("%w: its provider %s is broken: %w", ErrMerchantConfig, m.Provider, perr)
+		}
+	}
 }
 
 // ValidMerchantName reports whether name can name a merchant: 1–32 of
