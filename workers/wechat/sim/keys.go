@@ -345,7 +345,7 @@ func createMerchant(caDir, dir string, sp MerchantSpec, taken map[string]bool) e
 		return err
 	}
 	serial := randomSerial()
-	mchID := fmt.Sprintf("19%08d", serial.Int64()%1e8)
+	mchID := fmt.Sprintf("19%08d", new(big.Int).Mod(serial, big.NewInt(1e8)).Int64()) // 10 digits, as WeChat's
 	certTmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: mchID, Organization: []string{"wxflow test merchant"}},
