@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,6 +25,7 @@ import (
 	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/natsembed"
 	"github.com/wxflow/wxflow/workers/books"
+	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -116,9 +119,16 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	s.natsGuessed = false
 	d.NATSURL = s.NATSURL
 
-	// The simulator, with its keys in <data>/sim: the merchant wxflow uses.
+	// The simulator, with its keys in <data>/sim: the merchants wxflow
+	// serves (sim.DevMerchants: two direct merchants, a provider and two
+	// sub-merchants, one folder each), unless the caller chose others. A
+	// data folder of before, with one merchant's files at the top of
+	// <data>/sim, keeps its one merchant.
 	s.MerchantDir = filepath.Join(s.DataDir, "sim")
 	o.Sim.KeysDir = s.MerchantDir
+	if _, err := os.Stat(filepath.Join(s.MerchantDir, wechat.MerchantFile)); o.Sim.Merchants == nil && errors.Is(err, os.ErrNotExist) {
+		o.Sim.Merchants = sim.DevMerchants()
+	}
 	if o.Sim.LedgerDir == "" && o.Sim.Retain == 0 { // WeChat remembers across restarts; a bounded one forgets by design
 		o.Sim.LedgerDir = s.MerchantDir
 	}
@@ -210,7 +220,8 @@ func StartDev(ctx context.Context, s *Settings, o DevOptions, log *slog.Logger) 
 	if err != nil {
 		return fail(err)
 	}
-	if d.ShopKey, _, err = EnsureShop(ctx, c.Store, secret, DemoShop, []string{s.MerchantName}, ShopKeyFile(s.DataDir, DemoShop)); err != nil {
+	// It acts for every merchant dev serves.
+	if d.ShopKey, _, err = EnsureShop(ctx, c.Store, secret, DemoShop, wc.Registry.Names(), ShopKeyFile(s.DataDir, DemoShop)); err != nil {
 		return fail(err)
 	}
 	s.AppDomains = strings.Join(append(s.AppDomainList(), "localhost"), ",")
