@@ -139,3 +139,15 @@ func (s *Server) notifyMerchant(r *http.Request) *served {
 func (s *Server) servesMerchant(name string) bool {
 	return slices.Contains(s.merchantNames(), name)
 }
+
+// orderApp is the app an order's payer pays in, as the workers resolve it:
+// the order's AppID, else the merchant's app for its front end.
+func (s *Server) orderApp(m *served, o engine.Order) string {
+	if o.AppID != "" {
+		return o.AppID
+	}
+	if a, ok := m.AppFor(payerKind(o.Client, o.LoginCode)); ok {
+		return a.AppID
+	}
+	return ""
+}

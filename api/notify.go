@@ -160,6 +160,14 @@ func (s *Server) payment(w http.ResponseWriter, r *http.Request, m *served, v3st
 		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
 		return
 	}
+	// The order's merchant, sub-merchant and app, exactly: a genuine
+	// notification of another sub-merchant of the same provider verifies
+	// with the same keys, and must still pay nothing here.
+	if err := pay.Owns(m.Merchant.Merchant, t, s.orderApp(m, o)); err != nil {
+		s.log.Warn("notification for another merchant or app", "order_id", o.ID, "err", err)
+		s.refuse(w, r, v3style, RefusedForeign, "another appid or merchant")
+		return
+	}
 	if t.State != pay.TradeSuccess {
 		// A genuine "not paid" result: nothing to record; acknowledge so WeChat stops.
 		s.accept(w, r, v3style, engine.Command{ID: engine.NotFinalCommandID(t.OutTradeNo), Verb: engine.VerbFlag, OrderID: o.ID,
@@ -214,6 +222,11 @@ func (s *Server) refundResult(w http.ResponseWriter, r *http.Request, m *served,
 	o, err := s.orderFor(r.Context(), m, n.OutTradeNo)
 	if err != nil {
 		s.refuse(w, r, v3style, RefusedUnknownOrder, "unknown out_trade_no")
+		return
+	}
+	if err := pay.OwnsRefund(m.Merchant.Merchant, n); err != nil {
+		s.log.Warn("refund notification for another merchant", "order_id", o.ID, "err", err)
+		s.refuse(w, r, v3style, RefusedForeign, "another appid or merchant")
 		return
 	}
 	var cmd engine.Command

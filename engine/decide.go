@@ -134,6 +134,9 @@ func decideCreate(f facts, cmd Command, now time.Time) (*change, *refusal, error
 		LoginCode: c.LoginCode, ClientIP: c.ClientIP, State: Created, ExpiresAt: expires.UTC()}
 	if o.Client == "" {
 		o.Client = ClientJSAPI
+		if o.LoginCode != "" {
+			o.Client = ClientMiniProgram // a wx.login code comes from a mini-program: its payer pays there
+		}
 	}
 	ch := &change{order: o, insert: true, reqHash: c.RequestHash, events: []Event{{Type: EventCreated, To: Created}}}
 	if o.OpenID != "" {

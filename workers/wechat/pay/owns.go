@@ -14,9 +14,12 @@ import (
 // v3.OrderApps puts them: a notification naming another sub-merchant of
 // the same provider, or the right merchant but another app, is refused
 // with an error matching wechat.ErrForeign. The amount is the caller's.
-func (p *Payments) Owns(t Transaction, appid string) error {
-	m := p.cfg.Merchant
-	if err := p.ownsMerchant(t.MchID, t.SubMchID); err != nil {
+func (p *Payments) Owns(t Transaction, appid string) error { return Owns(p.cfg.Merchant, t, appid) }
+
+// Owns is [Payments.Owns] for whoever holds the merchant but not its
+// Payments (the API, which verifies notifications with the merchant's clients).
+func Owns(m *wechat.Merchant, t Transaction, appid string) error {
+	if err := ownsMerchant(m, t.MchID, t.SubMchID); err != nil {
 		return err
 	}
 	appID, subAppID, err := v3.OrderApps(m, appid)
@@ -35,10 +38,13 @@ func (p *Payments) Owns(t Transaction, appid string) error {
 
 // OwnsRefund says why n, a refund notification, is not this merchant's:
 // another mchid (sp_mchid) or sub_mchid. nil when it is.
-func (p *Payments) OwnsRefund(n RefundNotice) error { return p.ownsMerchant(n.MchID, n.SubMchID) }
+func (p *Payments) OwnsRefund(n RefundNotice) error { return OwnsRefund(p.cfg.Merchant, n) }
 
-func (p *Payments) ownsMerchant(mchid, subMchID string) error {
-	m := p.cfg.Merchant
+// OwnsRefund is [Payments.OwnsRefund] for whoever holds the merchant but
+// not its Payments.
+func OwnsRefund(m *wechat.Merchant, n RefundNotice) error { return ownsMerchant(m, n.MchID, n.SubMchID) }
+
+func ownsMerchant(m *wechat.Merchant, mchid, subMchID string) error {
 	switch {
 	case mchid != m.MchID:
 		return fmt.Errorf("%w: for mchid %q, not %s's %q", wechat.ErrForeign, mchid, m.Name, m.MchID)
