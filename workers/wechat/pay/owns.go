@@ -42,7 +42,9 @@ func (p *Payments) OwnsRefund(n RefundNotice) error { return OwnsRefund(p.cfg.Me
 
 // OwnsRefund is [Payments.OwnsRefund] for whoever holds the merchant but
 // not its Payments.
-func OwnsRefund(m *wechat.Merchant, n RefundNotice) error { return ownsMerchant(m, n.MchID, n.SubMchID) }
+func OwnsRefund(m *wechat.Merchant, n RefundNotice) error {
+	return ownsMerchant(m, n.MchID, n.SubMchID)
+}
 
 func ownsMerchant(m *wechat.Merchant, mchid, subMchID string) error {
 	switch {
