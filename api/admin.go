@@ -96,7 +96,8 @@ func (s *Server) adminIndex(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		return
 	}
-	s.render(w, r, http.StatusOK, "index.html", map[string]any{"Counts": list, "Stuck": stuck, "Message": r.URL.Query().Get("m")})
+	s.render(w, r, http.StatusOK, "index.html", map[string]any{"Counts": list, "Stuck": stuck, "Message": r.URL.Query().Get("m"),
+		"Merchants": s.merchantNames(), "Merchant": r.URL.Query().Get("merchant")})
 }
 
 // findOrders finds orders by id, out_trade_no or openid, or lists a state.

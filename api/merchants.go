@@ -20,6 +20,10 @@ type served struct {
 // defaultMerchant is the first of Config.Merchants.
 func (s *Server) defaultMerchant() *served { return s.merchants[s.cfg.Merchants[0].Name] }
 
+// Merchants lists the merchants the API serves, in Config order: the
+// metrics' merchant label values.
+func (s *Server) Merchants() []string { return s.merchantNames() }
+
 // merchantNames lists the merchants served, in Config order.
 func (s *Server) merchantNames() []string {
 	var out []string

@@ -174,14 +174,15 @@ func TestEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	metrics := string(body)
 	for _, want := range []string{
-		`wxflow_transitions_total{event="notified",from="signed",to="notified"}`,
-		`wxflow_transitions_total{event="refunded",from="refunding",to="refunded"}`,
+		`wxflow_transitions_total{event="notified",from="signed",merchant="default",to="notified"}`,
+		`wxflow_transitions_total{event="refunded",from="refunding",merchant="default",to="refunded"}`,
 		`wxflow_wechat_calls_total{api="/pay/unifiedorder",host="primary",outcome="2xx"}`,
 		`wxflow_wechat_calls_total{api="/v3/pay/transactions/jsapi",host="primary",outcome="2xx"}`,
 		`wxflow_wechat_call_seconds_bucket{api="/secapi/pay/refund"`,
 		`wxflow_notifications_total{result="accepted"}`,
 		`wxflow_outbox_backlog 0`,
-		`wxflow_stuck_orders{state="signed"} 0`,
+		`wxflow_stuck_orders{merchant="default",state="signed"} 0`,
+		`wxflow_stuck_orders{merchant="provider-sub1",state="signed"} 0`,
 		`wxflow_consumer_pending{consumer="prepay",stream="WXFLOW_EVT"}`,
 		`wxflow_stream_fill_ratio{stream="WXFLOW_CMD"}`,
 		`wxflow_stream_fill_ratio{stream="WXFLOW_EVT"}`,
@@ -257,7 +258,7 @@ func TestReplayAndReconcile(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`wxflow_commands_refused_total{code="nothing_to_replay",verb="replay"}`,
-		`wxflow_transitions_total{event="query_requested",from="signed",to="signed"}`} {
+		`wxflow_transitions_total{event="query_requested",from="signed",merchant="default",to="signed"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -87,7 +87,7 @@ func (e *Engine) committed(cmd Command, res Result) {
 	}
 	if e.cfg.Observer != nil {
 		for _, ev := range res.Events {
-			e.cfg.Observer.Transition(ev.From, ev.To, ev.Type)
+			e.cfg.Observer.Transition(res.Order.Merchant, ev.From, ev.To, ev.Type)
 		}
 		if !res.Applied {
 			e.cfg.Observer.Refused(cmd.Verb, res.Code)

@@ -90,7 +90,8 @@ func (c *Config) Validate() error {
 // Observer hears what Apply did, after the transaction committed. It must be
 // fast and safe for concurrent use (a metrics adapter, typically).
 type Observer interface {
-	Transition(from, to State, t EventType)
+	// Transition hears one applied event of an order of merchant.
+	Transition(merchant string, from, to State, t EventType)
 	Refused(verb Verb, code RefusalCode)
 }
 

@@ -39,6 +39,7 @@ func adminStuckCommand() *cobra.Command {
 	var state string
 	var olderThan time.Duration
 	var asJSON bool
+	var merchant string
 	cmd := &cobra.Command{
 		Use:   "stuck",
 		Short: "List orders that stopped moving (past their state's deadline, dead-lettered or flagged)",
@@ -60,7 +61,7 @@ func adminStuckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			stuck, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: only, OlderThan: olderThan, Deadlines: deadlines})
+			stuck, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: only, Merchant: merchant, OlderThan: olderThan, Deadlines: deadlines})
 			if err != nil {
 				return err
 			}
@@ -72,9 +73,9 @@ func adminStuckCommand() *cobra.Command {
 				return json.NewEncoder(out).Encode(stuck)
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ORDER\tSTATE\tAMOUNT (fen)\tOUT_TRADE_NO\tUPDATED\tWHY")
+			fmt.Fprintln(tw, "ORDER\tMERCHANT\tSTATE\tAMOUNT (fen)\tOUT_TRADE_NO\tUPDATED\tWHY")
 			for _, o := range stuck {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", o.ID, o.State, o.AmountFen, o.OutTradeNo, o.UpdatedAt.Format(time.RFC3339), o.Why)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", o.ID, o.Merchant, o.State, o.AmountFen, o.OutTradeNo, o.UpdatedAt.Format(time.RFC3339), o.Why)
 			}
 			tw.Flush()
 			fmt.Fprintf(out, "%d stuck\n", len(stuck))
@@ -84,6 +85,7 @@ func adminStuckCommand() *cobra.Command {
 	flags = settingsFlags(cmd, &s, gData, gLog, gDB, gStuck)
 	cmd.Flags().StringVar(&state, "state", "", "only this state")
 	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "stuck when unchanged for this long, whatever the state's deadline")
+	cmd.Flags().StringVar(&merchant, "merchant", "", "only this merchant's orders")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -225,7 +227,7 @@ func adminReplayCommand() *cobra.Command {
 	var flags *flagSet
 	var a adminFlags
 	var stuck, dryRun bool
-	var state string
+	var state, merchant string
 	cmd := &cobra.Command{
 		Use:   "replay [ORDER_ID…]",
 		Short: "Re-emit what each order's current state needs (safe to repeat: no second payment, refund or close)",
@@ -257,7 +259,7 @@ func adminReplayCommand() *cobra.Command {
 					store.Close()
 					return err
 				}
-				list, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: only, Deadlines: deadlines})
+				list, err := store.Stuck(cmd.Context(), engine.StuckFilter{State: only, Merchant: merchant, Deadlines: deadlines})
 				store.Close()
 				if err != nil {
 					return err
@@ -295,6 +297,7 @@ func adminReplayCommand() *cobra.Command {
 	a.register(cmd)
 	cmd.Flags().BoolVar(&stuck, "stuck", false, "replay every stuck order")
 	cmd.Flags().StringVar(&state, "state", "", "with --stuck: only this state")
+	cmd.Flags().StringVar(&merchant, "merchant", "", "with --stuck: only this merchant's orders")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be replayed")
 	return cmd
 }

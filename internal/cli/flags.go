@@ -99,8 +99,8 @@ func settingsFlags(cmd *cobra.Command, s *stack.Settings, groups ...group) *flag
 			flt(&s.PublicRate, "public-rate", "WXFLOW_PUBLIC_RATE", "requests per second one IP may make of the public listener (default 100)")
 			flt(&s.ShopRate, "shop-rate", "WXFLOW_SHOP_RATE", "requests per second one shop may make of the internal listener (default 500)")
 		case gMerchant:
-			str(&s.MerchantName, "merchant", "WXFLOW_MERCHANT", "merchant name in notify URLs (default default)")
-			str(&s.MerchantDir, "merchant-dir", "WXFLOW_MERCHANT_DIR", "merchant key folder (default <data>/sim)")
+			str(&s.MerchantName, "merchant", "WXFLOW_MERCHANT", "the default merchant: the name of a one-merchant folder, and whom a shop naming none acts for (default default)")
+			str(&s.MerchantDir, "merchant-dir", "WXFLOW_MERCHANT_DIR", "the merchants' folder: <name>/merchant.json with its keys per merchant, or one merchant's merchant.json (default <data>/sim; docs/MERCHANTS.md)")
 		case gWechat:
 			str(&s.WechatURL, "wechat-url", "WXFLOW_WECHAT_URL", "base URL standing for every WeChat host, e.g. the simulator")
 			str(&s.WechatCA, "wechat-ca", "WXFLOW_WECHAT_CA", "extra root CA file to trust for WeChat")

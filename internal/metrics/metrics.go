@@ -37,7 +37,7 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_transitions_total",
-		Help: "Applied order events, by state before and after and by event type."}, []string{"from", "to", "event"})
+		Help: "Applied order events, by merchant, state before and after and event type."}, []string{"merchant", "from", "to", "event"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_commands_refused_total",
 		Help: "Commands recorded as no-ops, by verb and reason code."}, []string{"verb", "code"})
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxflow_wechat_calls_total",
@@ -53,8 +53,10 @@ func New() *Metrics {
 }
 
 // Transition counts an applied event (engine.Observer).
-func (m *Metrics) Transition(from, to engine.State, t engine.EventType) {
-	m.transitions.WithLabelValues(string(from), string(to), string(t)).Inc()
+// The merchant label is bounded by the deployment's merchants: an order's
+// merchant is one the API or a shop's NATS user may act for.
+func (m *Metrics) Transition(merchant string, from, to engine.State, t engine.EventType) {
+	m.transitions.WithLabelValues(merchant, string(from), string(to), string(t)).Inc()
 }
 
 // Refused counts a no-op command (engine.Observer).
@@ -132,7 +134,7 @@ func (m *Metrics) ObserveDeployment(store *engine.Store, js jetstream.JetStream,
 
 var (
 	backlogDesc  = prometheus.NewDesc("wxflow_outbox_backlog", "Outbox rows not yet published.", nil, nil)
-	stuckDesc    = prometheus.NewDesc("wxflow_stuck_orders", "Orders stuck, by state.", []string{"state"}, nil)
+	stuckDesc    = prometheus.NewDesc("wxflow_stuck_orders", "Orders stuck, by merchant and state.", []string{"merchant", "state"}, nil)
 	lagDesc      = prometheus.NewDesc("wxflow_consumer_pending", "Messages not yet delivered or not yet acked, by stream and consumer.", []string{"stream", "consumer"}, nil)
 	notifiedDesc = prometheus.NewDesc("wxflow_notifications_total", "WeChat notifications, by result.", []string{"result"}, nil)
 	refusedDesc  = prometheus.NewDesc("wxflow_notifications_refused_total", "Notifications refused, by reason: signature and foreign ones are forged or tampered.", []string{"reason"}, nil)
@@ -165,12 +167,25 @@ func (c *deploymentCollector) Collect(ch chan<- prometheus.Metric) {
 		deadlines = c.srv.Deadlines()
 	}
 	if stuck, err := c.store.Stuck(ctx, engine.StuckFilter{Deadlines: deadlines}); err == nil {
-		n := map[engine.State]float64{}
-		for _, o := range stuck {
-			n[o.State]++
+		type key struct {
+			merchant string
+			state    engine.State
 		}
-		for _, st := range engine.AllStates {
-			ch <- prometheus.MustNewConstMetric(stuckDesc, prometheus.GaugeValue, n[st], string(st))
+		n := map[key]float64{}
+		merchants := map[string]bool{}
+		if c.srv != nil {
+			for _, m := range c.srv.Merchants() { // every merchant has its zeros
+				merchants[m] = true
+			}
+		}
+		for _, o := range stuck {
+			n[key{o.Merchant, o.State}]++
+			merchants[o.Merchant] = true
+		}
+		for m := range merchants {
+			for _, st := range engine.AllStates {
+				ch <- prometheus.MustNewConstMetric(stuckDesc, prometheus.GaugeValue, n[key{m, st}], m, string(st))
+			}
 		}
 	}
 	fills, _ := engine.StreamFills(ctx, c.js) // a stream NATS cannot describe now has no sample
