@@ -120,7 +120,7 @@ func shopAddCommand() *cobra.Command {
 		},
 	}
 	e.register(cmd)
-	cmd.Flags().StringSliceVar(&merchants, "merchant", nil, "the merchants the shop may act for, comma-separated (WXFLOW_MERCHANT's names)")
+	cmd.Flags().StringSliceVar(&merchants, "merchant", nil, "the merchants the shop may act for, comma-separated (their folder names in WXFLOW_MERCHANT_DIR)")
 	cmd.Flags().BoolVar(&ifMissing, "if-missing", false, "do nothing when the shop exists (and --key-file holds a live key of it); for scripts run at every start")
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "write the key to this file (0600) instead of printing it")
 	return cmd
