@@ -37,6 +37,11 @@ const (
 	FlagRefundAbnormal   = "refund_abnormal"             // WeChat could not pay a refund into the payer's account
 	FlagPaymentFailed    = "payment_failed_notification" // a verified notification said the payment failed
 	FlagDeadLetterPrefix = "dead_letter:"                // dead_letter:<worker>: a worker gave up on the order's event
+	// FlagMerchantMisconfigured: the order failed because its merchant's
+	// configuration is wrong (unknown or broken in the registry, or refused
+	// by WeChat for its signature or its appid/mchid binding). The fix is
+	// the merchant's folder; the shop then creates the order again.
+	FlagMerchantMisconfigured = "merchant_misconfigured"
 )
 
 // flagNameMaxLen bounds a flag's name.
@@ -63,6 +68,7 @@ var flagRules = []flagRule{
 	{name: FlagBooksStateDiffers, kind: FlagAlert},
 	{name: FlagBooksUnknownRefund, kind: FlagAlert},
 	{name: FlagPaymentFailed, kind: FlagOperational},
+	{name: FlagMerchantMisconfigured, kind: FlagOperational}, // the order failed; a payment WeChat took after all raises its own alert
 	{name: FlagDeadLetterPrefix, prefix: true, kind: FlagOperational},
 }
 

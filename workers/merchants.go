@@ -59,11 +59,8 @@ func OneMerchant(m *wechat.Merchant, p *pay.Payments, platform *mp.Client) *Merc
 }
 
 // FlagMerchantMisconfigured is raised on an order that failed because its
-// merchant's configuration is wrong: unknown or broken in the registry, or
-// refused by WeChat for its signature or its appid/mchid binding. The fix is
-// the merchant's folder, not the order: a person fixes it, then makes the
-// shop create the order again.
-const FlagMerchantMisconfigured = "merchant_misconfigured"
+// merchant's configuration is wrong (engine.FlagMerchantMisconfigured).
+const FlagMerchantMisconfigured = engine.FlagMerchantMisconfigured
 
 // misconfigured reports whether err says the merchant's configuration, not
 // the order, is wrong.
