@@ -12,11 +12,12 @@ import (
 	"github.com/wxflow/wxflow/workers/books"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/webhook"
+	"github.com/wxflow/wxflow/workers/wechat"
 )
 
 // Worker kinds besides the event workers of [workers.All].
 const (
-	WorkerTokens = "tokens" // the one shared access_token / jsapi_ticket refresher
+	WorkerTokens = "tokens" // the access_token / jsapi_ticket refreshers, one per app
 	WorkerBooks  = "books"  // the daily books: WeChat's bills against the store (needs the store)
 	WorkerAll    = "all"    // every event worker, the refresher, the books and the webhook deliverer
 )
@@ -97,7 +98,8 @@ func NewWorkers(ctx context.Context, s *Settings, c *Conns, wc *WechatClients, k
 		// One refresher per app, each under its own lease: every process of
 		// kind tokens or all runs them all, and one of them refreshes each app.
 		for _, app := range wc.Registry.Apps() {
-			w.refreshers = append(w.refreshers, &tokens.Refresher{MP: wc.Platform[app.AppID], AppID: app.AppID, NC: c.NC, JS: c.JS, Logger: c.Log})
+			w.refreshers = append(w.refreshers, &tokens.Refresher{MP: wc.Platform[app.AppID], AppID: app.AppID,
+				NoTicket: app.Kind == wechat.AppMiniProgram || app.Kind == wechat.AppMobile, NC: c.NC, JS: c.JS, Logger: c.Log})
 		}
 	}
 	if NeedsStore(kind) {

@@ -41,11 +41,14 @@ var ErrNoToken = errors.New("tokens: no shared token yet")
 
 // Refresher fetches the tokens while it holds the lease.
 type Refresher struct {
-	MP     *mp.Client
-	AppID  string
-	NC     *nats.Conn
-	JS     jetstream.JetStream
-	Logger *slog.Logger
+	MP    *mp.Client
+	AppID string
+	// NoTicket keeps the access_token only: a mini-program has no JS-SDK
+	// pages, so no jsapi_ticket to sign wx.config with.
+	NoTicket bool
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Logger   *slog.Logger
 	// Tick is how often the lease is renewed and the tokens checked (5 s).
 	Tick time.Duration
 	// Now is the clock; time.Now when nil.
@@ -143,7 +146,7 @@ func (r *Refresher) refresh(ctx context.Context, store jetstream.KeyValue, seen 
 	now := r.Now()
 	cur, err := read(ctx, store, accessKey(r.AppID))
 	if err == nil && seen != cur.Value && cur.ExpiresAt.Sub(now) > margin(cur) {
-		if _, terr := read(ctx, store, ticketKey(r.AppID)); terr == nil {
+		if _, terr := read(ctx, store, ticketKey(r.AppID)); terr == nil || r.NoTicket {
 			return nil
 		}
 	}
@@ -151,11 +154,15 @@ func (r *Refresher) refresh(ctx context.Context, store jetstream.KeyValue, seen 
 	if err != nil {
 		return err
 	}
-	ticket, err := r.MP.JSAPITicket(ctx, tok.Value)
-	if err != nil {
-		return err
+	fresh := map[string]mp.Token{accessKey(r.AppID): tok}
+	if !r.NoTicket {
+		ticket, err := r.MP.JSAPITicket(ctx, tok.Value)
+		if err != nil {
+			return err
+		}
+		fresh[ticketKey(r.AppID)] = ticket
 	}
-	for key, t := range map[string]mp.Token{accessKey(r.AppID): tok, ticketKey(r.AppID): ticket} {
+	for key, t := range fresh {
 		b, _ := json.Marshal(Entry{Value: t.Value, ExpiresAt: now.Add(t.ExpiresIn), FetchedAt: now})
 		if _, err := store.Put(ctx, key, b); err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
+	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 	"github.com/wxflow/wxflow/workers/wechat/sim/simtest"
 )
@@ -113,4 +114,41 @@ func waitTicks(t *testing.T, conns []*nats.Conn, n uint64) {
 		}
 		return nil
 	})
+}
+
+// A mini-program's refresher keeps its access_token and asks for no
+// jsapi_ticket (it has no JS-SDK pages); each app's tokens are its own.
+func TestMiniProgramRefresherKeepsNoTicket(t *testing.T) {
+	s, url, hc := simtest.Start(t, sim.Config{TimeScale: 0.01})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := s.Keys().Merchant
+	client, _ := mp.NewClient(mp.Config{BaseURL: url, AppID: m.AppID, AppSecret: m.AppSecret, HTTPClient: hc})
+	_, nc, js := enginetest.StartNATS(t)
+	r := &tokens.Refresher{MP: client, AppID: m.AppID, NoTicket: true, NC: nc, JS: js, Tick: 50 * time.Millisecond}
+	go func() { _ = r.Run(ctx) }()
+	reader := &tokens.Reader{AppID: m.AppID, NC: nc, JS: js}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := reader.AccessToken(ctx); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no access_token shared within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	kv, err := js.KeyValue(ctx, engine.TokenBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := kv.Keys(ctx)
+	for _, k := range keys {
+		if strings.Contains(k, "ticket") {
+			t.Errorf("a mini-program's refresher stored %s", k)
+		}
+		if !strings.Contains(k, m.AppID) {
+			t.Errorf("token key %s does not name its app %s", k, m.AppID)
+		}
+	}
 }
