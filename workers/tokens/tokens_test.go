@@ -14,10 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
 	"github.com/wxflow/wxflow/workers/tokens"
 	"github.com/wxflow/wxflow/workers/wechat/mp"
-	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 	"github.com/wxflow/wxflow/workers/wechat/sim/simtest"
 )
