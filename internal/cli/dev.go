@@ -19,6 +19,7 @@ import (
 	"github.com/wxflow/wxflow/internal/natsembed"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/workers/books"
+	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -117,7 +118,15 @@ func devCommand() *cobra.Command {
 			return stoppedByUser(cmd.Context(), st.Wait())
 		}
 		start := time.Now()
-		dc := demo.Config{Orders: orders, Concurrency: concurrency, APIURL: st.APIURL, NotifyURL: st.PublicURL, ShopKey: st.ShopKey, SimURL: st.SimURL, SimClient: st.Sim.Client()}
+		// The demo spreads its orders over every merchant dev serves (a
+		// data folder of one merchant: that one), forges notifications
+		// across them, and checks that nothing crossed.
+		reg, err := wechat.LoadRegistry(s.MerchantDir, s.MerchantName)
+		if err != nil {
+			return fmt.Errorf("demo: the merchants: %w", err)
+		}
+		dc := demo.Config{Orders: orders, Concurrency: concurrency, APIURL: st.APIURL, NotifyURL: st.PublicURL, ShopKey: st.ShopKey,
+			SimURL: st.SimURL, SimClient: st.Sim.Client(), Forge: true, Registry: reg, WechatPayKeys: st.Sim.Keys().WechatPayKeys, Events: st.Conns.JS}
 		results := demo.Run(ctx, dc)
 		ok := demo.PrintSummary(out, results, time.Since(start))
 		if l, err := demo.AuditLedger(ctx, dc, results); err != nil || !l.OK() {
@@ -126,13 +135,24 @@ func devCommand() *cobra.Command {
 		} else {
 			fmt.Fprintln(out, l)
 		}
+		c, err := demo.AuditCrossings(ctx, dc, results)
+		fmt.Fprintln(out, c)
+		for _, f := range c.Found {
+			fmt.Fprintln(out, "  CROSSING", f)
+		}
+		if err != nil || !c.OK() {
+			if err != nil {
+				fmt.Fprintln(out, "crossings:", err)
+			}
+			ok = false
+		}
 		if !printAllDemoBooks(ctx, out, st.Books) {
 			ok = false
 		}
 		cancel()
 		_ = st.Wait()
 		if !ok {
-			return errors.New("demo: some orders did not reach the state they should")
+			return errors.New("demo: some orders did not end right, the books disagree, a forged notification was accepted, or something crossed merchants")
 		}
 		return nil
 	}

@@ -2,8 +2,15 @@ package cli
 
 import (
 	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +19,8 @@ import (
 	"github.com/wxflow/wxflow/internal/natsauth"
 	"github.com/wxflow/wxflow/internal/stack"
 	"github.com/wxflow/wxflow/internal/verify"
+	"github.com/wxflow/wxflow/workers/wechat"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
 // verifyCommand scans the store, the event stream and log files for broken
@@ -23,7 +32,7 @@ func verifyCommand() *cobra.Command {
 	var noStream, asJSON, noBooks bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the invariants: verified payments, refunds within payments, allowed transitions, every event once in the stream, every closed day's books balanced, no secret in the logs",
+		Short: "Check the invariants: verified payments, refunds within payments, allowed transitions, every event once in the stream, every closed day's books balanced, every payment and refund at WeChat under its own merchant (--sim), no secret in the logs",
 		Args:  cobra.NoArgs,
 	}
 	flags := settingsFlags(cmd, &s, gData, gLog, gDB, gNATS, gMerchant, gBooks)
@@ -35,6 +44,9 @@ func verifyCommand() *cobra.Command {
 	f.BoolVar(&noStream, "no-stream", false, "skip the event stream (when NATS is not running)")
 	f.BoolVar(&asJSON, "json", false, "print the breaches as JSON")
 	f.BoolVar(&noBooks, "no-books", false, "skip the books (every closed day's books balanced, on WeChat's final bill)")
+	var simURL, simCA string
+	f.StringVar(&simURL, "sim", "", "a dev deployment's WeChat simulator (https://HOST:PORT): check every paid or refunded order against its records, under its merchant, sub-merchant and app")
+	f.StringVar(&simCA, "sim-ca", "", "the simulator's CA certificate (default <merchant dir>/"+sim.CAFile+")")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := flags.load(&s); err != nil {
 			return err
@@ -76,6 +88,13 @@ func verifyCommand() *cobra.Command {
 			}
 			breaches = append(breaches, more...)
 		}
+		if simURL != "" {
+			more, err := verifyMerchants(ctx, &s, store, simURL, simCA)
+			if err != nil {
+				return err
+			}
+			breaches = append(breaches, more...)
+		}
 		if len(logs) > 0 {
 			more, err := verify.Logs(s.MerchantName, s.MerchantDir, logs)
 			if err != nil {
@@ -103,4 +122,28 @@ func verifyCommand() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// verifyMerchants checks each paid or refunded order against the
+// simulator's records (verify.Merchants), with the merchants of the
+// deployment's merchant folder.
+func verifyMerchants(ctx context.Context, s *stack.Settings, store *engine.Store, simURL, simCA string) ([]engine.Breach, error) {
+	reg, err := wechat.LoadRegistry(s.MerchantDir, s.MerchantName)
+	if err != nil {
+		return nil, fmt.Errorf("verify: the merchants: %w", err)
+	}
+	pemBytes, err := os.ReadFile(cmp.Or(simCA, filepath.Join(s.MerchantDir, sim.CAFile)))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("simulator CA (--sim-ca): %w", err)}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, usageError{errors.New("simulator CA (--sim-ca): no certificate found")}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	recs, err := verify.SimRecords(ctx, client, simURL)
+	if err != nil {
+		return nil, err
+	}
+	return verify.Merchants(ctx, store, reg, recs)
 }

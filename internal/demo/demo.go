@@ -8,6 +8,7 @@ package demo
 import (
 	"cmp"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
 )
 
 // Scenario is one path an order of the demo takes.
@@ -62,6 +66,19 @@ type Config struct {
 	// payer pays (they must all be refused); Merchant names the notify URLs.
 	Forge    bool
 	Merchant string
+	// Registry, when set, lists the merchants the demo spreads its orders
+	// over, round-robin over every lane (Lanes: merchant, app, payer kind);
+	// nil puts every order on the default merchant and its default apps.
+	Registry *wechat.Registry
+	// WechatPayKeys are WeChat Pay's signing keys by mchid (the simulator's,
+	// sim.Keys.WechatPayKeys): with them the forged v3 notifications of
+	// another merchant carry a valid signature. Optional.
+	WechatPayKeys map[string]*rsa.PrivateKey
+	// Events, when set, is read whole after the run: every event of a demo
+	// order must be on wxflow.evt.<its merchant>.… (AuditCrossings).
+	Events jetstream.JetStream
+
+	lanes []Lane
 }
 
 // Result is one order's outcome.
@@ -71,6 +88,9 @@ type Result struct {
 	PayAPI         engine.PayAPI
 	Client         engine.Client
 	Auth           string
+	Lane           *Lane // nil when the demo has no registry
+	OutTradeNo     string
+	OutRefundNos   []string
 	OrderID        engine.OrderID
 	Want, Got      engine.State
 	AmountFen      int64
@@ -99,6 +119,9 @@ func Run(ctx context.Context, cfg Config) []Result {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 60 * time.Second
 	}
+	if cfg.Registry != nil {
+		cfg.lanes = Lanes(cfg.Registry)
+	}
 	results := make([]Result, cfg.Orders)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -126,6 +149,12 @@ func runOne(ctx context.Context, cfg Config, i int) Result {
 		PayAPI:    []engine.PayAPI{engine.PayV2, engine.PayV3}[i%2],
 		Client:    []engine.Client{engine.ClientJSAPI, engine.ClientMiniProgram}[(i/2)%2],
 		AmountFen: int64(100 + (i*37)%9900),
+	}
+	if n := len(cfg.lanes); n > 0 {
+		// Lanes round-robin; each lane meets both pay APIs in turn (and,
+		// with 7 scenarios, every scenario).
+		l := cfg.lanes[i%n]
+		r.Lane, r.Client, r.PayAPI = &l, l.Client(), []engine.PayAPI{engine.PayV2, engine.PayV3}[(i/n)%2]
 	}
 	r.Want = r.Scenario.WantState()
 	r.Err = drive(ctx, cfg, &r)
@@ -158,7 +187,14 @@ func drive(ctx context.Context, cfg Config, r *Result) error {
 	// Every third order comes with an openid; the others with the code the
 	// front end would have: an OAuth code on the Official Account page, a
 	// wx.login code in the mini-program.
+	if r.Lane != nil {
+		req["merchant"], req["appid"] = r.Lane.Merchant, r.Lane.AppID
+		if err := laneAuth(ctx, sim, r, req); err != nil {
+			return err
+		}
+	}
 	switch {
+	case r.Lane != nil:
 	case r.N%3 == 0:
 		r.Auth, req["openid"] = "openid", openid
 	case r.Client == engine.ClientMiniProgram:
@@ -181,7 +217,7 @@ func drive(ctx context.Context, cfg Config, r *Result) error {
 		"Idempotency-Key", fmt.Sprintf("demo-%d-%d", time.Now().UnixNano(), r.N)); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	r.OrderID = created.Order.ID
+	r.OrderID, r.OutTradeNo = created.Order.ID, created.Order.OutTradeNo
 	if r.OrderID == "" {
 		return errors.New("create: no order id in the answer")
 	}
@@ -202,9 +238,19 @@ func drive(ctx context.Context, cfg Config, r *Result) error {
 		return err
 	}
 	if cfg.Forge {
-		sent, accepted := forge(ctx, cmp.Or(cfg.NotifyURL, cfg.APIURL), cmp.Or(cfg.Merchant, "default"), v.Order)
+		notifyURL := cmp.Or(cfg.NotifyURL, cfg.APIURL)
+		merchant := cmp.Or(cfg.Merchant, "default")
+		if r.Lane != nil {
+			merchant = r.Lane.Merchant
+		}
+		sent, accepted := forge(ctx, notifyURL, merchant, v.Order)
 		r.Forged += sent
 		r.ForgedAccepted += accepted
+		if r.Lane != nil {
+			sent, accepted = forgeCross(ctx, cfg, notifyURL, *r.Lane, v.Order)
+			r.Forged += sent
+			r.ForgedAccepted += accepted
+		}
 	}
 	var params json.RawMessage
 	if err := api.Do(ctx, http.MethodGet, "/v1/orders/"+string(r.OrderID)+"/pay-params", nil, &params); err != nil {
@@ -222,13 +268,13 @@ func drive(ctx context.Context, cfg Config, r *Result) error {
 	case ScenarioPayFail:
 		// The order expires in 3 s: on a slow run wxflow may have closed it at
 		// WeChat before the payer got there (409), which ends it the same way.
-		err := sim.Do(ctx, http.MethodPost, "/sim/pay", map[string]string{"prepay_id": v.Order.PrepayID, "result": "fail"}, nil)
+		err := sim.Do(ctx, http.MethodPost, "/sim/pay", payBody(r, v.Order, params, "fail"), nil)
 		if err != nil && !IsStatus(err, http.StatusConflict) {
 			return fmt.Errorf("sim pay: %w", err)
 		}
 		return final()
 	}
-	if err := sim.Do(ctx, http.MethodPost, "/sim/pay", map[string]string{"prepay_id": v.Order.PrepayID}, nil); err != nil {
+	if err := sim.Do(ctx, http.MethodPost, "/sim/pay", payBody(r, v.Order, params, ""), nil); err != nil {
 		return fmt.Errorf("sim pay: %w", err)
 	}
 	if v, err = WaitState(ctx, api, r.OrderID, engine.Notified); err != nil {
@@ -236,15 +282,22 @@ func drive(ctx context.Context, cfg Config, r *Result) error {
 		return err
 	}
 	refund := r.AmountFen
+	r.OutRefundNos = nil
 	switch r.Scenario {
 	case ScenarioPay:
 		return final()
 	case ScenarioRefundPart:
 		refund = max(1, r.AmountFen/3)
 	}
+	var rv struct {
+		OutRefundNo string `json:"out_refund_no"`
+	}
 	if err := api.DoHeader(ctx, http.MethodPost, "/v1/orders/"+string(r.OrderID)+"/refunds",
-		map[string]any{"amount_fen": refund, "reason": "demo"}, nil, "Idempotency-Key", "demo-refund-"+string(r.OrderID)); err != nil {
+		map[string]any{"amount_fen": refund, "reason": "demo"}, &rv, "Idempotency-Key", "demo-refund-"+string(r.OrderID)); err != nil {
 		return fmt.Errorf("refund: %w", err)
+	}
+	if rv.OutRefundNo != "" {
+		r.OutRefundNos = append(r.OutRefundNos, rv.OutRefundNo)
 	}
 	if err := final(); err != nil {
 		return err
@@ -315,6 +368,7 @@ func PrintSummary(w io.Writer, results []Result, took time.Duration) bool {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", k.s, k.api, k.s.WantState(), rows[k].total, rows[k].ok)
 	}
 	tw.Flush()
+	printLanes(w, results)
 	newCodes := 0
 	for _, r := range results {
 		newCodes += r.NewCodes
@@ -324,8 +378,12 @@ func PrintSummary(w io.Writer, results []Result, took time.Duration) bool {
 	}
 	for _, r := range results {
 		if !r.OK() {
-			fmt.Fprintf(w, "order #%d %s (%s, %s, %s, %s): got %s, want %s: %v\n",
-				r.N, r.OrderID, r.Scenario, r.PayAPI, r.Client, r.Auth, r.Got, r.Want, r.Err)
+			lane := ""
+			if r.Lane != nil {
+				lane = ", " + r.Lane.String()
+			}
+			fmt.Fprintf(w, "order #%d %s (%s, %s, %s, %s%s): got %s, want %s: %v\n",
+				r.N, r.OrderID, r.Scenario, r.PayAPI, r.Client, r.Auth, lane, r.Got, r.Want, r.Err)
 		}
 	}
 	verdict := "all orders reached the state they should"
@@ -334,4 +392,79 @@ func PrintSummary(w io.Writer, results []Result, took time.Duration) bool {
 	}
 	fmt.Fprintf(w, "%d orders in %s: %s\n", len(results), took.Round(time.Millisecond), verdict)
 	return allOK
+}
+
+// laneAuth gets the payer's credential in the lane's app, as its front end
+// would: an OAuth code on an Official Account's page, a wx.login code in a
+// mini-program; every third order instead comes with the openid the app
+// knows its payer by (the simulator's answer names it).
+func laneAuth(ctx context.Context, sim *Client, r *Result, req map[string]any) error {
+	path := "/sim/oauth/code"
+	if r.Lane.Kind == wechat.AppMiniProgram {
+		path = "/sim/login"
+	}
+	var code struct {
+		Code   string `json:"code"`
+		OpenID string `json:"openid"`
+	}
+	if err := sim.Do(ctx, http.MethodPost, path, map[string]string{"appid": r.Lane.AppID, "user": fmt.Sprintf("demo-payer-%06d", r.N)}, &code); err != nil {
+		return fmt.Errorf("sim %s for %s: %w", path, r.Lane, err)
+	}
+	switch {
+	case r.N%3 == 0:
+		r.Auth, req["openid"] = "openid", code.OpenID
+	case r.Lane.Kind == wechat.AppMiniProgram:
+		r.Auth, req["login_code"] = "login_code", code.Code
+	default:
+		r.Auth, req["oauth_code"] = "oauth_code", code.Code
+	}
+	return nil
+}
+
+// payBody is the payer's POST /sim/pay: on a lane, the pay sheet's
+// parameters and the app it opens in, so that WeChat's client (the
+// simulator) checks paySign over the payer's app; without one, the prepay_id
+// alone.
+func payBody(r *Result, o engine.Order, params json.RawMessage, result string) map[string]any {
+	body := map[string]any{"prepay_id": o.PrepayID}
+	if result != "" {
+		body["result"] = result
+	}
+	var p map[string]string
+	if r.Lane != nil && json.Unmarshal(params, &p) == nil && len(p) > 0 {
+		body["params"], body["appid"] = p, r.Lane.AppID
+	}
+	return body
+}
+
+// printLanes writes how the orders spread over the lanes (merchant, app,
+// payer kind), when the run had any.
+func printLanes(w io.Writer, results []Result) {
+	type row struct{ total, ok int }
+	rows := map[string]*row{}
+	var names []string
+	for _, r := range results {
+		if r.Lane == nil {
+			continue
+		}
+		n := r.Lane.String() + "\t" + r.Lane.AppID
+		if rows[n] == nil {
+			rows[n] = &row{}
+			names = append(names, n)
+		}
+		rows[n].total++
+		if r.OK() {
+			rows[n].ok++
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MERCHANT/APP/PAYER\tAPPID\tORDERS\tOK")
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", n, rows[n].total, rows[n].ok)
+	}
+	tw.Flush()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/wxflow/wxflow/engine"
+	"github.com/wxflow/wxflow/workers/wechat"
 	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
+	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // Ledger is the money check of a demo run, WeChat's books (the simulator's)
@@ -162,4 +165,112 @@ func post(ctx context.Context, url, contentType string, body []byte, header map[
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	return resp.StatusCode, out
+}
+
+// forgeCross posts genuine-looking payment notifications of the lane's
+// unpaid order that cross merchants: signed with each other merchant's keys
+// (another mchid) to the order's merchant's URL, and signed with the order's
+// own merchant's keys (a valid signature, which a sibling sub-merchant of
+// the same provider verifies too) to every other merchant's URL. v2 always;
+// v3 when cfg.WechatPayKeys can sign for the signer. It returns how many it
+// sent and how many wxflow answered as accepted (it must be none).
+func forgeCross(ctx context.Context, cfg Config, notifyURL string, lane Lane, o engine.Order) (sent, accepted int) {
+	own, err := cfg.Registry.Merchant(lane.Merchant)
+	if err != nil {
+		return 0, 0
+	}
+	send := func(signer *wechat.Merchant, to string) {
+		base := strings.TrimRight(notifyURL, "/") + "/wechat/notify/" + to
+		status, body := post(ctx, base+"/v2/pay", "text/xml", v2.EncodeXML(crossV2(lane, o, signer)), nil)
+		sent++
+		if status == http.StatusOK && bytes.Contains(body, []byte("<return_code><![CDATA[SUCCESS]]>")) {
+			accepted++
+		}
+		body, header, ok := crossV3(cfg, lane, o, signer)
+		if !ok {
+			return
+		}
+		status, _ = post(ctx, base+"/v3/pay", "application/json", body, header)
+		sent++
+		if status >= 200 && status < 300 {
+			accepted++
+		}
+	}
+	for _, other := range cfg.Registry.Merchants() {
+		if other.Name == own.Name {
+			continue
+		}
+		if other.MchID != own.MchID {
+			send(other, own.Name) // another merchant's keys, to the order's merchant's URL
+		}
+		send(own, other.Name) // the order's merchant's keys, to another merchant's URL
+	}
+	return sent, accepted
+}
+
+// forgedTransactionID is a transaction_id in WeChat's form that WeChat never gave.
+func forgedTransactionID() string {
+	return "4200000000" + strconv.FormatInt(time.Now().UnixNano(), 10)[:18]
+}
+
+// crossV2 is a v2 payment notification naming the lane's order, as WeChat
+// would send it for the lane's merchant and app, signed with signer's key.
+func crossV2(lane Lane, o engine.Order, signer *wechat.Merchant) map[string]string {
+	p := map[string]string{
+		"return_code": "SUCCESS", "result_code": "SUCCESS", "appid": lane.WantAppID, "mch_id": lane.MchID,
+		"out_trade_no": o.OutTradeNo, "total_fee": strconv.FormatInt(o.AmountFen, 10), "cash_fee": strconv.FormatInt(o.AmountFen, 10),
+		"transaction_id": forgedTransactionID(), "openid": o.OpenID, "is_subscribe": "N", "trade_type": "JSAPI", "bank_type": "OTHERS",
+		"fee_type": "CNY", "time_end": v2.FormatTime(time.Now()), "nonce_str": v2.NonceStr(),
+	}
+	if lane.SubMchID != "" {
+		p["sub_mch_id"] = lane.SubMchID
+		if lane.WantSubAppID != "" {
+			p["sub_appid"], p["sub_openid"], p["sub_is_subscribe"] = lane.WantSubAppID, o.OpenID, "N"
+		}
+	}
+	p["sign"] = v2.Sign(p, string(signer.APIKey), v2.SignMD5)
+	return p
+}
+
+// crossV3 is a v3 payment notification naming the lane's order, encrypted
+// with signer's APIv3 key and signed with WeChat Pay's key for signer; false
+// when that key is not at hand.
+func crossV3(cfg Config, lane Lane, o engine.Order, signer *wechat.Merchant) ([]byte, map[string]string, bool) {
+	key := cfg.WechatPayKeys[signer.MchID]
+	if key == nil {
+		return nil, nil, false
+	}
+	now := time.Now()
+	t := v3.Transaction{OutTradeNo: o.OutTradeNo, TransactionID: forgedTransactionID(), TradeType: "JSAPI", TradeState: "SUCCESS",
+		TradeStateDesc: "支付成功", SuccessTime: now.Format(time.RFC3339), Amount: v3.Amount{Total: o.AmountFen, PayerTotal: o.AmountFen, Currency: "CNY"}}
+	switch {
+	case lane.SubMchID == "":
+		t.AppID, t.MchID, t.Payer.OpenID = lane.WantAppID, lane.MchID, o.OpenID
+	case lane.WantSubAppID != "":
+		t.SpAppID, t.SpMchID, t.SubAppID, t.SubMchID, t.Payer.SubOpenID = lane.WantAppID, lane.MchID, lane.WantSubAppID, lane.SubMchID, o.OpenID
+	default:
+		t.SpAppID, t.SpMchID, t.SubMchID, t.Payer.SpOpenID = lane.WantAppID, lane.MchID, lane.SubMchID, o.OpenID
+	}
+	plain, err := json.Marshal(t)
+	if err != nil {
+		return nil, nil, false
+	}
+	res, err := v3.EncryptResource(string(signer.APIv3Key), v2.NonceStr()[:12], "transaction", "transaction", plain)
+	if err != nil {
+		return nil, nil, false
+	}
+	body, err := json.Marshal(v3.Notification{ID: "EV-forged-" + string(o.ID), CreateTime: now.Format(time.RFC3339),
+		EventType: "TRANSACTION.SUCCESS", ResourceType: "encrypt-resource", Summary: "支付成功", Resource: res})
+	if err != nil {
+		return nil, nil, false
+	}
+	h, err := v3.SignResponseHeaders(key, signer.WechatPayPublicKeyID, body, now)
+	if err != nil {
+		return nil, nil, false
+	}
+	header := map[string]string{}
+	for k := range h {
+		header[k] = h.Get(k)
+	}
+	return body, header, true
 }
