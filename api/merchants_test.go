@@ -139,3 +139,25 @@ func TestNotificationOfAnotherMerchant(t *testing.T) {
 		t.Fatalf("another merchant's path moved the order to %s", got.State)
 	}
 }
+
+// A flood of forged notifications is counted in full but logged within a
+// bound: anyone may post to the public listener, and must not fill the
+// logs by doing so.
+func TestRefusedNotificationFloodIsLoggedWithinBound(t *testing.T) {
+	h := newAdminHarness(t, api.Config{})
+	o := h.prepaid(t, 1000, "v2")
+	forged := h.v2Notification(o, 1000, func(p map[string]string) { p["total_fee"] = "1" })
+	forged = []byte(strings.Replace(string(forged), "<total_fee><![CDATA[1]]>", "<total_fee><![CDATA[2]]>", 1)) // the signature no longer holds
+	const flood = 90 // under the public listener's rate per address
+	for range flood {
+		if status, _ := h.public(t, http.MethodPost, "/wechat/notify/default/v2/pay", "text/xml", forged); status != http.StatusOK {
+			t.Fatalf("status %d", status)
+		}
+	}
+	if got := h.srv.Counters.NotificationsRefused[api.RefusedSignature].Load(); got != flood {
+		t.Fatalf("%d refusals counted, want %d", got, flood)
+	}
+	if n := strings.Count(h.logs.String(), "notification refused"); n == 0 || n > flood/2 {
+		t.Fatalf("%d warnings for %d refusals: want some, far fewer", n, flood)
+	}
+}

@@ -77,7 +77,7 @@ func (r Refusal) String() string {
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, v3style bool, why Refusal, reason string) {
 	s.Counters.NotificationsRejected.Add(1)
 	s.Counters.NotificationsRefused[why].Add(1)
-	s.log.Warn("notification refused", "path", r.URL.Path, "why", why.String(), "reason", reason, "trace_id", traceID(r.Context()))
+	s.logRefusal(r, why, reason)
 	if v3style {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"code": "FAIL", "message": reason})
 		return
@@ -261,4 +261,27 @@ func refusalOf(err error) (Refusal, string) {
 		return RefusedForeign, "another appid or merchant"
 	}
 	return RefusedMalformed, "malformed notification"
+}
+
+// refusalLogBurst and refusalLogEvery bound the warnings about refused
+// notifications: a flood of forged ones (anyone can post to the public
+// listener) must not flood the logs. Past the bound, refusals are counted
+// (wxflow_notifications_refused_total) and the next warning says how many
+// went unlogged.
+const (
+	refusalLogBurst = 20
+	refusalLogEvery = time.Second
+)
+
+// logRefusal warns of one refused notification, within the bound.
+func (s *Server) logRefusal(r *http.Request, why Refusal, reason string) {
+	if !s.refusalLog.Allow() {
+		s.refusalsUnlogged.Add(1)
+		return
+	}
+	attrs := []any{"path", r.URL.Path, "why", why.String(), "reason", reason, "trace_id", traceID(r.Context())}
+	if n := s.refusalsUnlogged.Swap(0); n > 0 {
+		attrs = append(attrs, "unlogged_before", n)
+	}
+	s.log.Warn("notification refused", attrs...)
 }

@@ -146,6 +146,10 @@ type Server struct {
 	// merchants are cfg.Merchants by name, each with the reader of its
 	// notifications.
 	merchants map[string]*served
+	// refusalLog bounds the warnings about refused notifications;
+	// refusalsUnlogged counts those it held back (notify.go).
+	refusalLog       *rate.Limiter
+	refusalsUnlogged atomic.Int64
 	// keys remembers verified shop keys for cfg.KeyCacheTTL.
 	keys     *keyCache
 	Counters Counters
@@ -189,7 +193,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), merchants: merchants,
-		keys: newKeyCache(cfg.KeyCacheTTL, cfg.Now)}
+		keys: newKeyCache(cfg.KeyCacheTTL, cfg.Now), refusalLog: rate.NewLimiter(rate.Every(refusalLogEvery), refusalLogBurst)}
 	internal, err := s.routes()
 	if err != nil {
 		return nil, err
