@@ -148,7 +148,7 @@ func TestRefusedNotificationFloodIsLoggedWithinBound(t *testing.T) {
 	o := h.prepaid(t, 1000, "v2")
 	forged := h.v2Notification(o, 1000, func(p map[string]string) { p["total_fee"] = "1" })
 	forged = []byte(strings.Replace(string(forged), "<total_fee><![CDATA[1]]>", "<total_fee><![CDATA[2]]>", 1)) // the signature no longer holds
-	const flood = 90 // under the public listener's rate per address
+	const flood = 90                                                                                            // under the public listener's rate per address
 	for range flood {
 		if status, _ := h.public(t, http.MethodPost, "/wechat/notify/default/v2/pay", "text/xml", forged); status != http.StatusOK {
 			t.Fatalf("status %d", status)
