@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxflow/wxflow/internal/demo"
 	"github.com/wxflow/wxflow/internal/stack"
+	"github.com/wxflow/wxflow/workers/wechat"
 	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
@@ -23,7 +24,7 @@ import (
 func demoCommand() *cobra.Command {
 	var s stack.Settings
 	var cfg demo.Config
-	var ca string
+	var ca, merchantDir string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Drive N orders through a running wxflow and its WeChat simulator; exit 0 only if all end right",
@@ -41,6 +42,8 @@ func demoCommand() *cobra.Command {
 	f.BoolVar(&cfg.Forge, "forge", false, "post forged payment notifications for every order before it is paid (all must be refused)")
 	f.StringVar(&cfg.Merchant, "merchant", "default", "the merchant name in wxflow's notify URLs (env WXFLOW_MERCHANT)")
 	flags.env["merchant"] = "WXFLOW_MERCHANT"
+	f.StringVar(&merchantDir, "merchant-dir", "", "the merchants' folder (env WXFLOW_MERCHANT_DIR; default <data>/sim): the demo spreads its orders over every merchant and app there, and checks that nothing crosses")
+	flags.env["merchant-dir"] = "WXFLOW_MERCHANT_DIR"
 	f.StringVar(&cfg.ShopKey, "shop-key", "", "the shop API key to drive orders with (env WXFLOW_SHOP_KEY; default the one in <data>/shops/demo.key)")
 	flags.env["shop-key"] = "WXFLOW_SHOP_KEY"
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -68,16 +71,32 @@ func demoCommand() *cobra.Command {
 			return usageError{fmt.Errorf("simulator CA %s: no certificate found", ca)}
 		}
 		cfg.SimClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
+		// Every merchant and app of the deployment, when its folder is
+		// here; else the one merchant --merchant names.
+		reg, err := wechat.LoadRegistry(cmp.Or(merchantDir, filepath.Join(s.DataDir, "sim")), cfg.Merchant)
+		if err == nil && len(reg.Names()) > 0 {
+			cfg.Registry = reg
+		}
 		start := time.Now()
 		results := demo.Run(cmd.Context(), cfg)
-		ok := demo.PrintSummary(cmd.OutOrStdout(), results, time.Since(start))
+		out := cmd.OutOrStdout()
+		ok := demo.PrintSummary(out, results, time.Since(start))
 		l, err := demo.AuditLedger(cmd.Context(), cfg, results)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), l)
-		if !ok || !l.OK() {
-			return errors.New("demo: some orders did not end right, or the books disagree")
+		fmt.Fprintln(out, l)
+		crossed := false
+		if cfg.Registry != nil {
+			c, err := demo.AuditCrossings(cmd.Context(), cfg, results)
+			fmt.Fprintln(out, c)
+			for _, f := range c.Found {
+				fmt.Fprintln(out, "  CROSSING", f)
+			}
+			crossed = err != nil || !c.OK()
+		}
+		if !ok || !l.OK() || crossed {
+			return errors.New("demo: some orders did not end right, the books disagree, or something crossed merchants")
 		}
 		return nil
 	}
