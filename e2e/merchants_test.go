@@ -3,13 +3,18 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"math"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -940,9 +945,9 @@ func (d *mmDeployment) testBrokenAtLoad(t *testing.T) {
 	b.waitState(t, o.ID, engine.Notified)
 }
 
-// testWrongKey: a deployment whose `second` has a wrong API v2 key (one
-// that loads, but is not the one WeChat holds) fails second's v2 orders
-// with the flag merchant_misconfigured, while default's orders in the same
+// testWrongKey: a deployment whose `second` has a wrong API v2 key and a
+// wrong private key and certificate (they load, but are not what WeChat
+// holds) fails second's v2 and v3 orders with the flag merchant_misconfigured, while default's orders in the same
 // run are paid.
 func (d *mmDeployment) testWrongKey(t *testing.T) {
 	dir := d.copyMerchants(t)
@@ -960,11 +965,34 @@ func (d *mmDeployment) testWrongKey(t *testing.T) {
 	if err := os.WriteFile(mj, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// …and a private key and certificate that go together, with the
+	// certificate serial WeChat knows, but not the pair WeChat holds.
+	serial, ok := new(big.Int).SetString(cfg["merchant_serial_no"].(string), 16)
+	if !ok {
+		t.Fatalf("merchant_serial_no %v", cfg["merchant_serial_no"])
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cfg["mchid"].(string)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	for name, block := range map[string]*pem.Block{wechat.PrivateKeyFile: {Type: "PRIVATE KEY", Bytes: pk}, wechat.CertificateFile: {Type: "CERTIFICATE", Bytes: der}} {
+		if err := os.WriteFile(filepath.Join(dir, "second", name), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b := d.startOnSim(t, dir, []string{"default", "second"})
 
 	var broken []engine.Order
-	for range 3 {
-		broken = append(broken, b.create(t, map[string]any{"merchant": "second", "pay_api": engine.PayV2, "openid": "oMM-wrongkey"}))
+	for _, payAPI := range []engine.PayAPI{engine.PayV2, engine.PayV3, engine.PayV2, engine.PayV3} {
+		broken = append(broken, b.create(t, map[string]any{"merchant": "second", "pay_api": payAPI, "openid": "oMM-wrongkey"}))
 	}
 	var good []engine.Order
 	for _, payAPI := range []engine.PayAPI{engine.PayV2, engine.PayV3, engine.PayV2} {
