@@ -149,7 +149,13 @@ func (c *Client) call(ctx context.Context, path string, params map[string]string
 		return nil, &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Err: err}
 	}
 	if out["return_code"] != "SUCCESS" {
-		return nil, &wechat.Error{API: api, Code: "FAIL", Message: out["return_msg"]}
+		e := &wechat.Error{API: api, Code: "FAIL", Message: out["return_msg"]}
+		if strings.HasPrefix(out["return_msg"], "签名错误") {
+			// WeChat could not verify the request's sign: the merchant's
+			// API key is not the one WeChat holds (a configuration error).
+			e.Err = wechat.ErrSignature
+		}
+		return nil, e
 	}
 	if err := Verify(out, string(m.APIKey)); err != nil {
 		return nil, &wechat.Error{API: api, Code: "SIGNERROR", Message: "response signature", Err: err}
