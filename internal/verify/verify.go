@@ -120,17 +120,32 @@ func countEvents(ctx context.Context, stream jetstream.Stream, n uint64) (map[st
 	return seen, nil
 }
 
-// Logs looks for the merchant's secrets (from merchantDir) in log files.
+// Logs looks for every merchant's secrets in log files: the appsecret of
+// each app, the API keys and a line of the private key of each merchant and
+// provider of merchantDir (a folder of merchants, or one merchant's folder
+// named merchantName).
 func Logs(merchantName, merchantDir string, files []string) ([]engine.Breach, error) {
-	m, err := wechat.LoadMerchant(merchantName, merchantDir)
+	reg, err := wechat.LoadRegistry(merchantDir, merchantName)
 	if err != nil {
-		return nil, fmt.Errorf("verify: the merchant's secrets are needed to look for them: %w", err)
+		return nil, fmt.Errorf("verify: the merchants' secrets are needed to look for them: %w", err)
 	}
-	secrets := map[string]string{"appsecret": string(m.AppSecret), "api_key": string(m.APIKey), "api_v3_key": string(m.APIv3Key)}
-	if raw, err := os.ReadFile(filepath.Join(merchantDir, wechat.PrivateKeyFile)); err == nil {
-		lines := bytes.Split(raw, []byte("\n"))
-		if len(lines) > 2 {
-			secrets["private key"] = string(lines[1]) // a line of the key's body
+	secrets := map[string]string{}
+	for _, m := range append(reg.Merchants(), reg.Providers()...) {
+		for _, a := range m.OwnApps() {
+			secrets[m.Name+"'s appsecret of "+a.AppID] = string(a.AppSecret)
+		}
+		if m.Partner() {
+			continue // its keys are its provider's
+		}
+		secrets[m.Name+"'s api_key"], secrets[m.Name+"'s api_v3_key"] = string(m.APIKey), string(m.APIv3Key)
+		dir := merchantDir
+		if _, err := os.Stat(filepath.Join(merchantDir, wechat.MerchantFile)); err != nil {
+			dir = filepath.Join(merchantDir, m.Name)
+		}
+		if raw, err := os.ReadFile(filepath.Join(dir, wechat.PrivateKeyFile)); err == nil {
+			if lines := bytes.Split(raw, []byte("\n")); len(lines) > 2 {
+				secrets[m.Name+"'s private key"] = string(lines[1]) // a line of the key's body
+			}
 		}
 	}
 	var out []engine.Breach

@@ -1,11 +1,15 @@
 package verify
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/wxflow/wxflow/engine"
 	"github.com/wxflow/wxflow/engine/enginetest"
+	"github.com/wxflow/wxflow/workers/wechat/sim"
 )
 
 // TestVerifyStreamAfterRetention: events that aged out of the event stream
@@ -46,5 +50,46 @@ func TestVerifyStreamAfterRetention(t *testing.T) {
 	}
 	if len(breaches) != 1 || breaches[0].OrderID != "o_lost" || breaches[0].Rule != "event_missing_from_stream" {
 		t.Fatalf("breaches = %+v, want o_lost's event missing (and o_old's aged out)", breaches)
+	}
+}
+
+// TestLogsFindEveryMerchantsSecrets: a log holding any merchant's secret
+// (an app's appsecret, a v2 or v3 key, a line of a private key) is a
+// breach, whichever merchant of the folder it belongs to.
+func TestLogsFindEveryMerchantsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := sim.EnsureMerchants(dir, sim.DevMerchants())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := keys.Registry.Merchant("second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub1, err := keys.Registry.Merchant("provider-sub1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := t.TempDir()
+	clean, dirty := filepath.Join(logs, "clean.log"), filepath.Join(logs, "dirty.log")
+	if err := os.WriteFile(clean, []byte("level=INFO msg=ok merchant=second\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leak := "x " + string(second.APIv3Key) + " y " + string(sub1.Apps[0].AppSecret) + "\n"
+	if err := os.WriteFile(dirty, []byte(leak), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	breaches, err := Logs("default", dir, []string{clean, dirty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, b := range breaches {
+		found = append(found, b.Detail)
+	}
+	slices.Sort(found)
+	want := []string{"provider-sub1's appsecret of " + sub1.Apps[0].AppID + " in " + dirty, "second's api_v3_key in " + dirty}
+	if !slices.Equal(found, want) {
+		t.Fatalf("breaches %q, want %q", found, want)
 	}
 }
