@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The reliability suite. Runs the real binary as separate processes (NATS, the simulator, engine,
-# api and two `worker all`), drives orders through every path with `wxflow demo --forge` (which
-# also posts forged payment notifications for every order) and attacks the deployment:
+# The reliability suite. Runs the real binary as separate processes (NATS, the simulator serving
+# the dev merchants: two direct, a provider and two sub-merchants; engine, api and two `worker all`),
+# drives orders through every path with `wxflow demo --forge` (which also posts forged payment
+# notifications for every order; the demo's shop acts for every merchant that takes orders) and
+# attacks the deployment:
 #
 #   crash    kill -9 a random engine, api, worker or NATS process every few seconds, restart it
 #   cluster  a 3-node JetStream cluster, R3 streams and buckets; kill -9 a node, bring it back
@@ -76,15 +78,21 @@ begin() {
   export WXFLOW_ADMIN_TOKEN WXFLOW_LOG_LEVEL=warn WXFLOW_WECHAT_TIMEOUT=10s
   pid=()
 }
-start_sim() { # extra flags of `wxflow sim`
-  "$work/wxflow" sim --addr "127.0.0.1:$sim_port" --keys "$WXFLOW_MERCHANT_DIR" --time-scale 0.01 "$@" \
+start_sim() { # extra flags of `wxflow sim`; it serves the dev merchants (two direct, a provider, two sub-merchants)
+  "$work/wxflow" sim --merchants dev --addr "127.0.0.1:$sim_port" --keys "$WXFLOW_MERCHANT_DIR" --time-scale 0.01 "$@" \
     >"$run/logs/sim.log" 2>&1 &
   disown $!
-  for _ in $(seq 1 100); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
+  # it names its merchants once every folder ($WXFLOW_MERCHANT_DIR/<name>/merchant.json) is written and it listens
+  for _ in $(seq 1 300); do grep -q '^  merchants:' "$run/logs/sim.log" && break; sleep 0.1; done
+}
+# order_merchants: the merchants of the merchant folder that take orders (not providers, not broken), comma-separated.
+order_merchants() {
+  "$work/wxflow" merchant list --json |
+    python3 -c 'import json,sys; print(",".join(m["name"] for m in json.load(sys.stdin) if m.get("kind") != "provider" and not m.get("error")))'
 }
 start_app() { # the reconciler queries after 10 s of quiet instead of 1-2 min, to keep runs short
-  # the demo's shop; `wxflow demo` reads its key from the data folder
-  "$work/wxflow" shop add demo --merchant default --if-missing --key-file "$WXFLOW_DATA/shops/demo.key" >>"$run/logs/shop.txt" 2>&1
+  # the demo's shop, acting for every merchant that takes orders; `wxflow demo` reads its key from the data folder
+  "$work/wxflow" shop add demo --merchant "$(order_merchants)" --if-missing --key-file "$WXFLOW_DATA/shops/demo.key" >>"$run/logs/shop.txt" 2>&1
   start engine engine --reconcile-payment-after 10s --reconcile-refund-after 10s; start api api; start worker1 worker all; start worker2 worker all
   sleep 2
 }
