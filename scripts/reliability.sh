@@ -232,6 +232,8 @@ fi
   echo "Each run uses real processes of the \`wxflow\` binary; counts come from comparing WeChat's books (the simulator's)"
   echo "with wxflow's after the run, and \`wxflow verify\` checks verified payments, refunds within payments, allowed"
   echo "transitions, every event once in the stream, outbox rows sent and no secret in any process's log."
+  echo "The simulator serves the dev merchants (two direct, a provider and its two sub-merchants); the demo's shop acts"
+  echo "for the four that take orders."
   echo
   echo "| scenario | orders | faults injected | lost | doubled | over-refunded | forged accepted | verify | result |"
   echo "|---|---|---|---|---|---|---|---|---|"
