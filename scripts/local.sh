@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs one wxflow process of the Procfile against the local layout: the embedded NATS of
 # `wxflow nats`, SQLite in ./data, and the WeChat simulator of `wxflow sim` with its keys in
-# ./data/sim. Every address comes from the environment (a .env file beside the Procfile works
-# too); the defaults are the ones below. Build first, then start everything with a Procfile
+# ./data/sim: the dev merchants, one folder each (a folder made before with one merchant keeps
+# it). Every address comes from the environment (a .env file beside the Procfile works too); the
+# defaults are the ones below. Build first, then start everything with a Procfile
 # manager (Debian's ruby-foreman: `apt-get install ruby-foreman`):
 #   go build -o wxflow . && foreman start
 set -euo pipefail
@@ -31,8 +32,26 @@ if [ -z "${WXFLOW_ADMIN_TOKEN:-}" ]; then
   WXFLOW_ADMIN_TOKEN=$(cat "$token_file")
   export WXFLOW_ADMIN_TOKEN
 fi
+# merchants_ready: the simulator has written every merchant's keys: the dev merchants' folders
+# ($WXFLOW_MERCHANT_DIR/<name>/merchant.json, written in order, provider-sub2 last), or one
+# merchant's merchant.json at the top of a folder made before (it stays single).
+merchants_ready() {
+  for _ in $(seq 1 300); do
+    [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] || [ -f "$WXFLOW_MERCHANT_DIR/provider-sub2/merchant.json" ] && return 0
+    sleep 0.1
+  done
+}
+# order_merchants: the merchants that take orders (not providers, not broken), comma-separated.
+order_merchants() {
+  if command -v python3 >/dev/null; then
+    ./wxflow merchant list --json |
+      python3 -c 'import json,sys; print(",".join(m["name"] for m in json.load(sys.stdin) if m.get("kind") != "provider" and not m.get("error")))'
+  else
+    echo "${WXFLOW_MERCHANT:-default}"
+  fi
+}
 case "${1:-}" in
-  sim) shift
+  sim) shift # the dev merchants in a new folder (`wxflow sim --merchants`)
      sim_addr=${WXFLOW_WECHAT_URL#https://}; sim_addr=${sim_addr%%/*}
      backup=()
      if [ "$WXFLOW_WECHAT_BACKUP_URL" != off ]; then
@@ -42,11 +61,12 @@ case "${1:-}" in
   nats) shift
      nats_port=${WXFLOW_NATS_URL##*:}; nats_port=${nats_port%%/*}
      exec ./wxflow nats --port "$nats_port" "$@" ;;
-  api) # the demo's shop, made once, its key in the data folder for `wxflow demo`
-     ./wxflow shop add demo --merchant "${WXFLOW_MERCHANT:-default}" --if-missing --key-file "$WXFLOW_DATA/shops/demo.key"
-     for _ in $(seq 1 300); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
+  api) # the demo's shop, made once acting for every merchant that takes orders, its key in the
+     # data folder for `wxflow demo`
+     merchants_ready
+     ./wxflow shop add demo --merchant "$(order_merchants)" --if-missing --key-file "$WXFLOW_DATA/shops/demo.key"
      exec ./wxflow "$@" ;;
   *) # wait until the simulator has written the merchant keys
-     for _ in $(seq 1 300); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
+     merchants_ready
      exec ./wxflow "$@" ;;
 esac

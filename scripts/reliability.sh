@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The reliability suite. Runs the real binary as separate processes (NATS, the simulator, engine,
-# api and two `worker all`), drives orders through every path with `wxflow demo --forge` (which
-# also posts forged payment notifications for every order) and attacks the deployment:
+# The reliability suite. Runs the real binary as separate processes (NATS, the simulator serving
+# the dev merchants: two direct, a provider and two sub-merchants; engine, api and two `worker all`),
+# drives orders through every path with `wxflow demo --forge` (which also posts forged payment
+# notifications for every order; the demo's shop acts for every merchant that takes orders) and
+# attacks the deployment:
 #
 #   crash    kill -9 a random engine, api, worker or NATS process every few seconds, restart it
 #   cluster  a 3-node JetStream cluster, R3 streams and buckets; kill -9 a node, bring it back
@@ -76,15 +78,41 @@ begin() {
   export WXFLOW_ADMIN_TOKEN WXFLOW_LOG_LEVEL=warn WXFLOW_WECHAT_TIMEOUT=10s
   pid=()
 }
-start_sim() { # extra flags of `wxflow sim`
-  "$work/wxflow" sim --addr "127.0.0.1:$sim_port" --keys "$WXFLOW_MERCHANT_DIR" --time-scale 0.01 "$@" \
+start_sim() { # extra flags of `wxflow sim`; it serves the dev merchants (two direct, a provider, two sub-merchants)
+  "$work/wxflow" sim --merchants dev --addr "127.0.0.1:$sim_port" --keys "$WXFLOW_MERCHANT_DIR" --time-scale 0.01 "$@" \
     >"$run/logs/sim.log" 2>&1 &
   disown $!
-  for _ in $(seq 1 100); do [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ] && break; sleep 0.1; done
+  # it names its merchants once every folder ($WXFLOW_MERCHANT_DIR/<name>/merchant.json) is written and it listens
+  for _ in $(seq 1 300); do grep -q '^  merchants:' "$run/logs/sim.log" && break; sleep 0.1; done
+}
+# order_merchants: the merchants of the merchant folder that take orders (not providers, not broken), comma-separated.
+order_merchants() {
+  "$work/wxflow" merchant list --json |
+    python3 -c 'import json,sys; print(",".join(m["name"] for m in json.load(sys.stdin) if m.get("kind") != "provider" and not m.get("error")))'
+}
+# secret_merchants: the merchants whose folders hold secrets (direct merchants and providers; a
+# sub-merchant signs with its provider's keys), one a line.
+secret_merchants() {
+  "$work/wxflow" merchant list --json |
+    python3 -c 'import json,sys; print("\n".join(m["name"] for m in json.load(sys.stdin) if m.get("kind") != "sub" and not m.get("error")))'
+}
+# verify_all LOGS: `wxflow verify` of the store, the stream and the books, and the logs scanned for
+# every merchant's secrets: `verify --logs` reads one merchant's folder, so once per merchant
+# that holds secrets (the later runs skip the stream and the books).
+verify_all() {
+  if [ -f "$WXFLOW_MERCHANT_DIR/merchant.json" ]; then
+    "$work/wxflow" verify --logs "$1"; return
+  fi
+  local m rc=0 more=()
+  for m in $(secret_merchants); do
+    "$work/wxflow" verify "${more[@]}" --merchant "$m" --merchant-dir "$WXFLOW_MERCHANT_DIR/$m" --logs "$1" || rc=$?
+    more=(--no-stream --no-books)
+  done
+  return "$rc"
 }
 start_app() { # the reconciler queries after 10 s of quiet instead of 1-2 min, to keep runs short
-  # the demo's shop; `wxflow demo` reads its key from the data folder
-  "$work/wxflow" shop add demo --merchant default --if-missing --key-file "$WXFLOW_DATA/shops/demo.key" >>"$run/logs/shop.txt" 2>&1
+  # the demo's shop, acting for every merchant that takes orders; `wxflow demo` reads its key from the data folder
+  "$work/wxflow" shop add demo --merchant "$(order_merchants)" --if-missing --key-file "$WXFLOW_DATA/shops/demo.key" >>"$run/logs/shop.txt" 2>&1
   start engine engine --reconcile-payment-after 10s --reconcile-refund-after 10s; start api api; start worker1 worker all; start worker2 worker all
   sleep 2
 }
@@ -99,7 +127,7 @@ finish() {
   local scenario=$1 n=$2 faults=$3 demo_rc=0 verify_rc=0
   wait "$demo" || demo_rc=$?
   sleep 2 # let the relay publish what the last transitions wrote
-  "$work/wxflow" verify --logs "$(ls "$run"/logs/*.log | paste -sd, -)" >"$run/verify.txt" 2>&1 || verify_rc=$?
+  verify_all "$(ls "$run"/logs/*.log | paste -sd, -)" >"$run/verify.txt" 2>&1 || verify_rc=$?
   local ledger counts verify
   ledger=$(grep '^ledger:' "$run/demo.txt" || echo "ledger: lost ?, doubled ?, over-refunded ?, forged accepted ? (of ? forged notifications)")
   counts=$(echo "$ledger" | sed -E 's/ledger: lost ([^,]*), doubled ([^,]*), over-refunded ([^,]*), forged accepted ([^ ]*) \(of ([^ ]*) .*/\1 | \2 | \3 | \4 of \5/')
@@ -224,6 +252,8 @@ fi
   echo "Each run uses real processes of the \`wxflow\` binary; counts come from comparing WeChat's books (the simulator's)"
   echo "with wxflow's after the run, and \`wxflow verify\` checks verified payments, refunds within payments, allowed"
   echo "transitions, every event once in the stream, outbox rows sent and no secret in any process's log."
+  echo "The simulator serves the dev merchants (two direct, a provider and its two sub-merchants); the demo's shop acts"
+  echo "for the four that take orders."
   echo
   echo "| scenario | orders | faults injected | lost | doubled | over-refunded | forged accepted | verify | result |"
   echo "|---|---|---|---|---|---|---|---|---|"

@@ -1,8 +1,9 @@
 // Package bench measures wxflow: the CPU time its own processes spend per
 // order, orders per second and the latency of each transition of the whole
-// lifecycle against the simulator, beside a ceiling measured in the same
-// run on the same NATS and database (docs/PERFORMANCE.md). `wxflow bench`
-// prints its [Report].
+// lifecycle against the simulator (serving the dev merchants; the orders
+// spread round-robin over those that take orders), beside a ceiling
+// measured in the same run on the same NATS and database
+// (docs/PERFORMANCE.md). `wxflow bench` prints its [Report].
 //
 // wxflow runs as the processes of a deployment, each a subcommand of the
 // wxflow binary started by the bench: `wxflow nats`, `wxflow engine`,
@@ -55,8 +56,13 @@ type Report struct {
 	TargetRate  float64 `json:"target_orders_per_s,omitempty"` // orders started per second, when paced
 	Workers     string  `json:"workers"`                       // all: one worker process; each: one per kind
 	Engines     int     `json:"engines"`                       // engine processes
-	Seconds     float64 `json:"seconds"`                       // wall time of the measured run
-	OrdersPerS  float64 `json:"orders_per_s"`                  // whole lifecycles per second
+	// Merchants are the merchants the orders went to, round-robin (two
+	// orders in a row each: a v2 and a v3 one when mixed), and
+	// OrdersByMerchant how many of the measured orders each had.
+	Merchants        []string       `json:"merchants"`
+	OrdersByMerchant map[string]int `json:"orders_by_merchant"`
+	Seconds          float64        `json:"seconds"`      // wall time of the measured run
+	OrdersPerS       float64        `json:"orders_per_s"` // whole lifecycles per second
 	// Latency of each transition (time between the events' commits), and of
 	// created → notified, keyed FROM_TO in plain ASCII (created_notified).
 	Latency map[string]Percentiles `json:"latency_ms"`
@@ -174,6 +180,10 @@ type Options struct {
 	// command stream, taking turns at the relay); 0: one. More than one
 	// needs PostgreSQL (ErrEnginesNeedPostgres).
 	Engines int
+	// Merchants is how many merchants the orders spread over, round-robin:
+	// the first of OrderMerchants(); 0: all of them. The simulator always
+	// serves every dev merchant, and the bench's shop acts for all.
+	Merchants int
 	// Executable is the wxflow binary the children run (os.Executable for
 	// `wxflow bench`); Env is added to their environment.
 	Executable string
@@ -189,12 +199,31 @@ type Options struct {
 	Progress bool // draw a progress bar on stderr
 }
 
+// ErrMerchants reports an Options.Merchants beyond the dev merchants that take orders.
+var ErrMerchants = errors.New("bench: merchants")
+
+// OrderMerchants are the merchants of the simulator's dev set
+// (sim.DevMerchants) that take orders, in its order: two direct merchants
+// and two sub-merchants of one provider (the provider takes none).
+// Options.Merchants takes the first of them.
+func OrderMerchants() []string {
+	var out []string
+	for _, sp := range sim.DevMerchants() {
+		if sp.Kind != wechat.MerchantProvider {
+			out = append(out, sp.Name)
+		}
+	}
+	return out
+}
+
 func (o *Options) check() error {
 	switch {
 	case o.Executable == "" || o.DataDir == "":
 		return errors.New("bench: Executable and DataDir are required")
 	case o.Orders < 1 || o.Concurrency < 1 || o.Preload < 0 || o.RefundEvery < 0 || o.Rate < 0 || o.Warmup < 0 || o.Engines < 0:
 		return errors.New("bench: orders and concurrency must be positive; preload, refund-every, rate, warmup and engines not negative")
+	case o.Merchants < 0 || o.Merchants > len(OrderMerchants()):
+		return fmt.Errorf("%w: %d, want 1 to %d", ErrMerchants, o.Merchants, len(OrderMerchants()))
 	case o.PayAPI != "v2" && o.PayAPI != "v3" && o.PayAPI != "mixed":
 		return fmt.Errorf("bench: pay API %q: want v2, v3 or mixed", o.PayAPI)
 	case o.Workers != "" && o.Workers != "all" && o.Workers != "each":
@@ -216,7 +245,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	o.Workers, o.Engines = cmp.Or(o.Workers, "all"), cmp.Or(o.Engines, 1)
+	o.Workers, o.Engines, o.Merchants = cmp.Or(o.Workers, "all"), cmp.Or(o.Engines, 1), cmp.Or(o.Merchants, len(OrderMerchants()))
 	if o.Warmup == 0 {
 		o.Warmup = max(o.Concurrency, 10)
 	}
@@ -229,7 +258,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &run{o: o, hz: clockTicks(), rep: &Report{Preloaded: o.Preload, Orders: o.Orders, Warmup: o.Warmup, Concurrency: o.Concurrency,
-		PayAPI: o.PayAPI, TargetRate: o.Rate, Workers: o.Workers, Engines: o.Engines}}
+		PayAPI: o.PayAPI, TargetRate: o.Rate, Workers: o.Workers, Engines: o.Engines, Merchants: OrderMerchants()[:o.Merchants]}}
 	r.rep.ClockTicks, r.rep.Signer = r.hz, wechat.SignerBackend()
 	r.rep.LoadAvg[0] = loadAvg()
 	logDir := filepath.Join(o.DataDir, "logs")
@@ -311,10 +340,11 @@ func (r *run) start(ctx context.Context, bg *errgroup.Group) error {
 			return fmt.Errorf("preload: %w", err)
 		}
 	}
-	// The simulator, its payer paying at once, in this process.
+	// The simulator, its payer paying at once, in this process: the dev
+	// merchants, one folder each in merchantDir.
 	merchantDir := filepath.Join(o.DataDir, "sim")
-	simulator, err := stack.NewSim(sim.Config{KeysDir: merchantDir, TimeScale: 0.001, Retain: 10_000, Logger: slog.New(slog.DiscardHandler)},
-		"127.0.0.1:0", false)
+	simulator, err := stack.NewSim(sim.Config{KeysDir: merchantDir, Merchants: sim.DevMerchants(), TimeScale: 0.001, Retain: 10_000,
+		Logger: slog.New(slog.DiscardHandler)}, "127.0.0.1:0", false)
 	if err != nil {
 		return err
 	}
@@ -322,7 +352,7 @@ func (r *run) start(ctx context.Context, bg *errgroup.Group) error {
 	bg.Go(func() error { return simulator.Run(ctx) })
 	bg.Go(func() error { return simulator.Serve(ctx, simulator.Listener) })
 
-	// The shop, and its key.
+	// The shop, acting for every merchant that takes orders, and its key.
 	if r.store, err = engine.Open(ctx, r.s.DBURL); err != nil {
 		return err
 	}
@@ -330,7 +360,7 @@ func (r *run) start(ctx context.Context, bg *errgroup.Group) error {
 	if err != nil {
 		return err
 	}
-	shopKey, _, err := stack.EnsureShop(ctx, r.store, secret, "bench", []string{r.s.MerchantName}, stack.ShopKeyFile(o.DataDir, "bench"))
+	shopKey, _, err := stack.EnsureShop(ctx, r.store, secret, "bench", OrderMerchants(), stack.ShopKeyFile(o.DataDir, "bench"))
 	if err != nil {
 		return err
 	}
@@ -413,7 +443,7 @@ func (r *run) start(ctx context.Context, bg *errgroup.Group) error {
 	api2 := &demo.Client{Base: "http://" + apiAddr, Key: shopKey, HTTP: &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}}
 	payer := &demo.Client{Base: simulator.URL, HTTP: simulator.Client()}
-	r.drv = newDriver(api2, payer, o.PayAPI, o.RefundEvery)
+	r.drv = newDriver(api2, payer, o.PayAPI, o.RefundEvery, r.rep.Merchants)
 	if _, err := r.drv.follow(r.nc); err != nil {
 		return err
 	}
@@ -569,6 +599,7 @@ func (r *run) measure(ctx context.Context) error {
 	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(o.Orders) }
 	rep.Seconds, rep.OrdersPerS = took.Seconds(), float64(o.Orders)/took.Seconds()
 	rep.Refunded = int(r.drv.v2Ref.Load() + r.drv.v3Ref.Load())
+	rep.OrdersByMerchant = r.drv.byMerchant()
 	rep.Latency = r.drv.latencies()
 	rep.CPUMSPerOrder = per(wxflowCPU(last.cpu) - wxflowCPU(first.cpu))
 	rep.CPUMSPerOrderByKind = map[string]float64{}
@@ -621,7 +652,10 @@ func (r *run) ceiling(ctx context.Context) error {
 	rep := r.rep
 	events, txs := work1.Events-r.work0.Events, work1.Transactions-r.work0.Transactions
 	rep.Ceiling.EventsPerOrder = float64(events) / float64(rep.Orders)
-	spec := CeilingSpec{MerchantDir: filepath.Join(r.o.DataDir, "sim"), NATSURL: r.s.NATSURL, DBURL: r.s.DBURL, Concurrency: r.o.Concurrency,
+	// The ceiling signs as the first direct merchant (its folder in the
+	// simulator's layout): a sub-merchant's calls are signed with its
+	// provider's keys, the same work.
+	spec := CeilingSpec{MerchantDir: filepath.Join(r.o.DataDir, "sim", OrderMerchants()[0]), NATSURL: r.s.NATSURL, DBURL: r.s.DBURL, Concurrency: r.o.Concurrency,
 		V2Orders: int(r.drv.v2.Load()), V3Orders: int(r.drv.v3.Load()), V2Refunds: int(r.drv.v2Ref.Load()), V3Refunds: int(r.drv.v3Ref.Load()),
 		Transactions: txs, Events: events}
 	if r.natsPart != nil {

@@ -24,6 +24,10 @@ type driver struct {
 	api, payer  *demo.Client
 	refundEvery int
 	payAPI      string
+	// merchants take the orders round-robin; ordersOf counts the recorded
+	// orders of each (same index).
+	merchants []string
+	ordersOf  []atomic.Int64
 
 	mu     sync.Mutex
 	tracks map[engine.OrderID]*track
@@ -56,9 +60,18 @@ type driverEvent struct {
 	} `json:"order"`
 }
 
-func newDriver(api, payer *demo.Client, payAPI string, refundEvery int) *driver {
-	return &driver{api: api, payer: payer, payAPI: payAPI, refundEvery: refundEvery,
-		tracks: map[engine.OrderID]*track{}, lat: map[string]*histogram{}}
+func newDriver(api, payer *demo.Client, payAPI string, refundEvery int, merchants []string) *driver {
+	return &driver{api: api, payer: payer, payAPI: payAPI, refundEvery: refundEvery, merchants: merchants,
+		ordersOf: make([]atomic.Int64, len(merchants)), tracks: map[engine.OrderID]*track{}, lat: map[string]*histogram{}}
+}
+
+// byMerchant is how many recorded orders each merchant had.
+func (d *driver) byMerchant() map[string]int {
+	out := map[string]int{}
+	for i, m := range d.merchants {
+		out[m] = int(d.ordersOf[i].Load())
+	}
+	return out
 }
 
 func (d *driver) trackOf(id engine.OrderID) *track {
@@ -139,14 +152,21 @@ var steps = [][2]engine.EventType{{engine.EventCreated, engine.EventAuthorized},
 // order drives order i through its lifecycle: create (with an openid, so
 // it is authorized at once), signed, the payer pays, notified, and a full
 // refund of every refundEvery-th. prefix keeps the warm-up's openids apart.
+// The merchants take the orders round-robin, two in a row each (orders 2k
+// and 2k+1), so that with mixed pay APIs (v2 for even i, v3 for odd) every
+// merchant has both. It names no app: a sub-merchant's order is then paid
+// in an app of its own of the payer's kind (an Official Account's openid),
+// else in its provider's (sp_openid).
 func (d *driver) order(ctx context.Context, prefix string, i int, record bool) error {
+	m := (i / 2) % len(d.merchants)
 	payAPI := d.payAPI
 	if payAPI == "mixed" {
 		payAPI = []string{"v2", "v3"}[i%2]
 	}
 	var created struct{ Order engine.Order }
 	amount := int64(100 + i%900)
-	body := map[string]any{"amount_fen": amount, "description": "bench", "openid": "oBENCH-" + prefix + strconv.Itoa(i), "pay_api": payAPI}
+	body := map[string]any{"amount_fen": amount, "description": "bench", "openid": "oBENCH-" + prefix + strconv.Itoa(i), "pay_api": payAPI,
+		"merchant": d.merchants[m]}
 	if err := d.api.Do(ctx, http.MethodPost, "/v1/orders", body, &created); err != nil {
 		return err
 	}
@@ -188,6 +208,7 @@ func (d *driver) order(ctx context.Context, prefix string, i int, record bool) e
 	} else {
 		d.v3.Add(1)
 	}
+	d.ordersOf[m].Add(1)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	d.latMu.Lock()

@@ -20,6 +20,11 @@ func Print(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(w, "%d orders (%d refunded), concurrency %d%s, pay API %s, %d engine(s), workers %s, %d preloaded: %.1f orders/s (%.2f s)\n",
 		r.Orders, r.Refunded, r.Concurrency, paced, r.PayAPI, r.Engines, r.Workers, r.Preloaded, r.OrdersPerS, r.Seconds)
+	var spread []string
+	for _, m := range r.Merchants {
+		spread = append(spread, fmt.Sprintf("%s %d", m, r.OrdersByMerchant[m]))
+	}
+	fmt.Fprintf(w, "orders by merchant (%d, round-robin): %s\n", len(r.Merchants), strings.Join(spread, ", "))
 	k := r.CPUMSPerOrderByKind
 	fmt.Fprintf(w, "CPU per order (ms): wxflow %.2f = engine %.2f + api %.2f + workers %.2f; NATS server %.2f; simulator and driver %.2f (not wxflow's)\n",
 		r.CPUMSPerOrder, k[KindEngine], k[KindAPI], k[KindWorkers], k[KindNATS], r.DriverCPUMSPerOrder)

@@ -3,10 +3,12 @@ package bench_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,6 +56,13 @@ func TestBench(t *testing.T) {
 	}
 	if rep.Orders != 20 || rep.Refunded != 4 || rep.OrdersPerS <= 0 || rep.Warmup != 4 || rep.Workers != "all" {
 		t.Fatalf("report: %+v", rep)
+	}
+	// By default the orders spread over the four dev merchants that take
+	// orders, two direct and two sub-merchants, two in a row each: pairs
+	// 0-9 go to merchants 0,1,2,3,0,1,2,3,0,1.
+	want := map[string]int{"default": 6, "second": 6, "provider-sub1": 4, "provider-sub2": 4}
+	if !slices.Equal(rep.Merchants, bench.OrderMerchants()) || !maps.Equal(rep.OrdersByMerchant, want) {
+		t.Errorf("merchants %v, orders by merchant %v; want %v", rep.Merchants, rep.OrdersByMerchant, want)
 	}
 	for _, step := range []string{"created_authorized", "authorized_prepaid", "prepaid_signed", "signed_notified", "created_notified"} {
 		if p := rep.Latency[step]; p.N != 20 || p.P50 > p.P99 || p.P99 > p.Max {
@@ -215,6 +224,23 @@ func TestBenchWorkersEach(t *testing.T) {
 	rep := runProcesses(t, o)
 	if n := count(rep, bench.KindWorkers); n < 6 || count(rep, bench.KindEngine) != 1 {
 		t.Errorf("%d worker processes, %d engines: %+v", n, count(rep, bench.KindEngine), rep.Processes)
+	}
+}
+
+// TestBenchOneMerchant: --merchants 1 sends every order to the first
+// merchant; more merchants than the dev set has are refused.
+func TestBenchOneMerchant(t *testing.T) {
+	o := options(t)
+	o.Orders, o.Concurrency, o.PayAPI, o.RefundEvery, o.Warmup, o.Idle, o.Merchants = 6, 2, "mixed", 3, 2, 200*time.Millisecond, 1
+	rep := runProcesses(t, o)
+	if !slices.Equal(rep.Merchants, []string{"default"}) || !maps.Equal(rep.OrdersByMerchant, map[string]int{"default": 6}) {
+		t.Errorf("merchants %v, orders by merchant %v", rep.Merchants, rep.OrdersByMerchant)
+	}
+	for _, n := range []int{-1, len(bench.OrderMerchants()) + 1} {
+		o.Merchants = n
+		if _, err := bench.Run(t.Context(), o); !errors.Is(err, bench.ErrMerchants) {
+			t.Errorf("%d merchants: %v, want ErrMerchants", n, err)
+		}
 	}
 }
 

@@ -34,6 +34,9 @@ func benchCommand() *cobra.Command {
 			if o.Orders < 1 || o.Concurrency < 1 || o.Preload < 0 || o.RefundEvery < 0 || o.Rate < 0 || o.Warmup < 0 || o.Engines < 1 {
 				return usageError{errors.New("--orders, --concurrency and --engines must be positive; --preload, --refund-every, --rate and --warmup not negative")}
 			}
+			if n := len(bench.OrderMerchants()); o.Merchants < 1 || o.Merchants > n {
+				return usageError{fmt.Errorf("--merchants %d: want 1 to %d (%s)", o.Merchants, n, strings.Join(bench.OrderMerchants(), ", "))}
+			}
 			if o.Engines > 1 && !strings.HasPrefix(o.DBURL, "postgres://") && !strings.HasPrefix(o.DBURL, "postgresql://") {
 				return usageError{bench.ErrEnginesNeedPostgres}
 			}
@@ -81,6 +84,8 @@ func benchCommand() *cobra.Command {
 	f.IntVar(&o.Preload, "preload", 0, "first fill the orders table with this many paid orders (and one event each)")
 	f.IntVar(&o.Warmup, "warmup", 0, "orders run before the measure begins (0: the concurrency, at least 10)")
 	f.IntVar(&o.Engines, "engines", 1, "engine processes, sharing the command stream (more than one needs --db postgres://…)")
+	f.IntVar(&o.Merchants, "merchants", len(bench.OrderMerchants()), "spread the orders round-robin over this many merchants: the first of "+
+		strings.Join(bench.OrderMerchants(), ", ")+" (the simulator serves all of them and their provider)")
 	f.StringVar(&o.Workers, "workers", "all", "all: one worker process for every kind; each: one process per kind, as the Procfile")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (fields in docs/PERFORMANCE.md)")
 	f.StringVar(&o.DataDir, "data", "", "the run's folder, fresh (default: a temporary one, removed afterwards)")
