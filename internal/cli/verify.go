@@ -82,11 +82,25 @@ func verifyCommand() *cobra.Command {
 			// A day is closed once its books are due: the worker's wait
 			// for the bill (--books-ready-after) and an hour to run them.
 			ready := cmp.Or(s.BooksReadyAfter, 10*time.Hour+30*time.Minute) + time.Hour
-			more, err := verify.Books(ctx, store, verify.BooksConfig{Merchant: s.MerchantName, Now: time.Now(), ReadyAfter: ready})
-			if err != nil {
-				return err
+			// Every direct merchant keeps books (a sub-merchant's are in its
+			// provider's bill, not read yet); the default one when the
+			// merchant folder cannot be read here.
+			merchants := []string{s.MerchantName}
+			if reg, err := wechat.LoadRegistry(s.MerchantDir, s.MerchantName); err == nil {
+				merchants = merchants[:0]
+				for _, m := range reg.Merchants() {
+					if !m.Partner() {
+						merchants = append(merchants, m.Name)
+					}
+				}
 			}
-			breaches = append(breaches, more...)
+			for _, m := range merchants {
+				more, err := verify.Books(ctx, store, verify.BooksConfig{Merchant: m, Now: time.Now(), ReadyAfter: ready})
+				if err != nil {
+					return err
+				}
+				breaches = append(breaches, more...)
+			}
 		}
 		if simURL != "" {
 			more, err := verifyMerchants(ctx, &s, store, simURL, simCA)
