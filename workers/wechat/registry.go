@@ -115,6 +115,38 @@ func (m *Merchant) IsSpApp(appid string) bool {
 	return slices.ContainsFunc(m.SpApps, func(a App) bool { return a.AppID == appid })
 }
 
+// ErrUnknownApp: an order names an app that is neither the merchant's own
+// nor, for a sub-merchant, its provider's. No openid of such an app can pay
+// the merchant, so the call is refused before WeChat is asked.
+var ErrUnknownApp = errors.New("wechat: the app is not the merchant's (nor its provider's)")
+
+// OrderApps says under which AppIDs an order whose payer is in app appid is
+// placed (empty appid = the merchant's AppID), in either API generation. For
+// a direct merchant appID is appid and subAppID is empty. For a sub-merchant
+// (partner mode) appID is the sp_appid and subAppID the sub_appid: a payer in
+// one of the provider's apps pays with sp_openid (v2: openid) under sp_appid
+// = that app and no sub_appid; a payer in the sub-merchant's own app pays
+// with sub_openid under sub_appid = that app, with the provider's first app
+// as sp_appid. The payer's openid is always under appid itself, which is
+// also the appId the front end signs.
+func (m *Merchant) OrderApps(appid string) (appID, subAppID string, err error) {
+	if appid == "" {
+		appid = m.AppID
+	}
+	_, known := m.App(appid)
+	switch {
+	case appid == "" || !known:
+		return "", "", fmt.Errorf("%w: %q", ErrUnknownApp, appid)
+	case !m.Partner():
+		return appid, "", nil
+	case m.SpAppID() == "":
+		return "", "", fmt.Errorf("%w: sub-merchant %s has no provider app (sp_appid)", ErrUnknownApp, m.Name)
+	case m.IsSpApp(appid):
+		return appid, "", nil
+	}
+	return m.SpAppID(), appid, nil
+}
+
 // Errors of a [Registry] lookup, for callers that tell them apart.
 var (
 	// ErrUnknownMerchant: no merchant of that name is configured.

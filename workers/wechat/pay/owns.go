@@ -4,14 +4,13 @@ import (
 	"fmt"
 
 	"github.com/wxflow/wxflow/workers/wechat"
-	"github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // Owns says why t, a payment WeChat reported (notification or query), is
 // not this merchant's order placed for a payer in app appid (empty = the
 // merchant's AppID); nil when it is. It checks exactly what the order was
 // placed with: mchid (sp_mchid), sub_mchid, and appid with sub_appid as
-// v3.OrderApps puts them: a notification naming another sub-merchant of
+// wechat.Merchant.OrderApps puts them: a notification naming another sub-merchant of
 // the same provider, or the right merchant but another app, is refused
 // with an error matching wechat.ErrForeign. The amount is the caller's.
 func (p *Payments) Owns(t Transaction, appid string) error { return Owns(p.cfg.Merchant, t, appid) }
@@ -22,7 +21,7 @@ func Owns(m *wechat.Merchant, t Transaction, appid string) error {
 	if err := ownsMerchant(m, t.MchID, t.SubMchID); err != nil {
 		return err
 	}
-	appID, subAppID, err := v3.OrderApps(m, appid)
+	appID, subAppID, err := m.OrderApps(appid)
 	if err != nil {
 		return fmt.Errorf("%w: %w", wechat.ErrForeign, err)
 	}

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/wxflow/wxflow/workers/wechat"
-	"github.com/wxflow/wxflow/workers/wechat/v2"
-	"github.com/wxflow/wxflow/workers/wechat/v3"
+	v2 "github.com/wxflow/wxflow/workers/wechat/v2"
+	v3 "github.com/wxflow/wxflow/workers/wechat/v3"
 )
 
 // API names a WeChat Pay API generation: "v2" or "v3".
@@ -38,8 +38,8 @@ type Payments struct{ cfg Config }
 var ErrUnknownAPI = errors.New("pay: unknown API (want v2 or v3)")
 
 // ErrUnknownApp: an order's app is neither the merchant's own nor, for a
-// sub-merchant, its provider's (the same error as v3.ErrUnknownApp).
-var ErrUnknownApp = v3.ErrUnknownApp
+// sub-merchant, its provider's (wechat.ErrUnknownApp).
+var ErrUnknownApp = wechat.ErrUnknownApp
 
 // New checks cfg.
 func New(cfg Config) (*Payments, error) {
@@ -75,7 +75,7 @@ type PrepayRequest struct {
 // out_trade_no and parameters, so retries are safe.
 func (p *Payments) Prepay(ctx context.Context, r PrepayRequest) (string, error) {
 	if r.API == "v2" || r.API == "v3" {
-		if _, _, err := v3.OrderApps(p.cfg.Merchant, r.AppID); err != nil {
+		if _, _, err := p.cfg.Merchant.OrderApps(r.AppID); err != nil {
 			return "", err
 		}
 	}
@@ -125,7 +125,7 @@ func (p *Payments) PayParams(api API, appid, prepayID string, now time.Time) (Fr
 	if appid == "" {
 		appid = m.AppID
 	}
-	if _, _, err := v3.OrderApps(m, appid); err != nil {
+	if _, _, err := m.OrderApps(appid); err != nil {
 		return FrontEnd{}, err
 	}
 	var base map[string]string

@@ -1,39 +1,14 @@
 package v2
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/wxflow/wxflow/workers/wechat"
 )
 
-// ErrUnknownApp: an order names an app that is neither the merchant's own
-// nor, for a sub-merchant, its provider's. No openid of such an app can pay
-// the merchant, so the call is refused before WeChat is asked.
-var ErrUnknownApp = errors.New("v2: the app is not the merchant's (nor its provider's)")
-
-// orderApps says under which AppIDs an order whose payer is in app appid is
-// placed (empty appid = the merchant's AppID): appid, and sub_appid for a
-// sub-merchant whose payer is in its own app (then appid is the provider's
-// first app and the payer is sub_openid). A payer in one of the provider's
-// apps is openid under appid = that app. The same rule as v3.OrderApps.
-func orderApps(m *wechat.Merchant, appid string) (appID, subAppID string, err error) {
-	if appid == "" {
-		appid = m.AppID
-	}
-	_, known := m.App(appid)
-	switch {
-	case appid == "" || !known:
-		return "", "", fmt.Errorf("%w: %q", ErrUnknownApp, appid)
-	case !m.Partner():
-		return appid, "", nil
-	case m.SpAppID() == "":
-		return "", "", fmt.Errorf("%w: sub-merchant %s has no provider app (sp appid)", ErrUnknownApp, m.Name)
-	case m.IsSpApp(appid):
-		return appid, "", nil
-	}
-	return m.SpAppID(), appid, nil
-}
+// ErrUnknownApp is wechat.ErrUnknownApp: the order's app is neither the
+// merchant's own nor, for a sub-merchant, its provider's.
+var ErrUnknownApp = wechat.ErrUnknownApp
 
 // owns checks that a message naming these identities (empty ones when
 // emptyOK: a field WeChat did not send) is for merchant m: mch_id,

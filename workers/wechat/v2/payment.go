@@ -51,7 +51,7 @@ func (c *Client) UnifiedOrder(ctx context.Context, r UnifiedOrderRequest) (Unifi
 	if !r.TimeExpire.IsZero() {
 		p["time_expire"] = FormatTime(r.TimeExpire)
 	}
-	appID, subAppID, err := orderApps(c.cfg.Merchant, r.AppID)
+	appID, subAppID, err := c.cfg.Merchant.OrderApps(r.AppID)
 	if err != nil {
 		return UnifiedOrderResponse{}, err
 	}

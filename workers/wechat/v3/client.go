@@ -186,7 +186,7 @@ type Payer struct {
 // or pay/partner/transactions/jsapi for a sub-merchant).
 type PrepayRequest struct {
 	// AppID is the app the payer pays in, which OpenID belongs to; empty
-	// means the merchant's AppID. See [OrderApps].
+	// means the merchant's AppID. See [wechat.Merchant.OrderApps].
 	AppID       string
 	Description string
 	OutTradeNo  string
@@ -233,7 +233,7 @@ type partnerPrepayBody struct {
 // prefix it goes to ("/v3/pay/transactions/" or "/v3/pay/partner/transactions/").
 func (c *Client) prepayBody(r PrepayRequest, withPayer bool) (string, any, error) {
 	m := c.cfg.Merchant
-	appID, subAppID, err := OrderApps(m, r.AppID)
+	appID, subAppID, err := m.OrderApps(r.AppID)
 	if err != nil {
 		return "", nil, err
 	}

@@ -1,45 +1,14 @@
 package v3
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/wxflow/wxflow/workers/wechat"
 )
 
-// ErrUnknownApp: an order names an app that is neither the merchant's own
-// nor, for a sub-merchant, its provider's. No openid of such an app can pay
-// the merchant, so the call is refused before WeChat is asked.
-var ErrUnknownApp = errors.New("v3: the app is not the merchant's (nor its provider's)")
-
-// OrderApps says under which AppIDs an order whose payer is in app appid is
-// placed (empty appid = the merchant's AppID). For a direct merchant appID is
-// appid and subAppID is empty. For a sub-merchant (partner mode) appID is the
-// sp_appid and subAppID the sub_appid: a payer in one of the provider's apps
-// pays with sp_openid under sp_appid = that app and no sub_appid; a payer in
-// the sub-merchant's own app pays with sub_openid under sub_appid = that app,
-// with the provider's first app as sp_appid. The payer's openid is always
-// under appid itself, which is also the appId the front end signs.
-func OrderApps(m *wechat.Merchant, appid string) (appID, subAppID string, err error) {
-	if appid == "" {
-		appid = m.AppID
-	}
-	if !m.Partner() {
-		if _, ok := m.App(appid); !ok || appid == "" {
-			return "", "", fmt.Errorf("%w: %q", ErrUnknownApp, appid)
-		}
-		return appid, "", nil
-	}
-	switch _, ok := m.App(appid); {
-	case m.SpAppID() == "":
-		return "", "", fmt.Errorf("%w: sub-merchant %s has no provider app (sp_appid)", ErrUnknownApp, m.Name)
-	case m.IsSpApp(appid):
-		return appid, "", nil
-	case ok && appid != "":
-		return m.SpAppID(), appid, nil
-	}
-	return "", "", fmt.Errorf("%w: %q", ErrUnknownApp, appid)
-}
+// ErrUnknownApp is wechat.ErrUnknownApp: the order's app is neither the
+// merchant's own nor, for a sub-merchant, its provider's.
+var ErrUnknownApp = wechat.ErrUnknownApp
 
 // Identity is who a payment is for, read alike from WeChat's direct shape
 // (appid, mchid, payer.openid) and its partner shape (sp_appid, sp_mchid,
