@@ -182,7 +182,7 @@ func (mu *multi) note(t *testing.T) note {
 	select {
 	case n := <-mu.notes:
 		return n
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("no notification")
 	}
 	return note{}
