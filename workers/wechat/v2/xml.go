@@ -111,12 +111,17 @@ func EncodeXMLRoot(root string, params map[string]string) []byte {
 	return b.Bytes()
 }
 
-// writeCDATA writes v in CDATA sections, splitting any "]]>" inside it.
+// writeCDATA writes v in CDATA sections, splitting any "]]>" inside it. A
+// carriage return goes between sections as &#xD;: inside one, a parser
+// turns it into a line feed (XML's end-of-line handling), and a signed
+// value must come back byte for byte (found by FuzzParseXML).
 func writeCDATA(b *bytes.Buffer, v string) {
 	b.WriteString("<![CDATA[")
-	b.WriteString(strings.ReplaceAll(v, "]]>", "]]]]><![CDATA[>"))
+	b.WriteString(cdataEscaper.Replace(v))
 	b.WriteString("]]>")
 }
+
+var cdataEscaper = strings.NewReplacer("]]>", "]]]]><![CDATA[>", "\r", "]]>&#xD;<![CDATA[")
 
 // NotifyReply returns the exact bytes WeChat expects from a notification
 // handler (v2 支付结果通知 and 退款结果通知): SUCCESS/OK, or FAIL with a reason
