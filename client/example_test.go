@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -29,7 +30,17 @@ func fakeWxflow() *httptest.Server {
 			fmt.Fprintln(w, body)
 		}
 	}
-	m.HandleFunc("POST /v1/orders", answer(201, `{"order":{"id":"o_9e1daebbd4101c4c612cd96be6","merchant":"default","shop":"demo","out_trade_no":"wxf9e1daebbd4101c4c612cd96be6","description":"tea","amount_fen":1990,"pay_api":"v3","client":"jsapi","openid":"oUser123","state":"authorized","paid_fen":0,"refunded_fen":0,"expires_at":"2026-11-30T04:13:22Z","created_at":"2026-11-30T02:13:22Z","updated_at":"2026-11-30T02:13:22Z","version":2}}`))
+	created := answer(201, `{"order":{"id":"o_9e1daebbd4101c4c612cd96be6","merchant":"default","shop":"demo","out_trade_no":"wxf9e1daebbd4101c4c612cd96be6","description":"tea","amount_fen":1990,"pay_api":"v3","client":"jsapi","openid":"oUser123","state":"authorized","paid_fen":0,"refunded_fen":0,"expires_at":"2026-11-30T04:13:22Z","created_at":"2026-11-30T02:13:22Z","updated_at":"2026-11-30T02:13:22Z","version":2}}`)
+	subOrder := answer(201, `{"order":{"id":"o_2b7c5e0d1f3a4e6b8c9d0a1b2c","merchant":"provider-sub1","shop":"demo","out_trade_no":"wxf2b7c5e0d1f3a4e6b8c9d0a1b2c","description":"coffee","amount_fen":1500,"pay_api":"v3","client":"miniprogram","appid":"wx5d3e1b7a9c2f4e60","login_code":"0a3Xk2ll2","state":"created","paid_fen":0,"refunded_fen":0,"expires_at":"2026-11-30T04:13:22Z","created_at":"2026-11-30T02:13:22Z","updated_at":"2026-11-30T02:13:22Z","version":1}}`)
+	m.HandleFunc("POST /v1/orders", func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Merchant string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		if body.Merchant == "provider-sub1" {
+			subOrder(w, r)
+			return
+		}
+		created(w, r)
+	})
 	m.HandleFunc("GET /v1/orders/o_9e1daebbd4101c4c612cd96be6/pay-params", answer(200, `{"bridge":{"appId":"wx73edaab01cb154bd","nonceStr":"B8698A0B023EAA85A668650B4957509C","package":"prepay_id=wx202611300213220000000001","paySign":"UAodShVu","signType":"RSA","timeStamp":"1796004802"},"choose_wx_pay":{"nonceStr":"B8698A0B023EAA85A668650B4957509C","package":"prepay_id=wx202611300213220000000001","paySign":"UAodShVu","signType":"RSA","timestamp":"1796004802"},"request_payment":{"nonceStr":"B8698A0B023EAA85A668650B4957509C","package":"prepay_id=wx202611300213220000000001","paySign":"UAodShVu","signType":"RSA","timeStamp":"1796004802"}}`))
 	m.HandleFunc("GET /v1/orders/o_9e1daebbd4101c4c612cd96be6", answer(200, `{"order":{"id":"o_9e1daebbd4101c4c612cd96be6","merchant":"default","shop":"demo","amount_fen":1990,"pay_api":"v3","client":"jsapi","state":"notified","paid_fen":1990,"refunded_fen":0,"transaction_id":"4200202611300000000002","version":6},"history":[],"refunds":null}`))
 	m.HandleFunc("POST /v1/orders/o_9e1daebbd4101c4c612cd96be6/refunds", answer(422, `{"error":{"code":"over_refund","reason":"refund of 2000 fen exceeds the 1990 fen that remain"}}`))
@@ -55,6 +66,32 @@ func ExampleClient_CreateOrder() {
 	}
 	fmt.Println(res.Order.ID, res.Order.State, res.Order.AmountFen)
 	// Output: o_9e1daebbd4101c4c612cd96be6 authorized 1990
+}
+
+// A deployment serves several merchants: an order names its merchant and,
+// when the merchant has several apps, the one its payer is in. Here a
+// sub-merchant of a service provider, paid in its own mini-program.
+func ExampleClient_CreateOrder_merchantAndApp() {
+	api := fakeWxflow()
+	defer api.Close()
+	c, err := client.New(api.URL, "wxs_example_key")
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := c.CreateOrder(context.Background(), client.CreateOrderRequest{
+		Merchant:       "provider-sub1",
+		AppID:          "wx5d3e1b7a9c2f4e60", // its mini-program: wx.login's code is this app's
+		AmountFen:      1500,
+		Description:    "coffee",
+		PayAPI:         client.PayV3,
+		Payer:          client.PayerLoginCode("0a3Xk2ll2"),
+		IdempotencyKey: "cart-2002",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Order.Merchant, res.Order.AppID, res.Order.Frontend, res.Order.State)
+	// Output: provider-sub1 wx5d3e1b7a9c2f4e60 miniprogram created
 }
 
 func ExampleClient_PayParams() {
