@@ -148,10 +148,8 @@ func (s *Server) servesMerchant(name string) bool {
 // the order's AppID, else the merchant's app for its front end.
 func (s *Server) orderApp(m *served, o engine.Order) string {
 	if o.AppID != "" {
-		return o.AppID
+		return o.AppID // as named: one not the merchant's owns no notification
 	}
-	if a, ok := m.AppFor(payerKind(o.Client, o.LoginCode)); ok {
-		return a.AppID
-	}
-	return ""
+	a, _ := m.PayerApp("", payerKind(o.Client, o.LoginCode))
+	return a.AppID
 }

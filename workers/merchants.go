@@ -92,20 +92,22 @@ func errAppNotOfMerchant(format string, args ...any) error {
 // Account). Every worker resolves it alike, so that the openid, the prepay
 // and the paySign agree.
 func appOf(m *Merchant, o engine.Order) (wechat.App, error) {
-	if o.AppID != "" {
-		if a, ok := m.App(o.AppID); ok {
-			return a, nil
-		}
-		return wechat.App{}, errAppNotOfMerchant("appid %s is not an app of merchant %s", o.AppID, m.Name)
-	}
-	kind := wechat.AppOfficialAccount
-	if o.Client == engine.ClientMiniProgram || o.LoginCode != "" {
-		kind = wechat.AppMiniProgram
-	}
-	if a, ok := m.AppFor(kind); ok {
+	if a, ok := m.PayerApp(o.AppID, payerKind(o)); ok {
 		return a, nil
 	}
-	return wechat.App{}, errAppNotOfMerchant("merchant %s has no %s app", m.Name, kind)
+	if o.AppID != "" {
+		return wechat.App{}, errAppNotOfMerchant("appid %s is not an app of merchant %s", o.AppID, m.Name)
+	}
+	return wechat.App{}, errAppNotOfMerchant("merchant %s has no %s app", m.Name, payerKind(o))
+}
+
+// payerKind is the kind of app an order's payer is in: a mini-program for
+// the miniprogram front end and a wx.login code, else an Official Account.
+func payerKind(o engine.Order) wechat.AppKind {
+	if o.Client == engine.ClientMiniProgram || o.LoginCode != "" {
+		return wechat.AppMiniProgram
+	}
+	return wechat.AppOfficialAccount
 }
 
 // platformOf is the platform client of the order's app.

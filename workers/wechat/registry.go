@@ -3,6 +3,7 @@ package wechat
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,6 +110,18 @@ func (m *Merchant) AppFor(want AppKind) (App, bool) {
 	return App{}, false
 }
 
+// PayerApp is the app an order's payer pays in: the app the order names
+// (its own or, for a sub-merchant, its provider's), else the merchant's app
+// for payers of kind want (AppFor). The workers and the API resolve an
+// order's app with it alike, so that the openid, the prepay, the paySign
+// and the notification check agree.
+func (m *Merchant) PayerApp(appid string, want AppKind) (App, bool) {
+	if appid != "" {
+		return m.App(appid)
+	}
+	return m.AppFor(want)
+}
+
 // IsSpApp reports whether appid is one of a sub-merchant's provider's apps:
 // its payers are then sp_openid under sp_appid = appid, with no sub_appid.
 func (m *Merchant) IsSpApp(appid string) bool {
@@ -195,13 +208,7 @@ func (r *Registry) Merchant(name string) (*Merchant, error) {
 
 // Names lists the order-taking merchants that loaded, sorted.
 func (r *Registry) Names() []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for n := range r.merchants {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	return slices.Sorted(maps.Keys(r.merchants))
 }
 
 // Merchants lists the order-taking merchants that loaded, by name.
@@ -217,7 +224,7 @@ func (r *Registry) Merchants() []*Merchant {
 // sub-merchants and take no orders of their own.
 func (r *Registry) Providers() []*Merchant {
 	var out []*Merchant
-	for _, n := range slices.Sorted(mapKeys(r.providers)) {
+	for _, n := range slices.Sorted(maps.Keys(r.providers)) {
 		out = append(out, r.providers[n])
 	}
 	return out
@@ -238,20 +245,10 @@ func (r *Registry) Apps() []App {
 		}
 	}
 	var out []App
-	for _, id := range slices.Sorted(mapKeys(seen)) {
+	for _, id := range slices.Sorted(maps.Keys(seen)) {
 		out = append(out, seen[id])
 	}
 	return out
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // LoadRegistry reads the merchants of dir. Two layouts:
