@@ -59,10 +59,26 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 		}
 		return Result{Code: CodeInvalid, Reason: err.Error()}, nil
 	}
+	res, err := e.applyRetrying(ctx, cmd, false)
+	if err != nil && !isBusy(err) && ctx.Err() == nil {
+		// The command id was recorded before (errCommandSeen), or its facts
+		// no longer fit it, as a duplicate's may not: look for it first.
+		res, err = e.applyRetrying(ctx, cmd, true)
+	}
+	if err != nil {
+		return res, storeError(err)
+	}
+	e.committed(cmd, res)
+	return res, nil
+}
+
+// applyRetrying applies cmd in a transaction of its own, again while the
+// store is busy; seenFirst as applyIn.
+func (e *Engine) applyRetrying(ctx context.Context, cmd Command, seenFirst bool) (Result, error) {
 	var res Result
 	var err error
 	for attempt := 0; attempt < 8; attempt++ {
-		res, err = e.applyOnce(ctx, cmd)
+		res, err = e.applyOnce(ctx, cmd, seenFirst)
 		if !isBusy(err) {
 			break
 		}
@@ -72,11 +88,7 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
 		}
 	}
-	if err != nil {
-		return res, storeError(err)
-	}
-	e.committed(cmd, res)
-	return res, nil
+	return res, err
 }
 
 // committed wakes the relay for new events and tells the observer, once a
@@ -126,14 +138,14 @@ func validCommand(c Command) error {
 	return nil
 }
 
-func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
+func (e *Engine) applyOnce(ctx context.Context, cmd Command, seenFirst bool) (Result, error) {
 	tx, done, err := e.store.beginWrite(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	defer done()
 	defer tx.Rollback()
-	res, err := e.applyIn(e.store.stmtContext(ctx), tx, cmd)
+	res, err := e.applyIn(e.store.stmtContext(ctx), tx, cmd, seenFirst)
 	if err != nil {
 		return Result{}, err
 	}
@@ -144,14 +156,22 @@ func (e *Engine) applyOnce(ctx context.Context, cmd Command) (Result, error) {
 }
 
 // applyIn decides and writes one command inside tx, which the caller commits.
-func (e *Engine) applyIn(ctx context.Context, tx *sqlx.Tx, cmd Command) (Result, error) {
+//
+// A command id is applied at most once. Its record is written last, and a
+// command whose id is recorded already fails there with errCommandSeen: the
+// caller rolls back what it wrote and applies it again with seenFirst, which
+// looks for the id before anything else and answers duplicate_command. Looking
+// first every time cost a query per command for the few that are duplicates.
+func (e *Engine) applyIn(ctx context.Context, tx *sqlx.Tx, cmd Command, seenFirst bool) (Result, error) {
 	s := e.store
-	switch seen, ok, err := s.commandSeen(ctx, tx, cmd.ID); {
-	case err != nil:
-		return Result{}, err
-	case ok:
-		o, _ := s.orderIn(ctx, tx, cmd.OrderID)
-		return Result{Code: CodeDuplicateCommand, Reason: fmt.Sprintf("command %s was seen before (applied=%v %s)", cmd.ID, seen.Applied, seen.Code), Order: o.Order}, nil
+	if seenFirst {
+		switch seen, ok, err := s.commandSeen(ctx, tx, cmd.ID); {
+		case err != nil:
+			return Result{}, err
+		case ok:
+			o, _ := s.orderIn(ctx, tx, cmd.OrderID)
+			return Result{Code: CodeDuplicateCommand, Reason: fmt.Sprintf("command %s was seen before (applied=%v %s)", cmd.ID, seen.Applied, seen.Code), Order: o.Order}, nil
+		}
 	}
 	f, err := e.loadFacts(ctx, tx, cmd)
 	if err != nil {
@@ -214,7 +234,7 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 				alone[i], broken = true, true
 				continue
 			}
-			res, err := e.applyIn(ctx, tx, cmd)
+			res, err := e.applyIn(ctx, tx, cmd, false)
 			if err != nil {
 				alone[i] = true
 				setAside[cmd.OrderID] = true

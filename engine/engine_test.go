@@ -537,3 +537,40 @@ func TestIntakeSurvivesConsumerLoss(t *testing.T) {
 	send(create("after", 100))
 	enginetest.WaitFor(t, 15*time.Second, applied("after"))
 }
+
+// TestDuplicateCommandWritesNothing: a command id applied before is
+// answered duplicate_command, alone or in a group commit, even where
+// deciding it again would write (a replay emits an event each time), and
+// nothing of it is written.
+func TestDuplicateCommandWritesNothing(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store *engine.Store) {
+		e, _, _ := newEngine(t, store)
+		ctx := context.Background()
+		e.Apply(ctx, create("d1", 100))
+		replay := cmd(engine.VerbReplay, "d1", 1)
+		replay.Actor, replay.Reason = "admin:test", "test"
+		if res, err := e.Apply(ctx, replay); err != nil || !res.Applied || len(res.Events) != 1 {
+			t.Fatalf("first replay: %+v %v", res, err)
+		}
+		history := func() int {
+			h, err := store.History(ctx, "d1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(h)
+		}
+		before := history()
+		if res, err := e.Apply(ctx, replay); err != nil || res.Code != engine.CodeDuplicateCommand || len(res.Events) != 0 {
+			t.Fatalf("replay again, alone: %+v %v", res, err)
+		}
+		results, errs := e.ApplyBatch(ctx, []engine.Command{create("d2", 100), replay, create("d3", 100)})
+		for i, want := range []engine.RefusalCode{"", engine.CodeDuplicateCommand, ""} {
+			if errs[i] != nil || results[i].Code != want || results[i].Applied != (want == "") {
+				t.Fatalf("batch %d: %+v %v, want %q", i, results[i], errs[i], want)
+			}
+		}
+		if after := history(); after != before {
+			t.Fatalf("history of d1 grew from %d to %d entries", before, after)
+		}
+	})
+}

@@ -81,12 +81,24 @@ func (s *Store) pendingRefund(ctx context.Context, q sqlx.QueryerContext, id Ord
 	return r, err
 }
 
+// errCommandSeen is recordCommand's answer for a command id recorded before:
+// the transaction must not commit (applyIn).
+var errCommandSeen = errors.New("engine: command id seen before")
+
 // recordCommand remembers what became of a command, applied or refused: the
-// engine applies a command id at most once.
+// engine applies a command id at most once. The id recorded already, it
+// writes nothing and returns errCommandSeen; on PostgreSQL it waits for
+// another transaction writing the same id, and sees its row once it commits.
 func (s *Store) recordCommand(ctx context.Context, tx *sqlx.Tx, cmd Command, res Result, now time.Time) error {
-	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO commands (id, verb, order_id, applied, code, reason, actor, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), cmd.ID, cmd.Verb, cmd.OrderID, res.Applied, res.Code, res.Reason, cmd.Actor, now)
-	return err
+	r, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO commands (id, verb, order_id, applied, code, reason, actor, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`), cmd.ID, cmd.Verb, cmd.OrderID, res.Applied, res.Code, res.Reason, cmd.Actor, now)
+	if err != nil {
+		return err
+	}
+	if n, err := r.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(errCommandSeen, err)
+	}
+	return nil
 }
 
 // The savepoint each command of a group commit runs in (ApplyBatch).

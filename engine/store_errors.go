@@ -18,8 +18,9 @@ const (
 )
 
 // racedKeys are the unique keys two concurrent applies may both write: a
-// violation of one means another transaction wrote it first.
-var racedKeys = map[string]bool{"commands_pkey": true, "orders_pkey": true,
+// violation of one means another transaction wrote it first. (A command id
+// is not among them: recordCommand writes it ON CONFLICT DO NOTHING.)
+var racedKeys = map[string]bool{"orders_pkey": true,
 	"orders_merchant_out_trade_no_key": true, "refunds_pkey": true}
 
 // storeError tells a busy or full database apart, wrapping the driver's error.
@@ -43,8 +44,8 @@ func storeError(err error) error {
 // isBusy reports a write conflict worth retrying the transaction for: SQLite
 // busy or locked; on PostgreSQL a serialization failure, a deadlock, or two
 // transactions (two engines, see turns.go) writing the same key at once:
-// the same command id, order, out_trade_no or out_refund_no (the loser,
-// tried again, finds the command seen or the row there and decides on it);
+// the same order, out_trade_no or out_refund_no (the loser, tried again,
+// finds the row there and decides on it);
 // and an order changed under the write.
 func isBusy(err error) bool {
 	if err == nil {
