@@ -208,7 +208,11 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 		deadLetter(ctx, js, h, log, msg, "undecodable event", "")
 		return
 	}
-	log = log.With("order_id", ev.OrderID, "event", ev.ID, "trace_id", ev.TraceID, "delivery", meta.NumDelivered)
+	// The delivery's attributes are added to the logger only on the paths
+	// that log: a handler's With formats them at once, for every delivery.
+	logged := func() *slog.Logger {
+		return log.With("order_id", ev.OrderID, "event", ev.ID, "trace_id", ev.TraceID, "delivery", meta.NumDelivered)
+	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	cctx, notes := withCallNotes(cctx)
 	start := time.Now()
@@ -225,7 +229,7 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 	case err == nil:
 		if cmd != nil {
 			if err := publish(ctx, js, h, cmd); err != nil {
-				log.Warn("result not published; will retry", "err", err)
+				logged().Warn("result not published; will retry", "err", err)
 				_ = msg.NakWithDelay(Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax))
 				return
 			}
@@ -235,12 +239,12 @@ func handle(ctx context.Context, js jetstream.JetStream, h Handler, cfg LoopConf
 		_ = msg.Nak() // shutting down: let another instance take it
 	case wechat.IsRetryable(err) && int(meta.NumDelivered) < cfg.MaxDeliver:
 		d := Backoff(int(meta.NumDelivered), cfg.BackoffBase, cfg.BackoffMax)
-		log.Info("retryable failure", "err", err, "retry_in", d)
+		logged().Info("retryable failure", "err", err, "retry_in", d)
 		_ = msg.NakWithDelay(d)
 	case wechat.IsRetryable(err):
-		deadLetter(ctx, js, h, log, msg, "deliveries used up: "+err.Error(), ev.OrderID)
+		deadLetter(ctx, js, h, logged(), msg, "deliveries used up: "+err.Error(), ev.OrderID)
 	default:
-		log.Warn("final failure", "err", err)
+		logged().Warn("final failure", "err", err)
 		fail := resultCommand(h.Name(), engine.VerbFail, ev)
 		fail.Fail = &engine.Failure{Step: h.Name(), Code: wechat.CodeOf(err), Message: err.Error(), State: ev.To}
 		if misconfigured(err) {
