@@ -209,20 +209,25 @@ func (e *Engine) answerCommand(ctx context.Context, msg jetstream.Msg, cmd Comma
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	log := e.log.With("order_id", cmd.OrderID, "command", cmd.ID, "verb", cmd.Verb, "trace_id", cmd.TraceID)
-	if res.Applied {
-		log.Debug("applied", "state", res.Order.State)
-	} else {
-		log.Info("refused", "code", res.Code, "reason", res.Reason)
+	// The command's attributes are formatted only for a line that is
+	// written: a handler's With formats them at once, for every command.
+	logged := func() *slog.Logger {
+		return e.log.With("order_id", cmd.OrderID, "command", cmd.ID, "verb", cmd.Verb, "trace_id", cmd.TraceID)
+	}
+	switch {
+	case !res.Applied:
+		logged().Info("refused", "code", res.Code, "reason", res.Reason)
+	case e.log.Enabled(ctx, slog.LevelDebug):
+		logged().Debug("applied", "state", res.Order.State)
 	}
 	if reply := msg.Headers().Get(ReplyHeader); reply != "" {
 		if !replyAllowed(cmd.Origin, reply) {
-			log.Warn("answer refused: the reply subject is not the publisher's inbox", "origin", cmd.Origin, "reply", reply)
+			logged().Warn("answer refused: the reply subject is not the publisher's inbox", "origin", cmd.Origin, "reply", reply)
 		} else if b, err := json.Marshal(res); err == nil {
 			_ = e.nc.Publish(reply, b)
 		}
 	}
 	if err := msg.Ack(); err != nil {
-		log.Warn("ack", "err", err)
+		logged().Warn("ack", "err", err)
 	}
 }
