@@ -6,6 +6,8 @@
 # defaults are the ones below. Build first, then start everything with a Procfile
 # manager (Debian's ruby-foreman: `apt-get install ruby-foreman`):
 #   go build -o wxflow . && foreman start
+# (A missing ./wxflow is built here, with the tags of WXFLOW_BUILD_TAGS: "openssl" signs the
+# merchants' RSA with the system's libcrypto, docs/PERFORMANCE.md; the default is Go's own.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WXFLOW_DATA=${WXFLOW_DATA:-data}
@@ -23,7 +25,7 @@ mkdir -p "$WXFLOW_DATA"
 # by you alone, unless WXFLOW_ADMIN_TOKEN is set; later runs reuse it.
 token_file=$WXFLOW_DATA/admin.token
 ( flock 9
-  [ -x ./wxflow ] || go build -o wxflow .
+  [ -x ./wxflow ] || go build -tags "${WXFLOW_BUILD_TAGS:-}" -o wxflow .
   if [ -z "${WXFLOW_ADMIN_TOKEN:-}" ] && [ ! -s "$token_file" ]; then
     ( umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$token_file.tmp" && mv "$token_file.tmp" "$token_file" )
   fi
