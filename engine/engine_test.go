@@ -574,3 +574,65 @@ func TestDuplicateCommandWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestRelayRun commits events of many orders at once while the relay runs,
+// in batches smaller than what is committed: every event reaches the
+// stream once, each order's in order, and every row is marked sent.
+func TestRelayRun(t *testing.T) {
+	store := enginetest.OpenSQLite(t)
+	_, nc, js := enginetest.StartNATS(t)
+	e, err := engine.New(engine.Config{RelayBatch: 4}, store, nc, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Relay().Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	const orders = 40
+	var wg sync.WaitGroup
+	for i := range orders {
+		wg.Go(func() { paid(t, e, engine.OrderID(fmt.Sprintf("p%d", i)), 100) })
+	}
+	wg.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		backlog, err := e.Relay().Backlog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if backlog == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still unsent after 30 s", backlog)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s, err := js.Stream(ctx, engine.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != orders*5 {
+		t.Fatalf("the stream has %d events, want %d (each once)", info.State.Msgs, orders*5)
+	}
+	last := map[engine.OrderID]int64{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev engine.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Seq != last[ev.OrderID]+1 {
+			t.Fatalf("order %s: event %d after %d in the stream", ev.OrderID, ev.Seq, last[ev.OrderID])
+		}
+		last[ev.OrderID] = ev.Seq
+	}
+}
