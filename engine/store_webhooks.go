@@ -492,6 +492,13 @@ func (s *Store) WebhookBacklog(ctx context.Context) (WebhookBacklog, error) {
 	return b, nil
 }
 
+// pruneDeliveries deletes up to %d deliveries that ended before ?, oldest
+// first along the partial index webhook_deliveries_done (migration 00010):
+// ordered by id, SQLite scanned every delivery kept, 0.2 s a million rows,
+// holding its one writer the while, each hour.
+const pruneDeliveries = `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+		WHERE state IN ('delivered', 'cancelled') AND done_at < ? ORDER BY done_at LIMIT %d)`
+
 // PruneWebhookDeliveries deletes up to limit deliveries delivered or
 // cancelled before before, oldest first, and returns how many. Failed ones
 // stay until an admin resends them.
@@ -501,8 +508,7 @@ func (s *Store) PruneWebhookDeliveries(ctx context.Context, before time.Time, li
 		return 0, err
 	}
 	defer done()
-	r, err := s.db.ExecContext(ctx, s.db.Rebind(fmt.Sprintf(`DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
-		WHERE state IN ('delivered', 'cancelled') AND done_at < ? ORDER BY id LIMIT %d)`, limit)), before.UTC())
+	r, err := s.db.ExecContext(ctx, s.db.Rebind(fmt.Sprintf(pruneDeliveries, limit)), before.UTC())
 	if err != nil {
 		return 0, fmt.Errorf("engine: prune webhooks: %w", storeError(err))
 	}
