@@ -36,10 +36,9 @@ func cmd(verb engine.Verb, id engine.OrderID, n int) engine.Command {
 	return engine.Command{ID: fmt.Sprintf("%s:%s:%d", verb, id, n), Verb: verb, OrderID: id, Actor: "test"}
 }
 
-// paid drives an order to notified.
-func paid(t *testing.T, e *engine.Engine, id engine.OrderID, amount int64) {
-	t.Helper()
-	steps := []engine.Command{create(id, amount)}
+// lifecycle is one order's commands from create to notified, as the API
+// and the workers send them.
+func lifecycle(id engine.OrderID, amount int64) []engine.Command {
 	a := cmd(engine.VerbAuthorize, id, 0)
 	a.Authorize = &engine.Authorize{OpenID: "o1"}
 	p := cmd(engine.VerbPrepaid, id, 0)
@@ -48,12 +47,24 @@ func paid(t *testing.T, e *engine.Engine, id engine.OrderID, amount int64) {
 	s.Signed = &engine.SignedInfo{PayParams: engine.RawJSON(`{"paySign":"x"}`)}
 	n := cmd(engine.VerbNotify, id, 0)
 	n.Notify = &engine.Payment{TransactionID: "t1", AmountFen: amount, Source: engine.SourceNotification}
-	for _, c := range append(steps, a, p, s, n) {
+	return []engine.Command{create(id, amount), a, p, s, n}
+}
+
+// applyAll applies commands one by one, each of which must apply.
+func applyAll(t *testing.T, e *engine.Engine, cmds []engine.Command) {
+	t.Helper()
+	for _, c := range cmds {
 		res, err := e.Apply(context.Background(), c)
 		if err != nil || !res.Applied {
 			t.Fatalf("%s: %+v %v", c.Verb, res, err)
 		}
 	}
+}
+
+// paid drives an order to notified.
+func paid(t *testing.T, e *engine.Engine, id engine.OrderID, amount int64) {
+	t.Helper()
+	applyAll(t, e, lifecycle(id, amount))
 }
 
 func TestApplyLifecycleAndRefusals(t *testing.T) {
@@ -317,9 +328,9 @@ func forEachStore(t *testing.T, f func(t *testing.T, s *engine.Store)) {
 	t.Run("postgres", func(t *testing.T) { f(t, enginetest.OpenPostgres(t)) })
 }
 
-// BenchmarkApply applies one create per transaction, on SQLite and (when
-// it is reachable) PostgreSQL.
-func BenchmarkApply(b *testing.B) {
+// benchEngines runs f with an engine on SQLite and (when it is reachable)
+// PostgreSQL.
+func benchEngines(b *testing.B, f func(b *testing.B, e *engine.Engine)) {
 	for _, tc := range []struct {
 		name string
 		open func(testing.TB) *engine.Store
@@ -327,16 +338,55 @@ func BenchmarkApply(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			store := tc.open(b)
 			_, nc, js := enginetest.StartNATS(b)
-			e, _ := engine.New(engine.Config{}, store, nc, js)
-			ctx := context.Background()
-			b.ResetTimer()
-			for i := range b.N {
-				if res, err := e.Apply(ctx, create(engine.OrderID(fmt.Sprintf("b%d", i)), 100)); err != nil || !res.Applied {
-					b.Fatal(res, err)
-				}
+			e, err := engine.New(engine.Config{}, store, nc, js)
+			if err != nil {
+				b.Fatal(err)
 			}
+			f(b, e)
 		})
 	}
+}
+
+// BenchmarkApply applies one create per transaction.
+func BenchmarkApply(b *testing.B) {
+	benchEngines(b, func(b *testing.B, e *engine.Engine) {
+		ctx := context.Background()
+		b.ResetTimer()
+		for i := range b.N {
+			if res, err := e.Apply(ctx, create(engine.OrderID(fmt.Sprintf("b%d", i)), 100)); err != nil || !res.Applied {
+				b.Fatal(res, err)
+			}
+		}
+	})
+}
+
+// BenchmarkApplyLifecycle applies orders' lifecycles the way the intake
+// does under load: each step of 8 orders in one group commit (ApplyBatch).
+// One op is one order, create to notified: the engine's SQL per order
+// without NATS.
+func BenchmarkApplyLifecycle(b *testing.B) {
+	benchEngines(b, func(b *testing.B, e *engine.Engine) {
+		ctx := context.Background()
+		const group = 8
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += group {
+			steps := make([][]engine.Command, 5)
+			for j := range group {
+				for k, c := range lifecycle(engine.OrderID(fmt.Sprintf("b%d", i+j)), 100) {
+					steps[k] = append(steps[k], c)
+				}
+			}
+			for _, batch := range steps {
+				results, errs := e.ApplyBatch(ctx, batch)
+				for k := range batch {
+					if errs[k] != nil || !results[k].Applied {
+						b.Fatal(results[k], errs[k])
+					}
+				}
+			}
+		}
+	})
 }
 
 // TestReplayEveryState: what a replay re-emits in each state, and that a

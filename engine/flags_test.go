@@ -49,17 +49,7 @@ func TestFlagKinds(t *testing.T) {
 // signedOrder drives an order to signed (a v2 order with a prepay_id).
 func signedOrder(t *testing.T, e *engine.Engine, id engine.OrderID, amount int64) {
 	t.Helper()
-	a := cmd(engine.VerbAuthorize, id, 0)
-	a.Authorize = &engine.Authorize{OpenID: "o1"}
-	p := cmd(engine.VerbPrepaid, id, 0)
-	p.Prepaid = &engine.PrepaidInfo{PrepayID: "wx1"}
-	s := cmd(engine.VerbSigned, id, 0)
-	s.Signed = &engine.SignedInfo{PayParams: engine.RawJSON(`{"paySign":"x"}`)}
-	for _, c := range []engine.Command{create(id, amount), a, p, s} {
-		if res, err := e.Apply(context.Background(), c); err != nil || !res.Applied {
-			t.Fatalf("%s: %+v %v", c.Verb, res, err)
-		}
-	}
+	applyAll(t, e, lifecycle(id, amount)[:4])
 }
 
 func flagCmd(id engine.OrderID, n int, flag string) engine.Command {
