@@ -161,7 +161,7 @@ func (b *Bill) readSummary(ls []string, n int) error {
 	}
 	sum, ok := summarize(b.Rows)
 	if !ok {
-		return errorf("the rows' sums overflow")
+		return errorf("the rows' sums are past what a bill can write (999999999999999.99 yuan)")
 	}
 	if b.Summary.Count != len(b.Rows) {
 		return errorf("the summary counts %d rows, the bill has %d (cut short or altered?)", b.Summary.Count, len(b.Rows))

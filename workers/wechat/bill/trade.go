@@ -99,22 +99,31 @@ func Summarize(rows []Row) Summary {
 	return s
 }
 
-// summarize sums rows, and says whether no sum overflowed.
+// maxAmountFen is the largest amount a bill writes: 15 digits of yuan
+// (ParseFen reads no more), 999999999999999.99.
+const maxAmountFen = 1e17 - 1
+
+// summarize sums rows, and says whether every sum is one a bill can write:
+// no overflow, and no amount past maxAmountFen (rows each within it may
+// sum past it, and a summary printed from them would not read).
 func summarize(rows []Row) (Summary, bool) {
 	s, ok := Summary{Count: len(rows)}, true
-	add := func(sum *int64, v int64) {
+	add := func(sum *int64, v, limit int64) {
 		if v > 0 && *sum > math.MaxInt64-v || v < 0 && *sum < math.MinInt64-v {
 			ok = false
 		}
 		*sum += v
+		if *sum > limit || *sum < -limit {
+			ok = false
+		}
 	}
 	for _, r := range rows {
-		add(&s.SettlementFen, r.SettlementFen)
-		add(&s.RefundFen, r.RefundFen)
-		add(&s.CouponRefundFen, r.CouponRefundFen)
-		add((*int64)(&s.Fee), int64(r.Fee))
-		add(&s.TotalFen, r.TotalFen)
-		add(&s.RequestedRefundFen, r.RequestedRefundFen)
+		add(&s.SettlementFen, r.SettlementFen, maxAmountFen)
+		add(&s.RefundFen, r.RefundFen, maxAmountFen)
+		add(&s.CouponRefundFen, r.CouponRefundFen, maxAmountFen)
+		add((*int64)(&s.Fee), int64(r.Fee), math.MaxInt64)
+		add(&s.TotalFen, r.TotalFen, maxAmountFen)
+		add(&s.RequestedRefundFen, r.RequestedRefundFen, maxAmountFen)
 	}
 	return s, ok
 }
