@@ -61,8 +61,9 @@ func (e *Engine) Apply(ctx context.Context, cmd Command) (Result, error) {
 	}
 	res, err := e.applyRetrying(ctx, cmd, false)
 	if err != nil && !isBusy(err) && ctx.Err() == nil {
-		// The command id was recorded before (errCommandSeen), or its facts
-		// no longer fit it, as a duplicate's may not: look for it first.
+		// The command's id was recorded before (errCommandSeen), or deciding
+		// it failed, as a duplicate's facts can make it fail: apply it again,
+		// looking for its id first.
 		res, err = e.applyRetrying(ctx, cmd, true)
 	}
 	if err != nil {
