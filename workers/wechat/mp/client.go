@@ -1,6 +1,7 @@
 package mp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,7 +72,11 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, out any
 	}
 	var e apiError
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Err: fmt.Errorf("%w: %w", wechat.ErrMalformed, err)}
+		// An answer that ends before its JSON does (empty, or cut short)
+		// lost its end on the way: asked again, WeChat answers again (a code
+		// it spent answers 40163). Any other that does not read is WeChat's.
+		return &wechat.Error{API: api, HTTPStatus: resp.StatusCode, Retryable: cutShort(raw),
+			Err: fmt.Errorf("%w: %w", wechat.ErrMalformed, err)}
 	}
 	if e.ErrCode != 0 {
 		return &wechat.Error{API: api, Code: strconv.Itoa(e.ErrCode), Message: e.ErrMsg,
@@ -147,4 +152,12 @@ func newToken(api, value string, expiresIn int) (Token, error) {
 // incomplete is a 200 answer without what wxflow cannot go on without.
 func incomplete(api, what string) error {
 	return &wechat.Error{API: api, Err: fmt.Errorf("%w: the answer has no %s", wechat.ErrMalformed, what)}
+}
+
+// cutShort reports whether raw ends before its first JSON value does:
+// nothing but spaces (io.EOF), or a value left open (io.ErrUnexpectedEOF).
+func cutShort(raw []byte) bool {
+	var v any
+	err := json.NewDecoder(bytes.NewReader(raw)).Decode(&v)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }

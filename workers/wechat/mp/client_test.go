@@ -49,3 +49,27 @@ func TestFailedCallKeepsSecretsOutOfErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerCutShortIsRetried: an answer that ends before its JSON does
+// (empty, or cut off on the way) is asked again; one that does not read
+// otherwise is WeChat's, and final. A code exchange asked again after its
+// answer was lost is answered 40163, and the order fails safely.
+func TestAnswerCutShortIsRetried(t *testing.T) {
+	for _, tc := range []struct {
+		body      string
+		retryable bool
+	}{
+		{"", true},
+		{"  \n", true},
+		{`{"access_token":"ACCESS`, true},
+		{`{"access_token":"ACCESS","expires_in":7200`, true},
+		{"<html>502 Bad Gateway</html>", false},
+		{`{"access_token":"ACCESS"}}`, false},
+		{`{"errcode":40163,"errmsg":"code been used"}`, false},
+	} {
+		_, err := answeringClient(t, []byte(tc.body)).ExchangeCode(context.Background(), "CODE")
+		if err == nil || wechat.IsRetryable(err) != tc.retryable {
+			t.Errorf("answer %q: err = %v, want retryable %v", tc.body, err, tc.retryable)
+		}
+	}
+}
