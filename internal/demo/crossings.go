@@ -35,31 +35,6 @@ func (c Crossings) String() string {
 // OK says whether nothing crossed.
 func (c Crossings) OK() bool { return len(c.Found) == 0 }
 
-// simRecords is the part of GET /sim/state the crossings check reads.
-type simRecords struct {
-	Orders []struct {
-		OutTradeNo string `json:"out_trade_no"`
-		MchID      string `json:"mchid"`
-		SubMchID   string `json:"sub_mchid"`
-		AppID      string `json:"appid"`
-		SubAppID   string `json:"sub_appid"`
-	} `json:"orders"`
-	Refunds []struct {
-		OutTradeNo  string `json:"out_trade_no"`
-		OutRefundNo string `json:"out_refund_no"`
-		MchID       string `json:"mchid"`
-		SubMchID    string `json:"sub_mchid"`
-		AppID       string `json:"appid"`
-		SubAppID    string `json:"sub_appid"`
-	} `json:"refunds"`
-	Notifications []struct {
-		Kind  string `json:"kind"`
-		URL   string `json:"url"`
-		Key   string `json:"key"`
-		MchID string `json:"mchid"`
-	} `json:"notifications"`
-}
-
 // AuditCrossings checks, for every order of the run on a lane (a run with a
 // registry): wxflow recorded it under the lane's merchant and app; WeChat's
 // record of its out_trade_no, and of each of its refunds, names the lane's
@@ -69,8 +44,8 @@ type simRecords struct {
 // with cfg.Events, every event of it is on wxflow.evt.<its merchant>.….
 func AuditCrossings(ctx context.Context, cfg Config, results []Result) (Crossings, error) {
 	var c Crossings
-	var st simRecords
-	if err := (&Client{Base: cfg.SimURL, HTTP: cfg.SimClient}).Do(ctx, http.MethodGet, "/sim/state", nil, &st); err != nil {
+	st, err := readSimState(ctx, cfg)
+	if err != nil {
 		return c, fmt.Errorf("WeChat's records: %w", err)
 	}
 	api := &Client{Base: cfg.APIURL, HTTP: http.DefaultClient, Key: cfg.ShopKey}

@@ -36,18 +36,41 @@ func (l Ledger) String() string {
 // OK says whether the books agree.
 func (l Ledger) OK() bool { return l.Lost+l.Doubled+l.OverRefunded+l.ForgedAccepted == 0 }
 
-// simState is the part of GET /sim/state the ledger reads.
+// simState is the part of GET /sim/state the ledger and the crossings read:
+// WeChat's record of each order, refund and notification.
 type simState struct {
 	Orders []struct {
 		OutTradeNo string    `json:"out_trade_no"`
 		TotalFen   int64     `json:"total_fen"`
 		PaidAt     time.Time `json:"paid_at"`
+		MchID      string    `json:"mchid"`
+		SubMchID   string    `json:"sub_mchid"`
+		AppID      string    `json:"appid"`
+		SubAppID   string    `json:"sub_appid"`
 	} `json:"orders"`
 	Refunds []struct {
-		OutTradeNo string `json:"out_trade_no"`
-		RefundFen  int64  `json:"refund_fen"`
-		Status     string `json:"status"`
+		OutTradeNo  string `json:"out_trade_no"`
+		OutRefundNo string `json:"out_refund_no"`
+		RefundFen   int64  `json:"refund_fen"`
+		Status      string `json:"status"`
+		MchID       string `json:"mchid"`
+		SubMchID    string `json:"sub_mchid"`
+		AppID       string `json:"appid"`
+		SubAppID    string `json:"sub_appid"`
 	} `json:"refunds"`
+	Notifications []struct {
+		Kind  string `json:"kind"`
+		URL   string `json:"url"`
+		Key   string `json:"key"`
+		MchID string `json:"mchid"`
+	} `json:"notifications"`
+}
+
+// readSimState reads WeChat's records from the simulator.
+func readSimState(ctx context.Context, cfg Config) (simState, error) {
+	var st simState
+	err := (&Client{Base: cfg.SimURL, HTTP: cfg.SimClient}).Do(ctx, http.MethodGet, "/sim/state", nil, &st)
+	return st, err
 }
 
 // AuditLedger compares the run's orders in wxflow with WeChat's books.
@@ -57,8 +80,8 @@ func AuditLedger(ctx context.Context, cfg Config, results []Result) (Ledger, err
 		l.ForgedSent += r.Forged
 		l.ForgedAccepted += r.ForgedAccepted
 	}
-	var st simState
-	if err := (&Client{Base: cfg.SimURL, HTTP: cfg.SimClient}).Do(ctx, http.MethodGet, "/sim/state", nil, &st); err != nil {
+	st, err := readSimState(ctx, cfg)
+	if err != nil {
 		return l, fmt.Errorf("WeChat's books: %w", err)
 	}
 	paid, refunded := map[string]int64{}, map[string]int64{}
