@@ -236,6 +236,13 @@ func (e *Engine) ApplyBatch(ctx context.Context, cmds []Command) ([]Result, []er
 				continue
 			}
 			res, err := e.applyIn(ctx, tx, cmd, false)
+			if errors.Is(err, errCommandSeen) {
+				// A duplicate: undo what it wrote and answer it as one, here
+				// rather than in a transaction of its own.
+				if err = e.store.rollbackToSavepoint(ctx, tx); err == nil {
+					res, err = e.applyIn(ctx, tx, cmd, true)
+				}
+			}
 			if err != nil {
 				alone[i] = true
 				setAside[cmd.OrderID] = true
